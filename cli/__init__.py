@@ -1,0 +1,1 @@
+"""Command-line plumbing: dataclass configs to argparse flags and YAML, nothing else."""

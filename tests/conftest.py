@@ -1,0 +1,69 @@
+"""Test-wide environment: never touch the network, keep ultralytics' settings in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see pipeline.py
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: full-size models or long runs; deselect with -m 'not slow'")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory) -> Path:
+    """A small synthetic gesture dataset (6 classes x 3 videos, 64x48 frames), written once per session."""
+    from data.demo import write_demo_dataset
+
+    root = tmp_path_factory.mktemp("demo") / "data"
+    write_demo_dataset(root, size=(64, 48), videos_per_class=3, seed=0)
+    return root
+
+
+def tiny_extract_config(data: Path, cache_dir: Path, **overrides):
+    """An offline, fast ExtractConfig: tiny encoders with random weights, small frames, no workers."""
+    from data.config import DataConfig
+    from extract.config import ExtractConfig
+
+    data_keys = {
+        "val",
+        "test",
+        "seed",
+        "frames",
+        "image_size",
+        "augment_copies",
+        "group_regex",
+        "on_bad_frame",
+    }
+    d = {
+        "data": data,
+        "frames": 8,
+        "image_size": 64,
+        "val": 0.34,
+        **{k: v for k, v in overrides.items() if k in data_keys},
+    }
+    rest = {k: v for k, v in overrides.items() if k not in data_keys}
+    return ExtractConfig(
+        dataset=DataConfig(**d),
+        cache_dir=cache_dir,
+        preset="tiny",
+        weights="random",
+        workers=0,
+        shard_size=4,
+        **rest,
+    )
