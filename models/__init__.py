@@ -1,0 +1,1 @@
+"""Models: frozen encoders (``models.encoders``) and trainable heads (``models.heads``)."""
