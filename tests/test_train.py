@@ -1,0 +1,246 @@
+"""Training, checkpoints, evaluation, plots, prediction and run listing on a synthetic cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+import yaml
+from train_fixtures import CLASSES, write_synthetic_cache
+
+from cache.schema import CHANNEL_NAMES
+from errors import CacheError, WeightsUnavailableError
+from train.checkpoint import load_checkpoint
+from train.config import EvaluateConfig, PredictConfig, TrainConfig
+from train.evaluate import run_evaluate
+from train.fit import run_train
+from train.predict import run_predict
+from train.runs import list_runs
+
+FORBIDDEN = ("models.encoders", "extract")  # train reads only the cache (DESIGN §1)
+
+
+def _forbidden(module: str) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in FORBIDDEN)
+
+
+def _cfg(cache: Path, out: Path, name: str, **kw) -> TrainConfig:
+    base = dict(epochs=8, batch_size=8, lr=1e-2, hidden=16, dropout=0.1, seed=0, device="cpu", patience=0)
+    return TrainConfig(cache=cache, out=out, name=name, **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    # Tiny models run far faster on one thread, and the CI box has two shared cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, single_thread):
+    """Two identical-seed runs of the full model, trained with encoders and images made unreachable."""
+    root = tmp_path_factory.mktemp("train")
+    cache = write_synthetic_cache(root / "cache")
+    opened = []
+
+    def no_images(*args, **kwargs):
+        opened.append(args)
+        raise AssertionError("train must not open images")
+
+    with pytest.MonkeyPatch.context() as mp:
+        for mod in [m for m in sys.modules if _forbidden(m)]:
+            mp.delitem(sys.modules, mod)
+        import PIL.Image
+
+        mp.setattr(PIL.Image, "open", no_images)
+        run_a = run_train(_cfg(cache, root / "runs", "a"))
+        run_b = run_train(_cfg(cache, root / "runs", "b"))
+        imported = sorted(m for m in sys.modules if _forbidden(m))
+    return types.SimpleNamespace(root=root, cache=cache, a=run_a, b=run_b, imported=imported, opened=opened)
+
+
+def test_run_dir_holds_every_output(runs):
+    names = {p.name for p in runs.a.iterdir()}
+    assert {"best.pt", "last.pt", "metrics.csv", "config.yaml", "report.json", "run.json"} <= names
+    cfg = yaml.safe_load((runs.a / "config.yaml").read_text())
+    assert cfg["name"] == "a" and cfg["device"] == "cpu" and cfg["cache"] == str(runs.cache)
+    TrainConfig(**cfg)  # the saved config is a valid TrainConfig again
+
+
+def test_train_imports_no_encoder_and_opens_no_image(runs):
+    assert runs.imported == []
+    assert runs.opened == []
+
+
+def test_model_learns_the_synthetic_task(runs):
+    report = json.loads((runs.a / "report.json").read_text())
+    assert report["val"]["accuracy"] >= 0.9
+    assert report["test"]["accuracy"] >= 0.9
+
+
+def test_same_seed_gives_identical_metrics(runs):
+    a = (runs.a / "metrics.csv").read_text()
+    assert a == (runs.b / "metrics.csv").read_text()
+    assert len(a.splitlines()) == 1 + 8
+
+
+def test_checkpoint_is_self_sufficient_and_weights_only(runs):
+    ckpt = torch.load(runs.a / "best.pt", map_location="cpu", weights_only=True)
+    assert ckpt["class_names"] == list(CLASSES)
+    assert ckpt["cache_key"] == "synth0001"
+    assert ckpt["model_args"]["streams"] == "all" and ckpt["model_args"]["embed_dim"] == 16
+    for key in ("encoders", "dims", "channel_layout", "config"):
+        assert key in ckpt["cache"]
+    assert ckpt["config"]["cache"] == str(runs.cache)  # Paths stored as plain str
+    assert ckpt["best_metric"]["metric"] == "acc" and ckpt["best_metric"]["split"] == "val"
+    assert isinstance(next(iter(ckpt["state_dict"].values())), torch.Tensor)
+    assert load_checkpoint(runs.a / "last.pt")["epoch"] == 8
+
+
+def test_evaluate_reproduces_training_val_metrics(runs, tmp_path, single_thread, capsys):
+    ckpt = load_checkpoint(runs.a / "best.pt")
+    report = run_evaluate(
+        EvaluateConfig(checkpoint=runs.a / "best.pt", split="val", device="cpu", out=tmp_path)
+    )
+    assert report["accuracy"] == ckpt["val_metrics"]["acc"]
+    assert report["f1_macro"] == pytest.approx(ckpt["val_metrics"]["f1"], abs=1e-12)
+    assert report["loss"] == pytest.approx(ckpt["val_metrics"]["loss"], rel=1e-5)
+    row = [r for r in _csv(runs.a / "metrics.csv") if int(r["epoch"]) == ckpt["best_metric"]["epoch"]][0]
+    assert float(row["val_acc"]) == pytest.approx(report["accuracy"], abs=1e-5)
+    assert json.loads((tmp_path / "report.json").read_text())["val"]["accuracy"] == report["accuracy"]
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_report_has_attention_statistics(runs):
+    att = json.loads((runs.a / "report.json").read_text())["val"]["attention"]
+    assert list(att["channel_weights"]) == list(CHANNEL_NAMES)
+    assert sum(att["channel_weights"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert att["most_attended_channel"] in CHANNEL_NAMES and att["least_attended_channel"] in CHANNEL_NAMES
+    assert len(att["frame_weights"]) == 8 and sum(att["frame_weights"]) == pytest.approx(1.0, abs=1e-4)
+    assert 0 <= att["most_attended_frame"] < 8
+    assert all(0 < g < 1 for g in att["fusion_gate"].values())
+
+
+def test_plots_are_nonempty_pngs(runs):
+    expected = ["curves.png"] + [
+        f"{kind}_{split}.png"
+        for kind in ("confusion", "tsne", "attention", "dino_attention")
+        for split in ("val", "test")
+    ]
+    for name in expected:
+        data = (runs.a / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+@pytest.mark.parametrize("change", ["key", "classes"])
+def test_evaluate_refuses_a_mismatched_cache(runs, tmp_path, change):
+    kw = {"key": "otherkey1"} if change == "key" else {"classes": ("fist", "palm", "stop")}
+    other = write_synthetic_cache(tmp_path, counts={"train": 3, "val": 3, "test": 0}, **kw)
+    with pytest.raises(CacheError) as exc:
+        run_evaluate(EvaluateConfig(checkpoint=runs.a / "best.pt", cache=other, device="cpu", out=tmp_path))
+    assert "\n" not in str(exc.value) and str(other) in str(exc.value)
+
+
+def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys):
+    seen = {}
+    with h5py.File(runs.cache / "val.h5", "r") as f:
+        items = [{k: f[k][i] for k in ("embeddings", "dino_cls", "swav", "valid")} for i in range(3)]
+        labels = f["labels"][:3]
+
+    def extract_inputs(paths, manifest, device):
+        seen.update(paths=paths, manifest=manifest, device=device)
+        return items
+
+    _fake_extract(monkeypatch, extract_inputs)
+    results = run_predict(
+        PredictConfig(checkpoint=runs.a / "best.pt", inputs=("x", "y", "z"), top_k=2, device="cpu")
+    )
+    assert seen["manifest"]["key"] == "synth0001" and seen["paths"] == [Path("x"), Path("y"), Path("z")]
+    assert [r["prediction"] for r in results] == [CLASSES[i] for i in labels]
+    for r in results:
+        probs = [t["probability"] for t in r["top"]]
+        assert len(probs) == 2 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert CLASSES[labels[0]] in capsys.readouterr().out
+
+
+def test_predict_lets_extraction_errors_through(runs, monkeypatch):
+    def extract_inputs(paths, manifest, device):
+        raise WeightsUnavailableError("weights for test_vit are not cached; run once online")
+
+    _fake_extract(monkeypatch, extract_inputs)
+    with pytest.raises(WeightsUnavailableError):
+        run_predict(PredictConfig(checkpoint=runs.a / "best.pt", inputs=("x",), device="cpu"))
+
+
+def test_list_runs_groups_runs_by_cache_key(runs):
+    table = list_runs(runs.a.parent)
+    assert table.splitlines()[0].startswith("cache synth0001")
+    rows = {line.split()[0]: line for line in table.splitlines()[3:]}
+    assert set(rows) == {"a", "b"} and "val acc" in rows["a"] and "8/8" in rows["a"]
+
+
+def test_empty_val_split_selects_by_train_metric(tmp_path, single_thread):
+    cache = write_synthetic_cache(
+        tmp_path / "cache", counts={"train": 12, "val": 0, "test": 0}, key="noval0001"
+    )
+    run = run_train(_cfg(cache, tmp_path / "runs", "noval", epochs=2, streams="twelve"))
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["best_metric"]["split"] == "train" and ckpt["model_args"]["streams"] == "twelve"
+    assert "train" in json.loads((run / "report.json").read_text())
+
+
+def _fake_extract(monkeypatch, fn) -> None:
+    module = types.ModuleType("extract.single")
+    module.extract_inputs = fn
+    monkeypatch.setitem(sys.modules, "extract.single", module)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_early_stopping_stops_after_patience_epochs(tmp_path, single_thread):
+    cache = write_synthetic_cache(
+        tmp_path / "cache", counts={"train": 12, "val": 6, "test": 0}, key="stop00001"
+    )
+    # A learning rate this small cannot improve val accuracy, so patience must end the run.
+    run = run_train(_cfg(cache, tmp_path / "runs", "stop", epochs=12, patience=2, lr=1e-9, streams="twelve"))
+    info = json.loads((run / "run.json").read_text())
+    assert info["epochs_run"] == info["best"]["epoch"] + 2 < 12
+    assert len(_csv(run / "metrics.csv")) == info["epochs_run"]
+
+
+def test_dino_attention_plot_overlays_the_original_frames(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from train.plots import plot_dino_attention
+
+    frames_root = tmp_path / "data"
+    cache = write_synthetic_cache(
+        tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0}, data_root=str(frames_root)
+    )
+    for i, cls in enumerate(CLASSES):  # the val videos the cache refers to: <class>/val00<i>
+        folder = frames_root / cls
+        folder.mkdir(parents=True)
+        for n in range(8):
+            Image.new("RGB", (32, 24), (40 * n, 80 * i, 120)).save(folder / f"val{i:03d}_frame_{n}.png")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    config = json.loads((cache / "manifest.json").read_text())["config"]
+    out = plot_dino_attention(cache / "val.h5", config, tmp_path / "overlay.png", "DINO attention")
+    assert out is not None and out.read_bytes()[:4] == b"\x89PNG"
+    assert len(opened) > 0  # the frames were read and drawn under the maps
+    opened.clear()
+    plot_dino_attention(cache / "val.h5", {"data": str(tmp_path / "gone")}, tmp_path / "maps.png", "DINO")
+    assert opened == [] and (tmp_path / "maps.png").stat().st_size > 0

@@ -1,0 +1,118 @@
+"""Synthetic caches for the training tests, written with the real schema helpers.
+
+The class of every sequence is encoded in its features (a shifted coordinate per class in
+some embedding channels, the DINO CLS and SwAV vectors) so a small model can learn it in
+a few epochs. The files are read back by the real ``cache.reader``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from cache.schema import (
+    CHANNEL_NAMES,
+    SCHEMA_VERSION,
+    Dims,
+    create_datasets,
+    encode_id,
+    field_specs,
+    write_attrs,
+)
+
+CLASSES = ("fist", "palm", "peace")
+# Channels that carry the class signal; the attention report should find one of them.
+SIGNAL_CHANNELS = (0, 8)
+
+
+def write_synthetic_cache(
+    root: Path,
+    *,
+    classes: tuple[str, ...] = CLASSES,
+    counts: dict[str, int] | None = None,
+    frames: int = 8,
+    embed_dim: int = 16,
+    dino_dim: int = 8,
+    swav_dim: int = 12,
+    attn_hw: tuple[int, int] = (4, 4),
+    key: str = "synth0001",
+    seed: int = 0,
+    signal: float = 2.5,
+    data_root: str = "/nonexistent/gesture-data",
+) -> Path:
+    """Write ``<root>/<key>/{manifest.json, train.h5, val.h5, test.h5}``; return the key dir."""
+    counts = counts or {"train": 36, "val": 15, "test": 9}
+    dims = Dims(frames, embed_dim, dino_dim, attn_hw, swav_dim, max_hands=2)
+    key_dir = Path(root) / key
+    key_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "key": key,
+        "dims": dims.to_json(),
+        "class_names": list(classes),
+        "channel_layout": list(CHANNEL_NAMES),
+        "encoders": {"cnn": "test_cnn", "vit": "test_vit", "dino": "test_dino", "swav": "test_swav"},
+        "config": {"data": data_root, "frames": frames, "preset": "tiny", "weights": "random"},
+        "versions": {"numpy": np.__version__},
+        "created": "2024-01-01T00:00:00Z",
+    }
+    splits = {}
+    for split, n in counts.items():
+        ids = _write_split(key_dir / f"{split}.h5", split, n, dims, classes, rng, signal, meta)
+        splits[split] = {"file": f"{split}.h5", "count": n, "sequence_ids": ids}
+    manifest = {**meta, "complete": True, "splits": splits}
+    (key_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return key_dir
+
+
+def _write_split(
+    path: Path, split: str, n: int, dims: Dims, classes: tuple[str, ...], rng, signal: float, meta: dict
+) -> list[str]:
+    t, c = dims.frames, len(classes)
+    labels = np.arange(n) % c
+    emb = rng.normal(0, 1, (n, t, 12, dims.embed_dim)).astype(np.float32)
+    dino = rng.normal(0, 1, (n, t, dims.dino_dim)).astype(np.float32)
+    swav = rng.normal(0, 1, (n, t, dims.swav_dim)).astype(np.float32)
+    for i, y in enumerate(labels):
+        emb[i, :, list(SIGNAL_CHANNELS), y] += signal
+        dino[i, :, y] += signal
+        swav[i, :, y] += signal
+    valid = np.ones((n, t), np.uint8)
+    indices = np.tile(np.arange(t, dtype=np.int32), (n, 1))
+    for i in range(0, n, 4):  # every 4th sequence is a short video: repeated frames are invalid
+        idx = np.linspace(0, t // 2 - 1, t).round().astype(np.int32)
+        indices[i] = idx
+        valid[i, 1:] = (idx[1:] != idx[:-1]).astype(np.uint8)
+        for j in range(1, t):
+            if not valid[i, j]:
+                emb[i, j], dino[i, j], swav[i, j] = emb[i, j - 1], dino[i, j - 1], swav[i, j - 1]
+    ids = [f"{classes[y]}/{split}{i:03d}" for i, y in enumerate(labels)]
+    h, w = dims.attn_hw
+    attn = rng.random((n, t, h, w)).astype(np.float32)
+    attn /= attn.sum(axis=(2, 3), keepdims=True)
+    with h5py.File(path, "w") as f:
+        d = create_datasets(f, n, dims) if n else _create_empty(f, dims)
+        if n:
+            d["embeddings"][...] = emb
+            d["dino_cls"][...] = dino
+            d["swav"][...] = swav
+            d["dino_attention"][...] = attn
+            d["labels"][...] = labels
+            d["valid"][...] = valid
+            d["frame_indices"][...] = indices
+            d["sequence_ids"][...] = np.array([encode_id(s) for s in ids])
+            d["content_ids"][...] = np.array([hashlib.sha1(s.encode()).hexdigest().encode() for s in ids])
+        write_attrs(f, {**meta, "split": split})
+    return ids
+
+
+def _create_empty(f: h5py.File, dims: Dims) -> None:
+    """An N = 0 split as the cache writes it: schema.create_datasets refuses a 0-length axis."""
+    for name, (shape, dtype) in field_specs(dims).items():
+        extra = {"chunks": (1, *shape), "compression": "gzip"} if shape else {}
+        f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, **extra)

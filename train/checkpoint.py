@@ -1,0 +1,129 @@
+"""Self-sufficient checkpoints: atomic writes, safe loads, and the cache-compatibility check.
+
+A checkpoint holds only tensors and plain Python types so ``torch.load(weights_only=True)``
+can read it: the state dict, model args, the resolved train config, class names, the cache
+key, the cache manifest minus its split lists (what ``predict`` needs to rebuild the
+extraction), and the best metric.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from errors import CacheError, UserError
+
+CHECKPOINT_FORMAT = "gesture-heads/1"
+# Manifest entries that must agree between a checkpoint and any cache it is evaluated on.
+COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims")
+
+
+class CheckpointError(UserError):
+    """A checkpoint file that is missing, unreadable or not one of ours."""
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync it and os.replace it into place.
+
+    A crash mid-write leaves the previous file intact instead of a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically (tmp + fsync + os.replace)."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load on CPU with ``weights_only=True``; unreadable files become one-line CheckpointErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; pass the best.pt of a run folder")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: holds objects other than tensors and plain types, so it is not loaded "
+            "(weights_only); pass a checkpoint written by `pipeline.py train`"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint ({first}); it may be truncated") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a gesture-heads checkpoint; pass the best.pt of a training run")
+    return ckpt
+
+
+def cache_record(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest minus its split lists: enough to check a cache and to redo the extraction."""
+    return {k: v for k, v in manifest.items() if k not in ("splits", "complete")}
+
+
+def check_compatible(
+    ckpt: dict[str, Any], manifest: dict[str, Any], cache_dir: Path, ckpt_path: Path | str = "checkpoint"
+) -> None:
+    """Refuse a cache whose key, classes, channel layout or dims differ from the checkpoint's."""
+    record = ckpt["cache"]
+    for key in COMPAT_KEYS:
+        want, got = record.get(key), manifest.get(key)
+        if want != got:
+            detail = _describe(key, want, got)
+            raise CacheError(
+                f"cache {cache_dir} does not match checkpoint {ckpt_path} ({detail}); "
+                "pass the cache the model was trained on with --cache"
+            )
+
+
+def _describe(key: str, want: Any, got: Any) -> str:
+    if key == "key":
+        return f"key {got} != {want}"
+    if isinstance(want, list) and isinstance(got, list):
+        return f"{key} {_short(got)} != {_short(want)}"
+    return f"{key} differ"
+
+
+def _short(items: list[Any], limit: int = 6) -> str:
+    head = ",".join(str(x) for x in items[:limit])
+    return f"[{head}{',…' if len(items) > limit else ''}]"
+
+
+def plain(obj: Any) -> Any:
+    """Deep-copy to types weights_only can load (dict/list/str/int/float/bool/None); Paths → str."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if obj is None or isinstance(obj, str | bool | int | float):
+        return obj
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    return str(obj)

@@ -1,0 +1,80 @@
+"""Config dataclasses of the training-side commands; the CLI builds flags and YAML keys from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """`pipeline.py train`: fit the heads on one extraction key's cache."""
+
+    cache: Path = field(metadata={"help": "cache key directory printed by `extract` (holds manifest.json)"})
+    out: Path = _f(Path("artifacts/runs"), "directory that receives one folder per run")
+    name: str | None = _f(None, "run folder name (default: <streams>-s<seed>-<time>)")
+    streams: Literal["all", "twelve", "dino-swav"] = _f(
+        "all", "feature streams: 12-channel CNN-BiLSTM, DINO+SwAV, or both fused"
+    )
+    epochs: int = _f(30, "maximum number of epochs")
+    batch_size: int = _f(32, "sequences per batch")
+    lr: float = _f(3e-3, "maximum learning rate of the OneCycle schedule")
+    weight_decay: float = _f(1e-4, "RAdam (decoupled) weight decay")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing in [0, 1)")
+    grad_clip: float = _f(1.0, "max gradient norm (0 disables clipping)")
+    patience: int = _f(10, "stop after this many epochs without improvement (0 disables)")
+    metric: Literal["acc", "f1", "loss"] = _f("acc", "validation metric that picks best.pt")
+    seed: int = _f(0, "seed for weights, shuffling and dropout")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+    workers: int = _f(0, "DataLoader worker processes")
+    preload: bool = _f(True, "decode the cache into memory once when it fits")
+    hidden: int = _f(128, "hidden size of the heads")
+    dropout: float = _f(0.2, "dropout probability in the heads")
+
+
+@dataclass
+class EvaluateConfig:
+    """`pipeline.py evaluate`: metrics, attention statistics and plots of a checkpoint on one split."""
+
+    checkpoint: Path = field(metadata={"help": "checkpoint file (best.pt or last.pt of a run)"})
+    split: Literal["val", "test"] = _f("val", "cache split to evaluate")
+    cache: Path | None = _f(None, "cache key directory (default: the one the checkpoint was trained on)")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+    out: Path | None = _f(None, "directory for report.json and plots (default: the checkpoint's folder)")
+
+
+@dataclass
+class PredictConfig:
+    """`pipeline.py predict`: classify videos or frame folders with a checkpoint."""
+
+    checkpoint: Path = field(metadata={"help": "checkpoint file (best.pt of a run)"})
+    inputs: tuple[str, ...] = field(
+        default=(), metadata={"help": "video files or frame folders to classify", "positional": True}
+    )
+    top_k: int = _f(3, "number of classes to print per input")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+
+
+@dataclass
+class RunsConfig:
+    """`pipeline.py runs`: compare finished runs."""
+
+    runs_dir: Path = _f(Path("artifacts/runs"), "directory holding the run folders")
+
+
+def to_plain(cfg: Any) -> dict[str, Any]:
+    """Config as plain types (Paths → str, tuples → lists) for YAML and weights_only checkpoints."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, Path):
+            v = str(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out

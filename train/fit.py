@@ -1,0 +1,311 @@
+"""`train`: fit the heads on a cache, keep the best checkpoint, then evaluate and plot.
+
+Setup lives here; the epoch loops are in train/loop.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from errors import BadInputError, CacheError
+from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
+from train.checkpoint import cache_record, plain, save_checkpoint, write_json_atomic, write_text_atomic
+from train.config import TrainConfig, to_plain
+from train.evaluate import evaluate_split, format_summary
+from train.loop import evaluate_epoch, train_one_epoch
+from train.metrics import is_better
+from train.plots import plot_curves
+from train.runtime import (
+    Precision,
+    deterministic_run,
+    make_loader,
+    open_manifest,
+    precision_for,
+    resolve_device,
+    split_count,
+    split_dataset,
+)
+
+CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1")
+
+
+def run_train(cfg: TrainConfig) -> Path:
+    """Train, write best.pt/last.pt/metrics.csv/config.yaml/report.json/plots; return the run dir.
+
+    One seed fixes weights, shuffling and dropout: the same seed on the same machine gives an
+    identical metrics.csv.
+    """
+    _validate(cfg)
+    with deterministic_run(cfg.seed):
+        return _train(cfg)
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds, built once by ``_prepare``."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    device: torch.device
+    precision: Precision
+    model: GestureModel
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    base: dict[str, Any]  # checkpoint entries that do not change between epochs
+    manifest: dict[str, Any]
+
+    @property
+    def selection_split(self) -> str:
+        return "val" if self.val_loader is not None else "train"
+
+
+def _train(cfg: TrainConfig) -> Path:
+    run = _prepare(cfg)
+    history, best = _fit(run)
+    plot_curves(history, cfg.metric, best["epoch"], run.run_dir / "curves.png")
+    run.model.load_state_dict(best["state"])
+    reports = _final_reports(run)
+    write_json_atomic(
+        run.run_dir / "run.json",
+        {
+            "name": run.run_dir.name,
+            "cache": str(cfg.cache),
+            "cache_key": run.base["cache_key"],
+            "streams": cfg.streams,
+            "epochs_run": len(history),
+            "best": {k: best[k] for k in ("metric", "split", "value", "epoch")},
+            "test": {k: reports["test"][k] for k in ("accuracy", "f1_macro", "loss")}
+            if "test" in reports
+            else None,
+        },
+    )
+    return run.run_dir
+
+
+def _prepare(cfg: TrainConfig) -> _Run:
+    """Open the cache, create the run folder, build model, loaders, optimiser and schedule."""
+    device = resolve_device(cfg.device)
+    cache_dir = Path(cfg.cache)
+    manifest = open_manifest(cache_dir)
+    fields = STREAM_FIELDS[cfg.streams]
+    if split_count(manifest, "train") == 0:
+        raise CacheError(
+            f"cache {cache_dir} has an empty train split; extract a dataset with training videos"
+        )
+    has_val = split_count(manifest, "val") > 0
+    if not has_val:
+        print(
+            f"warning: cache {cache_dir} has no val sequences; best.pt is picked by train {cfg.metric}",
+            file=sys.stderr,
+        )
+    train_ds = split_dataset(cache_dir, manifest, "train", fields, cfg.preload)
+    val_ds = split_dataset(cache_dir, manifest, "val", fields, cfg.preload) if has_val else None
+
+    run_dir = _make_run_dir(cfg)
+    resolved = replace(cfg, name=run_dir.name, device=device.type)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
+
+    args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
+    model = GestureModel(args).to(device)
+    train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed, cfg.workers, device)
+    val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.workers, device) if val_ds else None
+    optimizer = torch.optim.RAdam(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=len(train_loader)
+    )
+    base = {
+        "model_args": args.to_dict(),
+        "config": to_plain(resolved),
+        "class_names": list(manifest["class_names"]),
+        "cache_key": str(manifest["key"]),
+        "cache_path": str(cache_dir.resolve()),  # evaluate finds the cache from another working dir
+        "cache": plain(cache_record(manifest)),
+        "versions": {"torch": str(torch.__version__)},
+    }
+    return _Run(
+        cfg=cfg,
+        run_dir=run_dir,
+        device=device,
+        precision=precision_for(device),
+        model=model,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        base=base,
+        manifest=manifest,
+    )
+
+
+def _fit(run: _Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The epoch loop: metrics.csv, best.pt by the selection metric, last.pt, early stopping."""
+    cfg, split = run.cfg, run.selection_split
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"metric": cfg.metric, "split": split, "value": None, "epoch": None, "state": None}
+    bar = tqdm(range(1, cfg.epochs + 1), desc="epochs", unit="epoch", dynamic_ncols=True, disable=None)
+    for epoch in bar:
+        lr = run.optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(
+            run.model,
+            run.train_loader,
+            run.optimizer,
+            run.scheduler,
+            run.loss_fn,
+            run.precision,
+            run.device,
+            cfg.grad_clip,
+            f"epoch {epoch}",
+        )
+        va = _val_metrics(run)
+        row = {"epoch": epoch, "lr": lr, **_prefixed("train", tr), **_prefixed("val", va)}
+        history.append(row)
+        _write_csv(run.run_dir / "metrics.csv", history)
+        monitored = (va if split == "val" else tr)[cfg.metric]
+        state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        improved = is_better(cfg.metric, monitored, best["value"])
+        if improved:
+            best.update(value=monitored, epoch=epoch, state=state)
+        payload = _payload(run, state, epoch, tr, va, best)
+        if improved:
+            save_checkpoint(run.run_dir / "best.pt", payload)
+        save_checkpoint(run.run_dir / "last.pt", payload)
+        tqdm.write(_epoch_line(row, cfg.metric, improved), file=sys.stderr)
+        bar.set_postfix(best=f"{best['value']:.4f}" if best["value"] is not None else "-")
+        if cfg.patience > 0 and best["epoch"] is not None and epoch - best["epoch"] >= cfg.patience:
+            tqdm.write(
+                f"early stopping: no {split} {cfg.metric} gain for {cfg.patience} epochs", file=sys.stderr
+            )
+            break
+    bar.close()
+    if best["state"] is None:  # every monitored value was NaN (diverged): best.pt = the last weights
+        best.update(value=float("nan"), epoch=history[-1]["epoch"], state=state)
+        save_checkpoint(run.run_dir / "best.pt", _payload(run, state, best["epoch"], tr, va, best))
+    return history, best
+
+
+def _val_metrics(run: _Run) -> dict[str, float]:
+    if run.val_loader is None:
+        return {"loss": float("nan"), "acc": float("nan"), "f1": float("nan")}
+    out = evaluate_epoch(run.model, run.val_loader, run.loss_fn, run.precision, run.device, desc="val")
+    return out.metrics(run.model.args.num_classes)
+
+
+def _payload(
+    run: _Run,
+    state: dict[str, torch.Tensor],
+    epoch: int,
+    train_metrics: dict[str, float],
+    val_metrics: dict[str, float],
+    best: dict[str, Any],
+) -> dict[str, Any]:
+    """A checkpoint: tensors plus plain types only, so weights_only loading works."""
+    return {
+        **plain(run.base),
+        "state_dict": state,
+        "epoch": epoch,
+        "train_metrics": plain(train_metrics),
+        "val_metrics": plain(val_metrics),
+        "best_metric": plain({k: best[k] for k in ("metric", "split", "value", "epoch")}),
+    }
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+
+def _validate(cfg: TrainConfig) -> None:
+    checks = [
+        (cfg.epochs >= 1, "--epochs must be at least 1"),
+        (cfg.batch_size >= 1, "--batch-size must be at least 1"),
+        (cfg.lr > 0, "--lr must be positive"),
+        (0.0 <= cfg.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)"),
+        (0.0 <= cfg.dropout < 1.0, "--dropout must be in [0, 1)"),
+        (cfg.hidden >= 1, "--hidden must be at least 1"),
+        (cfg.workers >= 0, "--workers must be 0 or more"),
+        (cfg.streams in STREAM_FIELDS, f"--streams must be one of {', '.join(STREAM_FIELDS)}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BadInputError(message)
+
+
+def _make_run_dir(cfg: TrainConfig) -> Path:
+    """A fresh folder under cfg.out; an explicit --name that exists is refused, never overwritten."""
+    out = Path(cfg.out)
+    if cfg.name:
+        run_dir = out / cfg.name
+        if run_dir.exists():
+            raise BadInputError(f"{run_dir}: run folder already exists; choose another --name or remove it")
+    else:
+        stem = f"{cfg.streams}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir, k = out / stem, 1
+        while run_dir.exists():
+            k += 1
+            run_dir = out / f"{stem}-{k}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    """Rewritten whole each epoch (tiny) so a crash never leaves a half line."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for row in history:
+            writer.writerow([_fmt(row[c]) for c in CSV_COLUMNS])
+    tmp.replace(path)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if v != v else f"{v:.6g}"  # NaN (empty val split) → empty cell
+    return str(v)
+
+
+def _epoch_line(row: dict[str, Any], metric: str, improved: bool) -> str:
+    val = (
+        ""
+        if row["val_loss"] != row["val_loss"]
+        else (f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} f1 {row['val_f1']:.4f}")
+    )
+    mark = f"  * best {metric}" if improved else ""
+    return (
+        f"epoch {row['epoch']:3d} | lr {row['lr']:.2e} | train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f} f1 {row['train_f1']:.4f}{val}{mark}"
+    )
+
+
+def _final_reports(run: _Run) -> dict[str, dict[str, Any]]:
+    """Evaluate the best weights on val and test (train when neither has sequences); print summaries."""
+    splits = [s for s in ("val", "test") if split_count(run.manifest, s) > 0] or ["train"]
+    if splits == ["train"]:
+        print("warning: no val or test sequences; the report describes the train split", file=sys.stderr)
+    reports = {}
+    for split in splits:
+        cache_dir = Path(run.cfg.cache)
+        best_pt = run.run_dir / "best.pt"
+        report = evaluate_split(
+            run.model, run.base, cache_dir, run.manifest, split, run.device, run.run_dir, best_pt
+        )
+        if report is not None:
+            reports[split] = report
+            print(format_summary(report))
+    return reports

@@ -1,0 +1,63 @@
+"""`predict`: extract features for new inputs exactly as the training cache did, then classify.
+
+The one place that runs encoders and heads together (DESIGN §1). The extraction stage is
+imported lazily so importing train never pulls in an encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from errors import BadInputError
+from train.checkpoint import load_checkpoint
+from train.config import PredictConfig
+from train.evaluate import model_from_checkpoint
+from train.runtime import precision_for, resolve_device
+
+
+def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
+    """Classify every input; print the top-k classes per input; return them as dicts.
+
+    Each result: {"input": str, "prediction": class, "top": [{"class", "probability"}, ...]}.
+    Errors from extraction (bad input, weights unavailable) propagate as UserErrors.
+    """
+    if not cfg.inputs:
+        raise BadInputError("predict needs at least one INPUT (a video file or a frame folder)")
+    if cfg.top_k < 1:
+        raise BadInputError(f"--top-k must be at least 1, got {cfg.top_k}")
+    ckpt = load_checkpoint(cfg.checkpoint)
+    device = resolve_device(cfg.device)
+    model = model_from_checkpoint(ckpt, device)
+    from extract.single import extract_inputs  # lazy: only predict loads encoders
+
+    arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type)
+    class_names = list(ckpt["class_names"])
+    k = min(cfg.top_k, len(class_names))
+    precision = precision_for(device)
+    results = []
+    for item in arrays:
+        path = item["input"]
+        probs = _probabilities(model, item, device, precision)  # (classes,)
+        order = np.argsort(-probs, kind="stable")[:k]
+        top = [{"class": class_names[i], "probability": float(probs[i])} for i in order]
+        results.append({"input": str(path), "prediction": top[0]["class"], "top": top})
+        print(str(path))
+        for rank, t in enumerate(top, 1):
+            print(f"  {rank}. {t['class']:<24} {t['probability']:.4f}")
+    return results
+
+
+@torch.no_grad()
+def _probabilities(model, item: dict[str, np.ndarray], device: torch.device, precision) -> np.ndarray:
+    """Softmax over classes for one extracted input (a batch of one)."""
+    inputs = {
+        k: torch.as_tensor(np.asarray(item[k]), dtype=torch.float32)[None].to(device) for k in model.fields
+    }
+    inputs["valid"] = torch.as_tensor(np.asarray(item["valid"]).astype(bool))[None].to(device)  # (1, T)
+    with precision.autocast():
+        logits, _ = model(**inputs)
+    return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()

@@ -1,0 +1,185 @@
+"""Seeding, device, precision and data loading, chosen once and passed down (DESIGN §7).
+
+Data reaches training only through the cache reader (DESIGN §1); this module is where
+train opens it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cache.reader import CacheDataset, open_cache
+from errors import CacheError, UserError
+
+
+class DeviceUnavailableError(UserError):
+    """The requested device (cuda) is not present on this machine."""
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python, NumPy and torch, plus deterministic kernels where torch has them.
+
+    Same seed on the same machine → identical weights, batches, dropout masks and metrics.
+    """
+    # cuBLAS needs this before its first use to be deterministic; harmless on CPU.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # warn_only: a few CUDA kernels have no deterministic variant; warn instead of failing.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def deterministic_run(seed: int) -> Iterator[None]:
+    """``seed_everything`` for the duration of a run, then restore torch's global determinism flags.
+
+    Training is usually the whole process, but as a library call it should not leave
+    deterministic-only kernels switched on for the caller.
+    """
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" → cuda when available, else cpu. Asking for cuda without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            "--device cuda was requested but no CUDA GPU is visible; use --device cpu"
+        )
+    if name not in ("cpu", "cuda"):
+        raise DeviceUnavailableError(f"unknown --device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class Precision:
+    """Autocast context factory and GradScaler for one device; AMP only on CUDA."""
+
+    autocast: Callable[[], AbstractContextManager]
+    scaler: torch.amp.GradScaler
+    enabled: bool
+
+
+def precision_for(device: torch.device) -> Precision:
+    """float16 autocast + loss scaling on CUDA; plain float32 elsewhere (CPU AMP is slower here)."""
+    if device.type == "cuda":
+        return Precision(
+            autocast=lambda: torch.autocast("cuda", dtype=torch.float16),
+            scaler=torch.amp.GradScaler("cuda", enabled=True),
+            enabled=True,
+        )
+    return Precision(
+        autocast=contextlib.nullcontext,
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        enabled=False,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Each worker derives its NumPy/random seed from torch's per-worker seed (itself from the
+    # loader generator), so worker-side randomness is reproducible too.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    workers: int,
+    device: torch.device,
+) -> DataLoader:
+    """DataLoader whose shuffling depends only on ``seed`` (a dedicated generator)."""
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        generator=gen,
+        worker_init_fn=_seed_worker if workers > 0 else None,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
+
+
+def available_memory_bytes() -> int | None:
+    """Free physical memory, or None where the OS does not say (then preloading is trusted)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def open_manifest(cache_dir: Path) -> dict[str, Any]:
+    """Run the reader's cheap checks (complete, schema, files) and return the manifest dict."""
+    cache_dir = Path(cache_dir)
+    info = open_cache(cache_dir)
+    manifest = getattr(info, "manifest", None)
+    if not isinstance(manifest, dict):
+        manifest = json.loads((cache_dir / "manifest.json").read_text(encoding="utf-8"))
+    return manifest
+
+
+def split_count(manifest: dict[str, Any], split: str) -> int:
+    return int(manifest.get("splits", {}).get(split, {}).get("count", 0))
+
+
+def split_path(cache_dir: Path, manifest: dict[str, Any], split: str) -> Path:
+    entry = manifest.get("splits", {}).get(split)
+    if entry is None:
+        raise CacheError(f"cache {cache_dir} has no '{split}' split in manifest.json; re-run extract")
+    return Path(cache_dir) / entry.get("file", f"{split}.h5")
+
+
+def split_dataset(
+    cache_dir: Path, manifest: dict[str, Any], split: str, fields: tuple[str, ...], preload: bool
+) -> CacheDataset:
+    """The reader Dataset of one split; preloads only when the decoded arrays fit in memory."""
+    if preload and not _fits_in_memory(manifest, split, fields):
+        print(f"warning: {split} split too large to preload; reading from disk", file=sys.stderr)
+        preload = False
+    return CacheDataset(split_path(cache_dir, manifest, split), fields, preload=preload)
+
+
+def _fits_in_memory(manifest: dict[str, Any], split: str, fields: tuple[str, ...]) -> bool:
+    """Decoded float32 size of the split's requested fields vs half the free memory."""
+    d = manifest["dims"]
+    per_frame = {
+        "embeddings": len(manifest.get("channel_layout", [])) * d["embed_dim"],
+        "dino_cls": d["dino_dim"],
+        "swav": d["swav_dim"],
+        "dino_attention": d["attn_hw"][0] * d["attn_hw"][1],
+    }
+    need = split_count(manifest, split) * d["frames"] * sum(per_frame.get(f, 0) for f in fields) * 4
+    free = available_memory_bytes()
+    return free is None or need <= free // 2
