@@ -1,0 +1,131 @@
+"""`cache ls` and `cache info`: what is in a cache directory, readable without opening HDF5 by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cache.manifest import SPLITS, read_manifest
+from cache.schema import Dims, field_specs
+from cache.shards import SHARD_DIR
+from errors import CacheError
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _disk_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _encoder_names(manifest: dict[str, Any]) -> str:
+    encoders = manifest.get("encoders") or {}
+    names = [e.get("name", "?") if isinstance(e, dict) else str(e) for e in encoders.values()]
+    return ",".join(names) or "-"
+
+
+def _counts(manifest: dict[str, Any]) -> str:
+    splits = manifest.get("splits") or {}
+    return " ".join(f"{s}={splits.get(s, {}).get('count', '-')}" for s in SPLITS)
+
+
+def cache_ls(cache_dir: Path) -> str:
+    """One line per key directory: key, complete?, counts per split, size, created, encoder names."""
+    root = Path(cache_dir)
+    if not root.is_dir():
+        raise CacheError(f"{root}: no cache directory here; run `pipeline.py extract` or pass --cache-dir")
+    rows = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            manifest = read_manifest(d)
+        except CacheError:
+            rows.append([d.name, "UNREADABLE manifest", "", _human(_disk_size(d)), "", ""])
+            continue
+        if manifest is None:
+            if (d / SHARD_DIR).is_dir():
+                shards = len(list((d / SHARD_DIR).glob("*.h5")))
+                rows.append(
+                    [d.name, "INCOMPLETE", f"{shards} shards, no splits", _human(_disk_size(d)), "", ""]
+                )
+            continue
+        state = "complete" if manifest.get("complete") is True else "INCOMPLETE"
+        created = str(manifest.get("created", "-"))
+        rows.append(
+            [d.name, state, _counts(manifest), _human(_disk_size(d)), created, _encoder_names(manifest)]
+        )
+    if not rows:
+        return f"no caches in {root}"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _split_stats(path: Path, dims: Dims, num_classes: int) -> tuple[np.ndarray, int, int]:
+    """Per-class counts, raw float32 bytes of the float fields, and their stored (compressed) bytes."""
+    raw = stored = 0
+    with h5py.File(path, "r", locking=False) as h5:
+        per_class = np.bincount(h5["labels"][...], minlength=num_classes)[:num_classes]
+        for name, (shape, dtype) in field_specs(dims).items():
+            if np.issubdtype(dtype, np.floating) and name in h5:
+                ds = h5[name]
+                raw += ds.shape[0] * int(np.prod(shape)) * 4
+                stored += ds.id.get_storage_size()
+    return per_class, raw, stored
+
+
+def cache_info(key_dir: Path) -> str:
+    """Config, encoders, channel layout, counts per split and class, size on disk, compression ratio."""
+    d = Path(key_dir)
+    manifest = read_manifest(d) if d.is_dir() else None
+    if manifest is None:
+        raise CacheError(f"{d}: no manifest.json, so not a cache key directory; see `pipeline.py cache ls`")
+    classes = [str(c) for c in manifest.get("class_names", [])]
+    dims = Dims.from_json(manifest["dims"])
+    out = [
+        f"key:        {manifest.get('key')}",
+        f"directory:  {d}",
+        f"complete:   {'yes' if manifest.get('complete') is True else 'NO (re-run extract)'}",
+        f"schema:     v{manifest.get('schema_version')}",
+        f"created:    {manifest.get('created', '-')}",
+        f"dims:       T={dims.frames} D={dims.embed_dim} dino={dims.dino_dim} attention={dims.attn_hw} "
+        f"swav={dims.swav_dim} max_hands={dims.max_hands} dtype={dims.float_dtype}",
+        "encoders:",
+    ]
+    for role, enc in sorted((manifest.get("encoders") or {}).items()):
+        out.append(f"  {role:8s} {json.dumps(enc, sort_keys=True)}")
+    layout = manifest.get("channel_layout") or []
+    out.append("channel layout: " + ", ".join(f"{i} {name}" for i, name in enumerate(layout)))
+    out.append("config:")
+    for k, v in sorted((manifest.get("config") or {}).items()):
+        out.append(f"  {k}: {json.dumps(v, sort_keys=True)}")
+    out.append(f"sequences:  {_counts(manifest)}")
+    table = {}
+    raw = stored = 0
+    split_bytes = 0
+    for split in SPLITS:
+        path = d / str((manifest.get("splits") or {}).get(split, {}).get("file", f"{split}.h5"))
+        try:
+            table[split], r, s = _split_stats(path, dims, len(classes))
+        except (OSError, KeyError, ValueError) as exc:
+            out.append(f"  {path.name}: unreadable ({exc}); run `pipeline.py cache verify {d}`")
+            continue
+        raw, stored, split_bytes = raw + r, stored + s, split_bytes + path.stat().st_size
+    if table:
+        width = max([len(c) for c in classes] + [5])
+        out.append("per class:  " + " " * width + "".join(f"{s:>8s}" for s in table))
+        for i, name in enumerate(classes):
+            out.append(f"  {name:{width + 10}s}" + "".join(f"{int(table[s][i]):8d}" for s in table))
+    shard_bytes = _disk_size(d / SHARD_DIR) if (d / SHARD_DIR).is_dir() else 0
+    total = _human(_disk_size(d))
+    out.append(f"size:       {total} total ({_human(split_bytes)} split files, {_human(shard_bytes)} shards)")
+    ratio = f"{raw / stored:.2f}x" if stored else "n/a"
+    out.append(f"compression: {ratio} (raw float32 {_human(raw)} / stored {_human(stored)}, float fields)")
+    return "\n".join(out)

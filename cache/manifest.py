@@ -1,0 +1,103 @@
+"""manifest.json: the one file that says whether a cache directory is complete.
+
+It is always published last and atomically (tmp + fsync + os.replace), and it is marked
+incomplete before any split file is replaced, so a crash at any point leaves either the
+old complete cache or a cache that says it is incomplete — never a half-written one that
+claims to be whole. The fsync helpers live here because this is the module about
+publishing files durably.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from errors import CacheError
+
+MANIFEST_NAME = "manifest.json"
+SPLITS = ("train", "val", "test")
+# Root attributes of the split files that the manifest repeats.
+MIRRORED_KEYS = (
+    "schema_version",
+    "key",
+    "dims",
+    "channel_layout",
+    "encoders",
+    "config",
+    "versions",
+    "created",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or directory's) data to disk so a rename after it is durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``, rename it over ``final`` and fsync the directory: all-or-nothing on disk."""
+    fsync_path(tmp)
+    os.replace(tmp, final)
+    fsync_path(final.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.write("\n")
+    publish(tmp, path)
+
+
+def read_manifest(key_dir: Path) -> dict[str, Any] | None:
+    """The manifest, or None when there is none yet. Raises CacheError when it is unreadable."""
+    path = Path(key_dir) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(
+            f"{path}: cannot read ({exc.strerror}); run `pipeline.py cache verify {key_dir}`"
+        ) from exc
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CacheError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
+            "re-run `pipeline.py extract` to rebuild it"
+        ) from exc
+    if not isinstance(manifest, dict):
+        raise CacheError(f"{path}: expected a JSON object; re-run `pipeline.py extract` to rebuild it")
+    return manifest
+
+
+def write_manifest(key_dir: Path, manifest: dict[str, Any]) -> None:
+    write_json_atomic(Path(key_dir) / MANIFEST_NAME, manifest)
+
+
+def mark_incomplete(key_dir: Path) -> None:
+    """Flip ``complete`` to false (creating a minimal manifest if none) before touching split files."""
+    manifest = read_manifest(key_dir) or {"key": Path(key_dir).name, "splits": {}}
+    manifest["complete"] = False
+    write_manifest(key_dir, manifest)
+
+
+def build_manifest(
+    meta: dict[str, Any], class_names: list[str], splits: dict[str, dict[str, Any]], complete: bool
+) -> dict[str, Any]:
+    """The manifest mirrors the split files' root attributes for tools that do not speak HDF5."""
+    out = {k: meta[k] for k in MIRRORED_KEYS if k in meta}
+    out.update(class_names=list(class_names), complete=bool(complete), splits=splits)
+    return out

@@ -1,0 +1,230 @@
+"""Reading a cache: cheap integrity checks up front, then a torch Dataset over one split file.
+
+The Dataset never keeps an HDF5 handle in the parent process: an h5py handle inherited
+through fork is shared, unsafe state. Each DataLoader worker opens its own read-only
+handle on first use (``locking=False``: readers need no file locks, and NFS often has
+none). Items are read one index at a time; fancy indexing over one-sequence chunks is
+about 8x slower (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
+from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, read_attrs
+from errors import CacheError
+
+
+def _hint(cache_dir: Path) -> str:
+    return f"run `pipeline.py cache verify {cache_dir}` or re-extract with `pipeline.py extract`"
+
+
+def attr_text(h5: h5py.File, name: str) -> str | None:
+    """A string root attribute (stored as JSON text by schema.write_attrs); None when absent."""
+    value = h5.attrs.get(name)
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    try:
+        decoded = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return decoded if isinstance(decoded, str) else text
+
+
+def foreign_storage(h5: h5py.File) -> list[str]:
+    """Objects whose bytes live outside this file: external links, external raw storage, virtual datasets.
+
+    All are refused: a virtual dataset with a missing source silently reads as fill values,
+    and the others make the file's validity depend on files the cache does not own.
+    """
+    found: list[str] = []
+
+    def visit(group: h5py.Group, prefix: str) -> None:
+        for name in group:
+            path = f"{prefix}{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{path}: external link to {link.filename}:{link.path}")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                continue  # points inside this file; its target is visited under its own name
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, f"{path}/")
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    found.append(f"{path}: virtual dataset (data mapped from other files)")
+                elif obj.external:
+                    found.append(f"{path}: external raw storage in {obj.external[0][0]}")
+
+    visit(h5, "")
+    return found
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """A cache key directory that passed the cheap checks."""
+
+    dir: Path
+    key: str
+    manifest: dict[str, Any]
+    splits: dict[str, Path]  # split name -> split file
+    class_names: list[str]
+    dims: Dims
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: int(e.get("count", 0)) for s, e in self.manifest["splits"].items()}
+
+
+def _check_split_file(path: Path, key: str, hint: str) -> None:
+    if not path.is_file():
+        raise CacheError(f"{path}: split file missing; {hint}")
+    if path.stat().st_size == 0:
+        raise CacheError(f"{path}: split file is empty (0 bytes); {hint}")
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            file_key = attr_text(h5, "key")
+            foreign = foreign_storage(h5)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # what h5py raises for damaged files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CacheError(f"{path}: cannot open as HDF5 ({reason}); {hint}") from exc
+    if file_key != key:
+        raise CacheError(f"{path}: belongs to cache key {file_key}, but the manifest says {key}; {hint}")
+    if foreign:
+        raise CacheError(f"{path}: {foreign[0]}; caches must hold all their data, re-extract it")
+
+
+def open_cache(cache_dir: Path) -> CacheInfo:
+    """Open a cache key directory (the one `extract` printed), refusing anything unusable with one line."""
+    d = Path(cache_dir)
+    hint = _hint(d)
+    mpath = d / MANIFEST_NAME
+    if not d.is_dir():
+        raise CacheError(f"{d}: cache directory not found; pass the directory `pipeline.py extract` printed")
+    manifest = read_manifest(d)
+    if manifest is None:
+        raise CacheError(f"{mpath}: missing, so this is not a finished cache; re-run `pipeline.py extract`")
+    if manifest.get("complete") is not True:
+        raise CacheError(
+            f"{mpath}: cache is incomplete (extraction was interrupted or is still running); "
+            "re-run `pipeline.py extract` to finish it"
+        )
+    version = manifest.get("schema_version")
+    if not isinstance(version, int):
+        raise CacheError(f"{mpath}: no valid schema_version; {hint}")
+    if version > SCHEMA_VERSION:
+        raise CacheError(
+            f"{mpath}: written by a newer toolkit (schema v{version}; this one reads up to "
+            f"v{SCHEMA_VERSION}); upgrade the toolkit"
+        )
+    try:
+        key = str(manifest["key"])
+        dims = Dims.from_json(manifest["dims"])
+        class_names = [str(c) for c in manifest["class_names"]]
+        entries = {s: manifest["splits"][s] for s in SPLITS}
+        files = {s: str(e["file"]) for s, e in entries.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CacheError(f"{mpath}: missing or malformed field {exc}; {hint}") from exc
+    splits = {}
+    for split, name in files.items():
+        if Path(name).name != name:  # a manifest must not point outside its directory
+            raise CacheError(f"{mpath}: split file name {name!r} is not a plain file name; {hint}")
+        splits[split] = d / name
+        _check_split_file(splits[split], key, hint)
+    return CacheInfo(d, key, manifest, splits, class_names, dims)
+
+
+class CacheDataset(Dataset):
+    """One split file as a torch Dataset.
+
+    ``__getitem__(i)`` -> the requested ``streams`` (floats as float32, integer fields as
+    int64 tensors, e.g. "embeddings" (T, 12, D)), plus "valid" (T,) bool and "label" int64.
+    ``preload=True`` reads the streams once into memory (stored dtype), for small caches.
+    """
+
+    def __init__(self, path: Path, streams: tuple[str, ...] = ("embeddings",), preload: bool = False) -> None:
+        self.path = Path(path)
+        self.streams = tuple(streams)
+        self._h5: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._pid: int | None = None
+        unknown: list[str] = []
+        try:
+            with h5py.File(self.path, "r", locking=False) as h5:  # closed again before any worker forks
+                self.attrs = read_attrs(h5)
+                self.dims = Dims.from_json(self.attrs["dims"])
+                specs = field_specs(self.dims)
+                allowed = [name for name, (shape, _) in specs.items() if shape and name != "valid"]
+                unknown = [s for s in self.streams if s not in allowed]
+                self.class_names: list[str] = list(self.attrs["class_names"])
+                self.labels: np.ndarray = h5["labels"][...].astype(np.int64)  # (N,)
+                self.sequence_ids: list[str] = [decode_id(raw) for raw in h5["sequence_ids"][...]]
+                self._valid = h5["valid"][...].astype(bool)  # (N, T): tiny, kept in memory
+                self._floating = {
+                    s: np.issubdtype(specs[s][1], np.floating) for s in self.streams if s in specs
+                }
+                self._preloaded = None
+                if preload and not unknown:
+                    self._preloaded = {s: torch.from_numpy(h5[s][...]) for s in self.streams}
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise CacheError(
+                f"{self.path}: unreadable split file ({exc}); {_hint(self.path.parent)}"
+            ) from exc
+        if unknown:
+            raise ValueError(f"unknown stream(s) {unknown}; valid: {allowed}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        if self._h5 is None or self._pid != os.getpid():  # first use in this process (worker)
+            self._h5 = h5py.File(self.path, "r", locking=False)
+            self._datasets = {s: self._h5[s] for s in self.streams}
+            self._pid = os.getpid()
+        return self._datasets[name]
+
+    def _read(self, name: str, i: int) -> torch.Tensor:
+        if self._preloaded is not None:
+            return self._preloaded[name][i]
+        try:
+            return torch.from_numpy(self._dataset(name)[i])
+        except (OSError, RuntimeError) as exc:  # a damaged chunk
+            raise CacheError(
+                f"{self.path}: cannot read {name}[{i}] ({exc}); {_hint(self.path.parent)}"
+            ) from exc
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} sequences")
+        i = int(index) % n
+        out = {}
+        for name in self.streams:
+            value = self._read(name, i)
+            out[name] = value.float() if self._floating[name] else value.long()
+        out["valid"] = torch.from_numpy(self._valid[i].copy())  # (T,) bool
+        out["label"] = torch.tensor(self.labels[i], dtype=torch.int64)
+        return out
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+        self._h5, self._datasets, self._pid = None, {}, None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the path, never the open handle: each worker opens its own."""
+        state = self.__dict__.copy()
+        state.update(_h5=None, _datasets={}, _pid=None)
+        return state

@@ -1,0 +1,204 @@
+"""`cache verify`: every kind of damage is found and named by file and dataset; a good cache is clean."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from test_cache_store import CLASSES, DIMS, LAYOUT, cid_of, make_record, meta_for, write_cache
+
+from cache.assemble import assemble_splits
+from cache.inspect import cache_info, cache_ls
+from cache.key import extraction_key
+from cache.reader import CacheDataset
+from cache.shards import ShardStore
+from cache.verify import verify_cache
+from errors import CacheError
+
+
+@pytest.fixture
+def key_dir(tmp_path: Path) -> Path:
+    key_dir = tmp_path / "cache" / extraction_key({"verify": 1})
+    write_cache(key_dir, LAYOUT)
+    return key_dir
+
+
+def _one(faults: list[str], *needles: str) -> str:
+    hits = [f for f in faults if all(n in f for n in needles)]
+    assert hits, f"no fault with {needles} in {faults}"
+    return hits[0]
+
+
+def test_a_good_cache_has_no_faults(key_dir: Path):
+    assert verify_cache(key_dir) == []
+
+
+def test_flipped_bytes_inside_a_compressed_chunk(key_dir: Path):
+    with h5py.File(key_dir / "train.h5", "r") as h5:
+        info = h5["embeddings"].id.get_chunk_info_by_coord((2, 0, 0, 0))
+    fd = os.open(key_dir / "train.h5", os.O_RDWR)
+    try:
+        middle = info.byte_offset + info.size // 2
+        raw = os.pread(fd, 8, middle)
+        os.pwrite(fd, bytes(b ^ 0xFF for b in raw), middle)
+    finally:
+        os.close(fd)
+    faults = verify_cache(key_dir)
+    assert "[2]" in _one(faults, "train.h5: embeddings: cannot read sequence")
+    assert len(faults) == 1
+    with pytest.raises(CacheError, match="train.h5"):  # and the reader names the file too
+        CacheDataset(key_dir / "train.h5", ("embeddings",))[2]
+
+
+def test_truncated_split_file(key_dir: Path):
+    path = key_dir / "val.h5"
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    _one(verify_cache(key_dir), "val.h5")
+
+
+def test_edited_manifest_count(key_dir: Path):
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splits"]["train"]["count"] = 5
+    path.write_text(json.dumps(manifest))
+    _one(verify_cache(key_dir), "manifest.json", "count", "train.h5")
+
+
+def test_nan_in_embeddings(tmp_path: Path):
+    key_dir = tmp_path / "nan"
+    rec = make_record("tap/v9", CLASSES)
+    rec["embeddings"][1, 3, 2] = np.nan
+    ShardStore(key_dir).write_shard([rec], DIMS, {"class_names": CLASSES})
+    assemble_splits(key_dir, {"val": [cid_of("tap/v9")]}, CLASSES, meta_for(key_dir))
+    assert _one(verify_cache(key_dir), "val.h5: embeddings: NaN").endswith("[0]")
+
+
+def test_a_video_in_two_splits(key_dir: Path):
+    # Rewrite val's first sequence id to a video that train holds, keeping the manifest in step.
+    with h5py.File(key_dir / "val.h5", "r+") as h5:
+        h5["sequence_ids"][0] = b"grab/v1"
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splits"]["val"]["sequence_ids"][0] = "grab/v1"
+    path.write_text(json.dumps(manifest))
+    faults = verify_cache(key_dir)
+    assert faults == [_one(faults, "train.h5/val.h5: sequence_ids: video grab/v1")]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "value", "needle"),
+    [
+        ("labels", 7, "label outside"),
+        ("valid", np.zeros(4, np.uint8), "without any valid frame"),
+        ("valid", np.full(4, 2, np.uint8), "not in {0, 1}"),
+        ("hand_count", np.full(4, 3, np.uint8), "max_hands=2"),
+        ("swav_boxes", np.full((4, 4), np.inf, np.float32), "NaN or Inf"),
+    ],
+)
+def test_bad_values_are_named_by_file_and_dataset(key_dir: Path, dataset: str, value, needle: str):
+    with h5py.File(key_dir / "train.h5", "r+") as h5:
+        h5[dataset][1] = value
+    faults = verify_cache(key_dir)
+    assert faults == [_one(faults, f"train.h5: {dataset}:", needle, "[1]")]
+
+
+def test_ids_that_disagree_with_the_manifest_and_an_incomplete_flag(key_dir: Path):
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splits"]["val"]["sequence_ids"].reverse()
+    manifest["complete"] = False
+    path.write_text(json.dumps(manifest))
+    faults = verify_cache(key_dir)
+    _one(faults, "manifest.json", "complete")
+    _one(faults, "manifest.json", "splits.val.sequence_ids", "val.h5")
+
+
+def test_wrong_dtype_and_a_virtual_dataset(key_dir: Path, tmp_path: Path):
+    with h5py.File(key_dir / "train.h5", "r+") as h5:
+        labels = h5["labels"][...]
+        del h5["labels"]
+        h5["labels"] = labels.astype(np.int32)
+    layout = h5py.VirtualLayout(shape=(2, 4), dtype="uint8")
+    layout[:] = h5py.VirtualSource(str(tmp_path / "gone.h5"), "valid", shape=(2, 4))
+    with h5py.File(key_dir / "val.h5", "r+") as h5:
+        del h5["valid"]
+        h5.create_virtual_dataset("valid", layout, fillvalue=1)
+    faults = verify_cache(key_dir)
+    _one(faults, "train.h5: labels:", "int32")
+    _one(faults, "val.h5: valid: virtual dataset")
+
+
+def test_missing_manifest_and_dir(tmp_path: Path, key_dir: Path):
+    assert verify_cache(tmp_path / "nope") == [f"{tmp_path / 'nope'}: cache directory not found"]
+    (key_dir / "manifest.json").unlink()
+    assert verify_cache(key_dir) == ["manifest.json: missing"]
+
+
+# ---- cache ls / cache info (the read-only `cache` commands beside verify) ----
+
+
+def test_cache_ls_lists_every_key_with_state_and_counts(key_dir: Path):
+    root = key_dir.parent
+    (root / "0000000000000000" / "shards").mkdir(parents=True)  # an extraction that never assembled
+    (root / "not-a-cache").mkdir()
+    lines = cache_ls(root).splitlines()
+    assert len(lines) == 2
+    incomplete, good = sorted(lines)
+    assert incomplete.startswith("0000000000000000") and "INCOMPLETE" in incomplete
+    assert good.startswith(key_dir.name) and "complete" in good and "train=4 val=2 test=0" in good
+    assert "tiny-vit" in good and " KB" in good
+    with pytest.raises(CacheError, match="nope"):
+        cache_ls(root / "nope")
+
+
+def test_cache_info_reports_layout_classes_size_and_compression(key_dir: Path):
+    text = cache_info(key_dir)
+    assert f"key:        {key_dir.name}" in text and "complete:   yes" in text
+    assert "0 left_vit" in text and "11 whole_cnn_2" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith("  ")}
+    assert (
+        rows["grab"] == ["2", "0", "0"]
+        and rows["swipe"] == ["1", "1", "0"]
+        and rows["tap"] == ["1", "1", "0"]
+    )
+    ratio = float(text.split("compression: ")[1].split("x")[0])
+    assert ratio > 1.0  # float16 + gzip stores less than raw float32
+    with pytest.raises(CacheError, match="manifest"):
+        cache_info(key_dir / "shards")
+
+
+def test_damaged_small_fields_are_caught(key_dir: Path):
+    with h5py.File(key_dir / "train.h5", "r+") as h5:
+        h5["aug_index"][1] = 3  # grab/v1#a1 is augmented copy 1
+        h5["content_ids"][2] = b"\xff" * 64
+    faults = verify_cache(key_dir)
+    _one(faults, "train.h5: aug_index:", "[1]")
+    _one(faults, "train.h5: content_ids:", "[2]")
+    assert len(faults) == 2
+
+
+def test_verify_reports_instead_of_crashing_on_damage_anywhere(key_dir: Path):
+    """A byte flipped at spread-out offsets (metadata and data alike) never raises; data flips are found."""
+    path = key_dir / "train.h5"
+    original = path.read_bytes()
+    with h5py.File(path, "r") as h5:
+        chunks = [
+            (c.byte_offset, c.byte_offset + c.size)
+            for ds in h5.values()
+            if ds.chunks
+            for c in (ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks()))
+        ]
+    for offset in range(0, len(original), max(1, len(original) // 80)):
+        damaged = bytearray(original)
+        damaged[offset] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        faults = verify_cache(key_dir)  # must not raise
+        if any(a <= offset < b for a, b in chunks):
+            assert any(f.startswith("train.h5: ") for f in faults), offset
+    path.write_bytes(original)
+    assert verify_cache(key_dir) == []
