@@ -83,7 +83,7 @@ def _backgrounds(rng: np.random.Generator, base: np.ndarray, width: int, height:
     Texture and stripes are drawn per video, so different videos never look alike by accident (which the
     leakage check would rightly flag)."""
     # Mostly luminance texture on a muted base: the saturated hand colours stay the one strong colour cue.
-    coarse = rng.uniform(-40, 40, (max(2, height // 12), max(2, width // 12))).astype(np.float32)
+    coarse = rng.uniform(-25, 25, (max(2, height // 12), max(2, width // 12))).astype(np.float32)
     luminance = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)  # (H, W)
     coarse_tint = rng.uniform(-8, 8, (max(2, height // 24), max(2, width // 24), 3)).astype(np.float32)
     texture = luminance[:, :, None] + cv2.resize(coarse_tint, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -93,7 +93,7 @@ def _backgrounds(rng: np.random.Generator, base: np.ndarray, width: int, height:
         rng.uniform(0, 2 * math.pi),
     )
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    stripes = 14 * np.sin((xs * math.cos(angle) + ys * math.sin(angle)) * (2 * math.pi / period) + phase)
+    stripes = 8 * np.sin((xs * math.cos(angle) + ys * math.sin(angle)) * (2 * math.pi / period) + phase)
     background = base[None, None, :] + texture + stripes[:, :, None]  # (H, W, 3)
     return [
         np.clip(background + 7 * rng.standard_normal(background.shape, dtype=np.float32), 0, 255).astype(
@@ -118,7 +118,7 @@ def _write_video(
         num_frames = int(rng.integers(MIN_FRAMES, 32))
     backgrounds = _backgrounds(rng, subject["background"], width, height)
     outline = _unit_outline(shape)
-    radius = 0.15 * min(width, height) * subject["hand_scale"] * float(rng.uniform(0.9, 1.1))
+    radius = 0.24 * min(width, height) * subject["hand_scale"] * float(rng.uniform(0.9, 1.1))
     tilt = float(rng.uniform(-0.3, 0.3))
     fill = tuple(int(np.clip(c + rng.integers(-20, 21), 0, 255)) for c in colour)
     edge = tuple(c // 2 for c in fill)

@@ -152,6 +152,8 @@ def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys
     seen = {}
     with h5py.File(runs.cache / "val.h5", "r") as f:
         items = [{k: f[k][i] for k in ("embeddings", "dino_cls", "swav", "valid")} for i in range(3)]
+        for item, name in zip(items, "xyz", strict=True):
+            item["input"] = name
         labels = f["labels"][:3]
 
     def extract_inputs(paths, manifest, device):
@@ -164,6 +166,7 @@ def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys
     )
     assert seen["manifest"]["key"] == "synth0001" and seen["paths"] == [Path("x"), Path("y"), Path("z")]
     assert [r["prediction"] for r in results] == [CLASSES[i] for i in labels]
+    assert [r["input"] for r in results] == ["x", "y", "z"]
     for r in results:
         probs = [t["probability"] for t in r["top"]]
         assert len(probs) == 2 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6

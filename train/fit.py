@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from errors import BadInputError, CacheError
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
+from models.heads.normalize import feature_statistics
 from train.checkpoint import cache_record, plain, save_checkpoint, write_json_atomic, write_text_atomic
 from train.config import TrainConfig, to_plain
 from train.evaluate import evaluate_split, format_summary
@@ -120,7 +121,10 @@ def _prepare(cfg: TrainConfig) -> _Run:
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
 
     args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
-    model = GestureModel(args).to(device)
+    model = GestureModel(args)
+    stats_loader = make_loader(train_ds, 64, False, cfg.seed, cfg.workers, torch.device("cpu"))
+    model.set_statistics(feature_statistics(stats_loader, fields))
+    model = model.to(device)
     train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed, cfg.workers, device)
     val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.workers, device) if val_ds else None
     optimizer = torch.optim.RAdam(

@@ -10,6 +10,7 @@ from torch import nn
 
 from models.heads.attention import ChannelAttention, SequenceAttention
 from models.heads.fusion import GatedFusion
+from models.heads.normalize import FeatureNorm
 from models.heads.temporal import ResidualLSTM, TemporalCNN
 
 # Cache fields each stream choice reads; ablations run from one cache by picking a key.
@@ -75,6 +76,12 @@ class GestureModel(nn.Module):
         self.uses_twelve = args.streams in ("all", "twelve")
         self.uses_dino_swav = args.streams in ("all", "dino-swav")
         summary_dims = []
+        shapes = {
+            "embeddings": (args.num_channels, args.embed_dim),
+            "dino_cls": (args.dino_dim,),
+            "swav": (args.swav_dim,),
+        }
+        self.norms = nn.ModuleDict({name: FeatureNorm(shapes[name]) for name in STREAM_FIELDS[args.streams]})
         if self.uses_twelve:
             self.channel_attention = ChannelAttention(args.embed_dim, args.num_channels, hidden=h)
             self.channel_dropout = nn.Dropout(args.dropout)
@@ -96,6 +103,11 @@ class GestureModel(nn.Module):
     @classmethod
     def from_args(cls, args: dict[str, Any] | ModelArgs) -> GestureModel:
         return cls(args if isinstance(args, ModelArgs) else ModelArgs.from_dict(args))
+
+    def set_statistics(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Fix the input standardisation from training-split statistics (see FeatureNorm)."""
+        for name, (mean, std) in stats.items():
+            self.norms[name].set_statistics(mean, std)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -122,7 +134,7 @@ class GestureModel(nn.Module):
         if self.uses_twelve:
             if embeddings is None:
                 raise ValueError("streams include 'twelve' but no embeddings were given")
-            x, cw = self.channel_attention(embeddings)  # (B, T, D), (B, T, 12)
+            x, cw = self.channel_attention(self.norms["embeddings"](embeddings))  # (B, T, D), (B, T, 12)
             x = self.lstm(self.cnn(self.channel_dropout(x)))  # (B, T, 2h)
             s, fw = self.frame_attention(x, valid)  # (B, 2h), (B, T)
             aux["channel_weights"], aux["frame_weights"] = cw, fw
@@ -130,7 +142,7 @@ class GestureModel(nn.Module):
         if self.uses_dino_swav:
             if dino_cls is None or swav is None:
                 raise ValueError("streams include 'dino-swav' but dino_cls/swav were not given")
-            f, fg = self.frame_fusion(dino_cls, swav)  # (B, T, h), (B, T, h)
+            f, fg = self.frame_fusion(self.norms["dino_cls"](dino_cls), self.norms["swav"](swav))  # (B, T, h), (B, T, h)
             s, fw = self.dino_swav_attention(f, valid)  # (B, h), (B, T)
             aux["frame_gate"], aux["dino_frame_weights"] = fg, fw
             aux.setdefault("frame_weights", fw)

@@ -1,0 +1,51 @@
+"""Typed configuration of the extraction stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from data.config import DataConfig
+
+
+@dataclass
+class ExtractConfig:
+    """Everything ``pipeline.py extract`` needs; flags and YAML keys mirror these field names."""
+
+    dataset: DataConfig = field(default_factory=DataConfig)
+    cache_dir: Path = field(default=Path("artifacts/cache"), metadata={"help": "root of all caches"})
+    preset: Literal["full", "tiny"] = field(
+        default="full", metadata={"help": "encoder sizes: the real architectures, or tiny ones for tests"}
+    )
+    weights: Literal["pretrained", "random"] = field(
+        default="pretrained",
+        metadata={"help": "real pretrained weights, or the same architectures with seeded random weights"},
+    )
+    weights_seed: int = field(default=0, metadata={"help": "seed of the random weights (--weights random)"})
+    crop_mode: Literal["halves", "hands"] = field(
+        default="halves",
+        metadata={"help": "left/right views: image halves, or YOLO hand boxes falling back to halves"},
+    )
+    dtype: Literal["float16", "float32"] = field(
+        default="float16", metadata={"help": "storage dtype of the float feature streams"}
+    )
+    device: Literal["auto", "cpu", "cuda"] = field(
+        default="auto", metadata={"help": "where encoders run (auto: cuda when available)"}
+    )
+    batch_size: int = field(
+        default=2, metadata={"help": "sequences per encoder batch (frames per batch = this x --frames)"}
+    )
+    workers: int = field(default=2, metadata={"help": "DataLoader workers that decode and augment frames"})
+    shard_size: int = field(
+        default=16, metadata={"help": "sequences per crash-safe shard; a kill loses at most one shard"}
+    )
+    attention_mass: float = field(
+        default=0.6, metadata={"help": "share of DINO attention mass whose patches define the SwAV crop"}
+    )
+    crop_margin: float = field(
+        default=0.1, metadata={"help": "margin added around the SwAV crop, as a fraction of the frame side"}
+    )
+    wait_lock: bool = field(
+        default=False, metadata={"help": "wait for another extract on the same cache instead of refusing"}
+    )

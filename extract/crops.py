@@ -1,0 +1,80 @@
+"""Image regions fed to the encoders: halves, the DINO-attention crop for SwAV, and hand boxes."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import roi_align
+
+
+def split_halves(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split (N, 3, H, W) vertically at the middle column into left and right halves."""
+    mid = frames.shape[-1] // 2
+    return frames[..., :mid], frames[..., mid:]
+
+
+def attention_box(attn: torch.Tensor, mass: float, margin: float) -> torch.Tensor:
+    """Normalised (N, 4) x1 y1 x2 y2 boxes around the patches that hold the top ``mass`` share of attention.
+
+    ``attn`` is (N, h, w). Patches are taken in descending order until their summed attention reaches
+    ``mass`` of the total; the box is their bounding rectangle, widened by ``margin`` of the frame side.
+    """
+    n, h, w = attn.shape
+    flat = attn.reshape(n, -1).float()
+    order = flat.argsort(dim=1, descending=True)
+    sorted_vals = flat.gather(1, order)
+    share = sorted_vals.cumsum(1) / sorted_vals.sum(1, keepdim=True).clamp_min(1e-12)
+    # Keep patches until the share first reaches ``mass`` (at least one patch).
+    keep_sorted = torch.cat([torch.ones_like(share[:, :1], dtype=torch.bool), share[:, :-1] < mass], dim=1)
+    keep = torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted).view(n, h, w)
+    rows = keep.any(2)  # (N, h)
+    cols = keep.any(1)  # (N, w)
+    ar_h = torch.arange(h, device=attn.device)
+    ar_w = torch.arange(w, device=attn.device)
+    y1 = torch.where(rows, ar_h, h).amin(1).float() / h
+    y2 = (torch.where(rows, ar_h, -1).amax(1).float() + 1) / h
+    x1 = torch.where(cols, ar_w, w).amin(1).float() / w
+    x2 = (torch.where(cols, ar_w, -1).amax(1).float() + 1) / w
+    box = torch.stack([x1 - margin, y1 - margin, x2 + margin, y2 + margin], dim=1)
+    return box.clamp(0.0, 1.0)
+
+
+def crop_resize(frames: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop normalised (N, 4) boxes out of (N, 3, H, W) frames and resize each to ``size``.
+
+    roi_align with adaptive sampling averages several samples per output pixel, so large crops are
+    downscaled without aliasing, and all crops go through in one batched call.
+    """
+    n, _, h, w = frames.shape
+    scale = boxes.new_tensor([w, h, w, h])
+    rois = torch.cat([torch.arange(n, device=frames.device, dtype=boxes.dtype)[:, None], boxes * scale], 1)
+    return roi_align(
+        frames, rois.to(frames.dtype), output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True
+    )
+
+
+def hand_views(boxes: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left/right view boxes from YOLO detections, falling back to image halves where no hand is found.
+
+    ``boxes`` (N, K, 6) normalised x1 y1 x2 y2 conf cls, sorted by confidence; ``count`` (N,).
+    Returns left (N, 4), right (N, 4) and a (N, 2) bool mask of which views came from a detection.
+    The two most confident hands are ordered by their centre x; one hand fills the side it is on.
+    """
+    n = boxes.shape[0]
+    left = boxes.new_tensor([0.0, 0.0, 0.5, 1.0]).expand(n, 4).clone()
+    right = boxes.new_tensor([0.5, 0.0, 1.0, 1.0]).expand(n, 4).clone()
+    found = torch.zeros(n, 2, dtype=torch.bool, device=boxes.device)
+    for i in range(n):
+        k = int(min(count[i].item(), 2))
+        if k == 0:
+            continue
+        top = boxes[i, :k, :4]
+        cx = (top[:, 0] + top[:, 2]) / 2
+        top = top[cx.argsort()]
+        if k == 2:
+            left[i], right[i] = top[0], top[1]
+            found[i] = True
+        elif cx[0] < 0.5:
+            left[i], found[i, 0] = top[0], True
+        else:
+            right[i], found[i, 1] = top[0], True
+    return left, right, found

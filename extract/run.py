@@ -1,0 +1,251 @@
+"""The extraction run: compute only the missing sequences, shard by shard, then assemble the splits."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cache.assemble import assemble_splits
+from cache.lock import CacheLock
+from cache.schema import CHANNEL_NAMES, SCHEMA_VERSION, Dims
+from cache.shards import ShardStore
+from cli.config_args import config_to_dict, save_config
+from data.splits import save_splits, split_params
+from errors import BadInputError, UserError
+from extract.config import ExtractConfig
+from extract.encode import FrameEncoder
+from extract.plan import Plan, PlanItem, encoder_identities, make_augmenter, make_plan
+from extract.source import SequenceFrames, collate_items
+from models.encoders import PRESETS, Encoder, create_encoder
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@dataclass
+class ExtractResult:
+    key_dir: Path
+    computed: int = 0
+    reused: int = 0
+    skipped: list[str] = field(default_factory=list)
+    forward_calls: int = 0
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA device is available; use --device cpu")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
+    """Role -> frozen encoder of the preset. Missing pretrained weights raise WeightsUnavailableError."""
+    return {
+        role: create_encoder(name, cfg.weights, cfg.weights_seed)
+        for role, name in PRESETS[cfg.preset].items()
+    }
+
+
+def encoder_dims(encoders: dict[str, Encoder], cfg: ExtractConfig) -> Dims:
+    return Dims(
+        frames=cfg.dataset.frames,
+        embed_dim=encoders["vit"].out_dim,
+        dino_dim=encoders["dino"].out_dim,
+        attn_hw=tuple(encoders["dino"].attn_hw),
+        swav_dim=encoders["swav"].out_dim,
+        max_hands=encoders["hands"].max_hands,
+        float_dtype=cfg.dtype,
+    )
+
+
+def _versions() -> dict[str, str]:
+    import albumentations
+    import h5py
+    import timm
+    import transformers
+    import ultralytics
+
+    mods = {
+        "torch": torch,
+        "timm": timm,
+        "transformers": transformers,
+        "ultralytics": ultralytics,
+        "albumentations": albumentations,
+        "h5py": h5py,
+        "numpy": np,
+    }
+    return {name: m.__version__ for name, m in mods.items()}
+
+
+def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "key": plan.key,
+        "key_spec": plan.key_spec,
+        "dims": dims.to_json(),
+        "class_names": plan.dataset.classes,
+        "channel_layout": list(CHANNEL_NAMES),
+        "encoders": encoder_identities(cfg),
+        "config": config_to_dict(cfg),
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dtype: str) -> dict[str, Any]:
+    seq = item.sequence
+    rec: dict[str, Any] = {
+        k: v.astype(dtype) if v.dtype.kind == "f" and k != "swav_boxes" and k != "hand_boxes" else v
+        for k, v in arrays.items()
+    }
+    rec.update(
+        labels=label,
+        frame_indices=seq.indices.astype(np.int32),
+        valid=seq.valid.astype(np.uint8),
+        sequence_ids=seq.sequence_id,
+        content_ids=item.content_id,
+        aug_index=seq.aug_index,
+    )
+    return rec
+
+
+def _worker_init(_: int) -> None:
+    # Workers decode and augment; one thread each keeps them from fighting the encoders for cores.
+    torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _write_shard(store: ShardStore, records: list[dict[str, Any]], dims: Dims, meta: dict[str, Any]) -> None:
+    try:
+        store.write_shard(records, dims, meta)
+    except OSError as e:
+        if e.errno in _DISK_ERRNOS:
+            raise UserError(
+                f"cannot write a shard under {store.key_dir}: {e.strerror}; free disk space "
+                "and re-run the same command (finished shards are kept)"
+            ) from None
+        raise
+
+
+def extract_missing(
+    todo: list[PlanItem],
+    plan: Plan,
+    cfg: ExtractConfig,
+    store: ShardStore,
+    frame_encoder: FrameEncoder,
+    dims: Dims,
+    meta: dict[str, Any],
+) -> tuple[int, list[str]]:
+    """Encode ``todo`` in batches of sequences and write a shard every ``shard_size`` sequences."""
+    d = cfg.dataset
+    source = SequenceFrames(
+        [it.sequence for it in todo], make_augmenter(cfg, plan.dataset.classes), d.augment_seed
+    )
+    # forkserver, not fork: a forked worker inherits the parent's OpenCV/OpenMP thread pools in a
+    # broken state and can deadlock on its first cv2 call (seen after the parent ran albumentations).
+    loader = DataLoader(
+        source,
+        batch_size=max(1, cfg.batch_size),
+        num_workers=cfg.workers,
+        collate_fn=collate_items,
+        worker_init_fn=_worker_init if cfg.workers else None,
+        multiprocessing_context="forkserver" if cfg.workers else None,
+    )
+    pending: list[dict[str, Any]] = []
+    computed, skipped, t = 0, [], d.frames
+    with tqdm(total=len(todo) * t, unit="frame", desc="extract", file=sys.stderr, dynamic_ncols=True) as bar:
+        for batch in loader:
+            good = []
+            for item in batch:
+                if "error" not in item:
+                    good.append(item)
+                elif d.on_bad_frame == "skip":
+                    skipped.append(item["error"])
+                    bar.update(t)
+                else:
+                    raise BadInputError(item["error"])
+            if good:
+                out = frame_encoder(torch.cat([g["frames"] for g in good]))  # frames (n*T, S, S, 3)
+                for j, g in enumerate(good):
+                    rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
+                    pending.append(_record(todo[g["index"]], g["label"], rows, cfg.dtype))
+                computed += len(good)
+                bar.update(len(good) * t)
+            while len(pending) >= cfg.shard_size:
+                _write_shard(store, pending[: cfg.shard_size], dims, meta)
+                del pending[: cfg.shard_size]
+    if pending:
+        _write_shard(store, pending, dims, meta)
+    return computed, skipped
+
+
+def _load_dims(key_dir: Path) -> Dims:
+    path = key_dir / "key.json"
+    try:
+        return Dims.from_json(json.loads(path.read_text())["dims"])
+    except (OSError, KeyError, ValueError) as e:
+        raise UserError(f"{path}: unreadable ({e}); delete {key_dir} and re-run extract") from None
+
+
+def run(cfg: ExtractConfig) -> ExtractResult:
+    """Extract every sequence of the dataset that the cache does not hold yet, then assemble the splits."""
+    plan = make_plan(cfg)
+    key_dir = Path(cfg.cache_dir) / plan.key
+    key_dir.mkdir(parents=True, exist_ok=True)
+    result = ExtractResult(key_dir)
+    with CacheLock(key_dir, wait=cfg.wait_lock):
+        store = ShardStore(key_dir)
+        done = set(store.index())
+        todo = [it for it in plan.items if it.content_id not in done]
+        result.reused = len(plan.items) - len(todo)
+        if todo:
+            print(f"extracting {len(todo)} of {len(plan.items)} sequences into {key_dir}", file=sys.stderr)
+            encoders = build_encoders(cfg)
+            dims = encoder_dims(encoders, cfg)
+            _write_json_atomic(
+                key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
+            )
+            frame_encoder = FrameEncoder(
+                encoders, resolve_device(cfg.device), cfg.crop_mode, cfg.attention_mass, cfg.crop_margin
+            )
+            meta = _meta(cfg, plan, dims)
+            result.computed, result.skipped = extract_missing(
+                todo, plan, cfg, store, frame_encoder, dims, meta
+            )
+            result.forward_calls = frame_encoder.forward_calls
+            done = set(store.index())
+        else:
+            print(
+                f"reused cache {key_dir}: all {len(plan.items)} sequences present, 0 computed",
+                file=sys.stderr,
+            )
+            dims = _load_dims(key_dir)
+            meta = _meta(cfg, plan, dims)
+        save_splits(key_dir / "splits.json", plan.assignment, split_params(plan.dataset, cfg.dataset))
+        assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta)
+        save_config(cfg, key_dir / "config.yaml")
+    if result.skipped:
+        print(f"skipped {len(result.skipped)} bad sequence(s) (--on-bad-frame skip):", file=sys.stderr)
+        for msg in result.skipped:
+            print(f"  {msg}", file=sys.stderr)
+    return result

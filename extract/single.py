@@ -1,0 +1,57 @@
+"""Extraction of unlabelled inputs for ``predict``, with exactly the encoders a cache was built with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cache.schema import FLOAT_FIELDS
+from data.augment import SequenceAugmenter
+from data.discovery import input_videos
+from data.frames import read_frames
+from data.sampling import sample_indices
+from errors import CacheError
+from extract.encode import FrameEncoder
+from extract.run import resolve_device
+from models.encoders import Encoder, create_encoder
+
+
+def encoders_from_manifest(manifest: dict[str, Any]) -> dict[str, Encoder]:
+    """Rebuild the cache's encoders from its manifest: same names, same weights (or same random seed)."""
+    encoders = {}
+    for role, spec in manifest["encoders"].items():
+        weights, _, seed = spec["weights"].partition(":")
+        encoders[role] = create_encoder(spec["name"], weights, int(seed or 0))
+    return encoders
+
+
+def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> list[dict[str, np.ndarray]]:
+    """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was.
+
+    Each dict also has ``"input"``, the readable name of the video it came from.
+    """
+    try:
+        cfg = manifest["config"]
+        frames, image_size = int(cfg["frames"]), int(cfg["image_size"])
+        crop = (cfg["crop_mode"], float(cfg["attention_mass"]), float(cfg["crop_margin"]))
+        dtype = np.dtype(manifest["dims"]["float_dtype"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None
+    encoder = FrameEncoder(encoders_from_manifest(manifest), resolve_device(device), *crop)
+    resize = SequenceAugmenter(image_size, flip=False)
+    results = []
+    for path in paths:
+        for video in input_videos(Path(path)):
+            indices, valid, _ = sample_indices(video.num_frames, frames)
+            clip, _ = resize(read_frames(video, indices), -1, None)  # (T, S, S, 3)
+            out = encoder(torch.from_numpy(clip))
+            # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
+            out = {k: v.astype(dtype).astype(np.float32) if k in FLOAT_FIELDS else v for k, v in out.items()}
+            out.update(
+                valid=valid, frame_indices=indices, input=str(video.video_file or video.root / video.video_id)
+            )
+            results.append(out)
+    return results

@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Command line of the gesture toolkit: parse arguments, build a stage config, call that stage.
+
+Exit status: 0 success, 2 user error (one line on stderr), 1 bug (traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Decode/augment workers share the cores with the encoders; busy-waiting OpenMP threads then slow
+# compute down many-fold. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from cli.config_args import add_config_args, build_config  # noqa: E402
+from errors import UserError  # noqa: E402
+
+
+@dataclass
+class DemoDataConfig:
+    out: Path = field(default=Path("artifacts/demo-data"), metadata={"help": "where to write the dataset"})
+    width: int = field(default=160, metadata={"help": "frame width in pixels"})
+    height: int = field(default=120, metadata={"help": "frame height in pixels"})
+    seed: int = field(default=0, metadata={"help": "generator seed (the dataset is deterministic)"})
+
+
+@dataclass
+class CachePathConfig:
+    path: Path = field(
+        default=Path("artifacts/cache"), metadata={"help": "cache root (ls) or one cache (info, verify)"}
+    )
+
+
+def cmd_extract(cfg) -> int:
+    from extract.run import run
+
+    result = run(cfg)
+    print(result.key_dir)
+    return 0
+
+
+def cmd_train(cfg) -> int:
+    from train.fit import run_train
+
+    print(run_train(cfg))
+    return 0
+
+
+def cmd_evaluate(cfg) -> int:
+    from train.evaluate import run_evaluate
+
+    run_evaluate(cfg)
+    return 0
+
+
+def cmd_predict(cfg) -> int:
+    from train.predict import run_predict
+
+    run_predict(cfg)
+    return 0
+
+
+def cmd_runs(cfg) -> int:
+    from train.runs import list_runs
+
+    print(list_runs(cfg.runs_dir))
+    return 0
+
+
+def cmd_demo_data(cfg: DemoDataConfig) -> int:
+    from data.demo import write_demo_dataset
+
+    print(write_demo_dataset(cfg.out, size=(cfg.width, cfg.height), seed=cfg.seed))
+    return 0
+
+
+def cmd_demo(cfg) -> int:
+    from demo import run_demo
+
+    print(run_demo(cfg))
+    return 0
+
+
+def cmd_cache_ls(cfg: CachePathConfig) -> int:
+    from cache.inspect import cache_ls
+
+    print(cache_ls(cfg.path))
+    return 0
+
+
+def cmd_cache_info(cfg: CachePathConfig) -> int:
+    from cache.inspect import cache_info
+
+    print(cache_info(cfg.path))
+    return 0
+
+
+def cmd_cache_verify(cfg: CachePathConfig) -> int:
+    from cache.verify import verify_cache
+
+    faults = verify_cache(cfg.path)
+    for fault in faults:
+        print(f"FAULT {fault}")
+    if faults:
+        print(
+            f"error: {len(faults)} fault(s) in {cfg.path}; re-extract it (delete the folder and re-run "
+            "extract)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"OK {cfg.path}")
+    return 0
+
+
+def _commands() -> list[tuple[str, str, type, Callable]]:
+    """(name, help, config class, handler) for every subcommand; imports stay light for --help."""
+    from demo import DemoConfig
+    from extract.config import ExtractConfig
+    from train.config import EvaluateConfig, PredictConfig, RunsConfig, TrainConfig
+
+    return [
+        ("extract", "extract features of a dataset into the HDF5 cache", ExtractConfig, cmd_extract),
+        ("train", "train the recognition heads on a cache", TrainConfig, cmd_train),
+        ("evaluate", "evaluate a checkpoint on a split of its cache", EvaluateConfig, cmd_evaluate),
+        ("predict", "classify frame folders or video files with a checkpoint", PredictConfig, cmd_predict),
+        ("runs", "compare training runs side by side", RunsConfig, cmd_runs),
+        ("demo-data", "write the synthetic gesture dataset", DemoDataConfig, cmd_demo_data),
+        (
+            "demo",
+            "demo data -> extract (tiny, random weights) -> train -> evaluate, offline",
+            DemoConfig,
+            cmd_demo,
+        ),
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipeline.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, cls, handler in _commands():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+        )
+        add_config_args(p, cls)
+        p.set_defaults(config_cls=cls, handler=handler)
+    cache = sub.add_parser("cache", help="list, describe or verify caches")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    for name, help_text, handler in [
+        ("ls", "list the caches under a cache root", cmd_cache_ls),
+        ("info", "describe one cache: config, encoders, layout, counts, size", cmd_cache_info),
+        ("verify", "re-read every chunk of a cache and check it; exit 2 on any fault", cmd_cache_verify),
+    ]:
+        p = cache_sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "path",
+            type=Path,
+            nargs="?" if name == "ls" else None,
+            default=Path("artifacts/cache") if name == "ls" else None,
+            help="cache root (default artifacts/cache)" if name == "ls" else "one cache directory",
+        )
+        p.set_defaults(handler=handler, config_cls=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = CachePathConfig(args.path) if args.config_cls is None else build_config(args.config_cls, args)
+        return args.handler(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

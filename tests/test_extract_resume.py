@@ -1,0 +1,92 @@
+"""kill -9 in the middle of an extraction: the re-run finishes and the arrays equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import ROOT, tiny_extract_config
+
+from cache.verify import verify_cache
+from extract.run import run
+
+
+def _cli(data: Path, cache: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "pipeline.py"),
+        "extract",
+        "--data",
+        str(data),
+        "--cache-dir",
+        str(cache),
+        "--preset",
+        "tiny",
+        "--weights",
+        "random",
+        "--frames",
+        "8",
+        "--image-size",
+        "64",
+        "--workers",
+        "0",
+        "--val",
+        "0.34",
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "1",
+    ]
+
+
+def _kill_after(cmd: list[str], cache: Path, shards: int) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``shards`` finished shard files exist."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(cache.glob("*/shards/*.h5"))) >= shards:
+                break
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+
+@pytest.mark.parametrize("shards_before_kill", [1, 3])
+def test_kill_9_then_rerun_matches_an_uninterrupted_run(small_demo, tmp_path, shards_before_kill):
+    data = tmp_path / "data"
+    shutil.copytree(small_demo, data)
+    reference = run(tiny_extract_config(data, tmp_path / "ref", batch_size=1))
+
+    cache = tmp_path / "killed"
+    _kill_after(_cli(data, cache), cache, shards_before_kill)
+    [key_dir] = list(cache.iterdir())
+    assert (
+        not (key_dir / "manifest.json").exists()
+        or '"complete": true' not in (key_dir / "manifest.json").read_text()
+    )
+
+    resumed = run(tiny_extract_config(data, cache, batch_size=1))
+    assert resumed.key_dir.name == reference.key_dir.name
+    assert resumed.reused >= 4 * shards_before_kill  # finished shards are not recomputed
+    assert resumed.computed + resumed.reused == 18
+    assert verify_cache(resumed.key_dir) == []
+    for split in ("train", "val", "test"):
+        with (
+            h5py.File(reference.key_dir / f"{split}.h5") as a,
+            h5py.File(resumed.key_dir / f"{split}.h5") as b,
+        ):
+            assert set(a) == set(b)
+            for name in a:
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{split}/{name}")
