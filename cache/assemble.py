@@ -23,6 +23,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from cache.diskfull import RESUME_ADVICE, disk_full_error
+from cache.guarded import h5_writer
 from cache.key import canonical_json
 from cache.manifest import (
     SPLITS,
@@ -108,7 +110,14 @@ class _ShardPool:
 
     def __getitem__(self, path: Path) -> _SourceShard:
         if path not in self.open:
-            self.open[path] = _SourceShard(path, self.class_names)
+            try:
+                self.open[path] = _SourceShard(path, self.class_names)
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:  # damaged after index() read it
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise CacheError(
+                    f"{path}: unreadable shard ({reason}); delete it and re-run the same extract "
+                    "command to recompute its sequences"
+                ) from exc
         return self.open[path]
 
     def close(self) -> None:
@@ -150,7 +159,10 @@ def _stable(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _up_to_date(key_dir: Path, members: dict[str, list[str]], meta: dict[str, Any]) -> bool:
     """True when the manifest is complete and every split file already holds exactly ``members``."""
-    manifest = read_manifest(key_dir)
+    try:
+        manifest = read_manifest(key_dir)
+    except CacheError:  # unreadable or edited into invalid JSON: rebuild it from the shards
+        return False
     if not manifest or manifest.get("complete") is not True or _stable(manifest) != _stable(meta):
         return False
     for split in SPLITS:
@@ -210,7 +222,7 @@ def _write_split(
     tmp = path.with_name(path.name + ".tmp")
     n = len(content_ids)
     try:
-        with h5py.File(tmp, "w") as out:
+        with h5_writer(tmp) as (out, guard):
             write_attrs(out, attrs)
             dst = create_datasets(out, n, dims)
             # Chunk shape and filters must match for a raw chunk copy.
@@ -230,11 +242,16 @@ def _write_split(
                 for name in ("sequence_ids", "content_ids", "aug_index"):
                     small[name][i] = src.small[name][ref.row]
                 progress.update(1)
+                if guard.error is not None:  # disk full: stop; h5_writer raises it after closing
+                    break
             for name, arr in small.items():
                 dst[name][...] = arr
         publish(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_full_error(tmp, exc, RESUME_ADVICE)
+        if full is not None:
+            raise full from None
         raise
     return counts
 
@@ -284,8 +301,13 @@ def assemble_splits(
                 got = _write_split(path, members[split], index, pool, dims, attrs, progress)
                 for k in totals:
                     totals[k] += got[k]
+        splits = {s: {"file": f"{s}.h5", "count": counts[s], "sequence_ids": sequence_ids[s]} for s in SPLITS}
+        write_manifest(key_dir, build_manifest(meta, class_names, splits, complete=True))
+    except (OSError, RuntimeError) as exc:  # the manifest writes; split files map their own errors
+        full = disk_full_error(None, exc, RESUME_ADVICE)
+        if full is not None:
+            raise full from None
+        raise
     finally:
         pool.close()
-    splits = {s: {"file": f"{s}.h5", "count": counts[s], "sequence_ids": sequence_ids[s]} for s in SPLITS}
-    write_manifest(key_dir, build_manifest(meta, class_names, splits, complete=True))
     return {"unchanged": False, "counts": counts, **totals, "seconds": time.perf_counter() - t0}

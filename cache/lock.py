@@ -71,6 +71,12 @@ class CacheLock:
             # The lock was free, so whoever the file still names is gone: take over.
             if previous and (previous.get("pid"), previous.get("host")) != (me["pid"], me["host"]):
                 self.took_over = previous
+                print(
+                    f"note: cache {self.key_dir} was left locked by {describe_holder(previous)}, which "
+                    "ended without releasing it (killed?); the stale lock is cleared and its finished "
+                    "work is reused",
+                    file=sys.stderr,
+                )
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(me).encode(), 0)
             os.fsync(fd)

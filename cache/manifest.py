@@ -88,8 +88,16 @@ def write_manifest(key_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def mark_incomplete(key_dir: Path) -> None:
-    """Flip ``complete`` to false (creating a minimal manifest if none) before touching split files."""
-    manifest = read_manifest(key_dir) or {"key": Path(key_dir).name, "splits": {}}
+    """Flip ``complete`` to false (creating a minimal manifest if none) before touching split files.
+
+    An unreadable manifest is replaced by a minimal one: it is about to be rebuilt, and refusing here
+    would leave the cache unrepairable by the very command its error message recommends.
+    """
+    try:
+        manifest = read_manifest(key_dir)
+    except CacheError:
+        manifest = None
+    manifest = manifest or {"key": Path(key_dir).name, "splits": {}}
     manifest["complete"] = False
     write_manifest(key_dir, manifest)
 

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
-from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, read_attrs
+from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from errors import CacheError
 
 
@@ -42,36 +42,6 @@ def attr_text(h5: h5py.File, name: str) -> str | None:
     return decoded if isinstance(decoded, str) else text
 
 
-def foreign_storage(h5: h5py.File) -> list[str]:
-    """Objects whose bytes live outside this file: external links, external raw storage, virtual datasets.
-
-    All are refused: a virtual dataset with a missing source silently reads as fill values,
-    and the others make the file's validity depend on files the cache does not own.
-    """
-    found: list[str] = []
-
-    def visit(group: h5py.Group, prefix: str) -> None:
-        for name in group:
-            path = f"{prefix}{name}"
-            link = group.get(name, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                found.append(f"{path}: external link to {link.filename}:{link.path}")
-                continue
-            if isinstance(link, h5py.SoftLink):
-                continue  # points inside this file; its target is visited under its own name
-            obj = group[name]
-            if isinstance(obj, h5py.Group):
-                visit(obj, f"{path}/")
-            elif isinstance(obj, h5py.Dataset):
-                if obj.is_virtual:
-                    found.append(f"{path}: virtual dataset (data mapped from other files)")
-                elif obj.external:
-                    found.append(f"{path}: external raw storage in {obj.external[0][0]}")
-
-    visit(h5, "")
-    return found
-
-
 @dataclass(frozen=True)
 class CacheInfo:
     """A cache key directory that passed the cheap checks."""
@@ -88,7 +58,17 @@ class CacheInfo:
         return {s: int(e.get("count", 0)) for s, e in self.manifest["splits"].items()}
 
 
-def _check_split_file(path: Path, key: str, hint: str) -> None:
+def _lengths(h5: h5py.File) -> dict[str, int | None]:
+    """N of every per-sequence dataset present (None for a member that is not a dataset)."""
+    return {
+        name: (obj.shape[0] if isinstance(obj, h5py.Dataset) and obj.shape else None)
+        for name in ("labels", "sequence_ids", "content_ids", "valid", "embeddings")
+        if (obj := h5.get(name)) is not None
+    }
+
+
+def _check_split_file(path: Path, key: str, count: Any, hint: str) -> None:
+    """Cheap checks only (metadata, no chunk is decoded): exists, opens, right key, self-contained, N."""
     if not path.is_file():
         raise CacheError(f"{path}: split file missing; {hint}")
     if path.stat().st_size == 0:
@@ -97,13 +77,22 @@ def _check_split_file(path: Path, key: str, hint: str) -> None:
         with h5py.File(path, "r", locking=False) as h5:
             file_key = attr_text(h5, "key")
             foreign = foreign_storage(h5)
+            lengths = _lengths(h5)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:  # what h5py raises for damaged files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CacheError(f"{path}: cannot open as HDF5 ({reason}); {hint}") from exc
     if file_key != key:
         raise CacheError(f"{path}: belongs to cache key {file_key}, but the manifest says {key}; {hint}")
     if foreign:
         raise CacheError(f"{path}: {foreign[0]}; caches must hold all their data, re-extract it")
+    if "labels" not in lengths:
+        raise CacheError(f"{path}: labels: dataset missing; {hint}")
+    if len(set(lengths.values())) > 1:
+        raise CacheError(f"{path}: datasets disagree on the number of sequences {lengths}; {hint}")
+    if lengths["labels"] != count:
+        raise CacheError(
+            f"{path}: holds {lengths['labels']} sequences, but {MANIFEST_NAME} says {count!r}; {hint}"
+        )
 
 
 def open_cache(cache_dir: Path) -> CacheInfo:
@@ -135,15 +124,24 @@ def open_cache(cache_dir: Path) -> CacheInfo:
         class_names = [str(c) for c in manifest["class_names"]]
         entries = {s: manifest["splits"][s] for s in SPLITS}
         files = {s: str(e["file"]) for s, e in entries.items()}
-    except (KeyError, TypeError, ValueError) as exc:
+        counts = {s: e.get("count") for s, e in entries.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CacheError(f"{mpath}: missing or malformed field {exc}; {hint}") from exc
     splits = {}
     for split, name in files.items():
         if Path(name).name != name:  # a manifest must not point outside its directory
             raise CacheError(f"{mpath}: split file name {name!r} is not a plain file name; {hint}")
         splits[split] = d / name
-        _check_split_file(splits[split], key, hint)
+        _check_split_file(splits[split], key, counts[split], hint)
     return CacheInfo(d, key, manifest, splits, class_names, dims)
+
+
+def _readable(ds: h5py.Dataset, i: int) -> bool:
+    try:
+        ds[i]
+    except (OSError, RuntimeError):
+        return False
+    return True
 
 
 class CacheDataset(Dataset):
@@ -177,16 +175,38 @@ class CacheDataset(Dataset):
                 }
                 self._preloaded = None
                 if preload and not unknown:
-                    self._preloaded = {s: torch.from_numpy(h5[s][...]) for s in self.streams}
+                    self._preloaded = {s: self._read_whole(h5, s) for s in self.streams}
+        except CacheError:
+            raise
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             raise CacheError(
-                f"{self.path}: unreadable split file ({exc}); {_hint(self.path.parent)}"
+                f"{self.path}: unreadable split file ({reason}); {_hint(self.path.parent)}"
             ) from exc
         if unknown:
             raise ValueError(f"unknown stream(s) {unknown}; valid: {allowed}")
+        # Labels index the model's output: one out of range would crash training, or worse, be learned.
+        bad = np.flatnonzero((self.labels < 0) | (self.labels >= len(self.class_names)))
+        if bad.size:
+            raise CacheError(
+                f"{self.path}: labels: value outside 0..{len(self.class_names) - 1} at sequence(s) "
+                f"{bad[:5].tolist()}; {_hint(self.path.parent)}"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def _read_whole(self, h5: h5py.File, name: str) -> torch.Tensor:
+        """One stream decoded into memory; a damaged chunk is named by dataset and sequence."""
+        ds = h5[name]
+        try:
+            return torch.from_numpy(ds[...])
+        except (OSError, RuntimeError) as exc:
+            bad = next(i for i in range(len(ds)) if not _readable(ds, i))
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise CacheError(
+                f"{self.path}: cannot read {name}[{bad}] ({reason}); {_hint(self.path.parent)}"
+            ) from exc
 
     def _dataset(self, name: str) -> h5py.Dataset:
         if self._h5 is None or self._pid != os.getpid():  # first use in this process (worker)
@@ -201,8 +221,9 @@ class CacheDataset(Dataset):
         try:
             return torch.from_numpy(self._dataset(name)[i])
         except (OSError, RuntimeError) as exc:  # a damaged chunk
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             raise CacheError(
-                f"{self.path}: cannot read {name}[{i}] ({exc}); {_hint(self.path.parent)}"
+                f"{self.path}: cannot read {name}[{i}] ({reason}); {_hint(self.path.parent)}"
             ) from exc
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

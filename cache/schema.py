@@ -133,3 +133,33 @@ def read_attrs(h5: h5py.File) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k] = v
     return out
+
+
+def foreign_storage(h5: h5py.File) -> list[str]:
+    """Objects whose bytes live outside this file: external links, external raw storage, virtual datasets.
+
+    All are refused: a virtual dataset with a missing source silently reads as fill values,
+    and the others make the file's validity depend on files the cache does not own.
+    """
+    found: list[str] = []
+
+    def visit(group: h5py.Group, prefix: str) -> None:
+        for name in group:
+            path = f"{prefix}{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{path}: external link to {link.filename}:{link.path}")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                continue  # points inside this file; its target is visited under its own name
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, f"{path}/")
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    found.append(f"{path}: virtual dataset (data mapped from other files)")
+                elif obj.external:
+                    found.append(f"{path}: external raw storage in {obj.external[0][0]}")
+
+    visit(h5, "")
+    return found

@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
+from cache.diskfull import RESUME_ADVICE, disk_full_error
+from cache.guarded import h5_writer
 from cache.key import canonical_json
 from cache.manifest import now_iso, publish
 from cache.schema import (
@@ -30,6 +32,7 @@ from cache.schema import (
     create_datasets,
     encode_id,
     field_specs,
+    foreign_storage,
     write_attrs,
 )
 
@@ -123,8 +126,9 @@ class ShardStore:
     def index(self) -> dict[str, ShardRef]:
         """content id -> (shard, row) over every complete shard; the first shard wins a duplicate.
 
-        Unreadable shards are skipped (their sequences get re-extracted) and listed in
-        ``self.unreadable``.
+        Unreadable shards, and shards whose data would come from other files (external links,
+        external storage, virtual datasets: nothing this toolkit writes), are skipped (their
+        sequences get re-extracted) and listed in ``self.unreadable``.
         """
         self.clean_tmp()
         self.unreadable = []
@@ -132,9 +136,13 @@ class ShardStore:
         for path in self.shard_paths():
             try:
                 with h5py.File(path, "r", locking=False) as h5:
+                    foreign = foreign_storage(h5)
+                    if foreign:
+                        raise OSError(foreign[0])
                     ids = h5["content_ids"][...]
-            except (OSError, KeyError) as exc:
-                msg = f"{path}: unreadable shard skipped ({exc}); its sequences will be re-extracted"
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                msg = f"{path}: unreadable shard skipped ({reason}); its sequences will be re-extracted"
                 warnings.warn(msg, stacklevel=2)
                 self.unreadable.append(path)
                 continue
@@ -164,13 +172,16 @@ class ShardStore:
         name = f"shard-{time.time_ns()}-{_host_tag()}-{os.getpid()}-{next(_COUNTER)}.h5"
         tmp, final = self.dir / f"{name}.tmp", self.dir / name
         try:
-            with h5py.File(tmp, "w") as h5:
+            with h5_writer(tmp) as (h5, _):
                 write_attrs(h5, attrs)
                 datasets = create_datasets(h5, len(records), dims)
                 for field, arr in arrays.items():
                     datasets[field][...] = arr
             publish(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
+            full = disk_full_error(tmp, exc, RESUME_ADVICE)
+            if full is not None:
+                raise full from None
             raise
         return final

@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from cache.assemble import SCALAR_FIELDS, video_of
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
-from cache.reader import attr_text, foreign_storage
-from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, read_attrs
+from cache.reader import attr_text
+from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
+from cache.shards import SHARD_DIR
 from errors import CacheError
 
 _SHOW = 5  # how many offending sequence indices a message lists
@@ -235,3 +236,41 @@ def verify_cache(cache_dir: Path) -> list[str]:
             files = "/".join(f"{s}.h5" for s in SPLITS if s in where)
             faults.append(f"{files}: sequence_ids: video {video} is in more than one split ({sorted(where)})")
     return faults
+
+
+def _shard_ids(d: Path) -> tuple[set[str], list[str]]:
+    """Content ids held by the finished shards, read-only (unlike ShardStore.index, which cleans up)."""
+    ids: set[str] = set()
+    unreadable: list[str] = []
+    for path in sorted((d / SHARD_DIR).glob("*.h5")):
+        try:
+            with h5py.File(path, "r", locking=False) as h5:
+                ids.update(raw.decode("ascii") for raw in h5["content_ids"][...])
+        except (*_H5_ERRORS, UnicodeDecodeError) as exc:
+            unreadable.append(f"{SHARD_DIR}/{path.name}: unreadable ({_first_line(exc)})")
+    return ids, unreadable
+
+
+def verify_notes(cache_dir: Path) -> list[str]:
+    """Things worth knowing that do not make the cache unusable: shards that are gone or unreadable.
+
+    Split files hold copies of their sequences, so training and evaluation never read shards/;
+    shards matter only when the splits are re-assembled (new ratios, added videos). Then `extract`
+    recomputes exactly the sequences no shard holds, so a deleted shard costs encoder time, not data.
+    """
+    d = Path(cache_dir)
+    in_splits: set[str] = set()
+    for split in SPLITS:
+        try:
+            with h5py.File(d / f"{split}.h5", "r", locking=False) as h5:
+                in_splits.update(raw.rstrip(b"\0").decode("latin-1") for raw in h5["content_ids"][...])
+        except _H5_ERRORS:
+            continue  # verify_cache reports damaged split files
+    stored, notes = _shard_ids(d)
+    missing = in_splits - stored
+    if missing:
+        notes.append(
+            f"{SHARD_DIR}/: {len(missing)} sequence(s) of the split files are in no shard (deleted?); the "
+            "split files are complete, and the next extract that re-assembles recomputes only those"
+        )
+    return notes

@@ -59,8 +59,13 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = f"{f.metadata.get('help', '')} ({shown})"
         kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name}
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, nargs="*", default=_UNSET, help=f.metadata.get("help", ""),
-                                metavar=f.name.rstrip("s").upper())
+            parser.add_argument(
+                f.name,
+                nargs="*",
+                default=_UNSET,
+                help=f.metadata.get("help", ""),
+                metavar=f.name.rstrip("s").upper(),
+            )
             continue
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

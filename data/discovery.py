@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data.frames import probe_video
-from data.sequence import Video
+from data.sequence import MAX_VIDEO_KEY_BYTES, Video
 from errors import BadInputError, UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
@@ -242,6 +242,18 @@ def discover(root: Path, group_regex: str | None = None, on_bad: str = "error") 
     has_files = any(isinstance(item[3], Path) for item in ordered)
     progress = tqdm(ordered, desc="discover", unit="video", leave=False, disable=None if has_files else True)
     for split, class_name, video_id, source in progress:
+        where = source if isinstance(source, Path) else source[0]
+        try:  # ids are stored as UTF-8; Linux file names may be any bytes
+            key_bytes = len(f"{class_name}/{video_id}".encode())
+        except UnicodeEncodeError:
+            problems.report(f"{ascii(str(where))}: file or folder name is not valid UTF-8; rename it")
+            continue
+        if key_bytes > MAX_VIDEO_KEY_BYTES:
+            problems.report(
+                f"{where}: class folder and video id together are {key_bytes} bytes, over the "
+                f"{MAX_VIDEO_KEY_BYTES}-byte limit of cached ids; shorten the folder or file names"
+            )
+            continue
         if isinstance(source, Path):
             try:
                 num_frames = probe_video(source)

@@ -6,6 +6,7 @@ bad frame is the user's to fix, not a bug.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,27 @@ def _undecodable(path: Path, error: BaseException) -> BadInputError:
     )
 
 
+def open_image(path: Path) -> Image.Image:
+    """``PIL.Image.open`` as Pillow defines it, even after another library replaced it process-wide.
+
+    ultralytics (imported for the hand detector) swaps ``PIL.Image.open`` for a wrapper that, when a
+    file is not a known image, runs ``pip install pi-heif`` and retries: a corrupt frame would start
+    a package install, or fail with ModuleNotFoundError offline. A wrapper that keeps the original
+    as ``_image_open`` in its module (as ultralytics does) or ``__wrapped__`` is unwrapped here.
+    """
+    opener = Image.open
+    for _ in range(8):  # wrappers of wrappers, bounded
+        if getattr(opener, "__module__", "PIL.Image") == "PIL.Image":
+            break
+        inner = getattr(opener, "__wrapped__", None) or getattr(
+            sys.modules.get(getattr(opener, "__module__", "")), "_image_open", None
+        )
+        if not callable(inner):
+            break
+        opener = inner
+    return opener(path)
+
+
 def load_image(path: Path) -> np.ndarray:
     """Decode one frame image to (H, W, 3) uint8 RGB; grayscale, palette, RGBA and 16-bit are converted."""
     path = Path(path)
@@ -48,7 +70,7 @@ def load_image(path: Path) -> np.ndarray:
     if size == 0:
         raise BadInputError(f"{path}: is empty (0 bytes); re-export the frame or delete it")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise BadInputError(

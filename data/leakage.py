@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from data.frames import MAX_PIXELS, read_frames
+from data.frames import MAX_PIXELS, open_image, read_frames
 from data.sampling import sample_indices
 from data.sequence import Video
 from errors import BadInputError
@@ -88,7 +88,7 @@ def _gray_frame(path: Path) -> np.ndarray | None:
     """Cheap grayscale decode for hashing; JPEG ``draft`` decodes at reduced scale. None if unreadable:
     ``read_frames`` reports bad frames properly later, this check only needs the readable ones."""
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             if image.size[0] * image.size[1] > MAX_PIXELS:
                 return None
             image.draft("L", (64, 64))

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+# The cache stores sequence ids in fixed-length fields of this many UTF-8 bytes (cache.schema.ID_BYTES).
+SEQUENCE_ID_BYTES = 256
+# Room kept for the "#a<k>" suffix of augmented copies.
+MAX_VIDEO_KEY_BYTES = SEQUENCE_ID_BYTES - 8
+
 
 @dataclass(frozen=True)
 class Video:

@@ -35,6 +35,26 @@ def small_demo(tmp_path_factory) -> Path:
     return root
 
 
+def tiny_extract_argv(data: Path, cache_dir: Path, **flags: object) -> list[str]:
+    """``extract`` CLI arguments for the same tiny, offline run as ``tiny_extract_config``.
+
+    ``flags`` override or add options by their config name (``shard_size=2`` -> ``--shard-size 2``).
+    """
+    options = {
+        "preset": "tiny",
+        "weights": "random",
+        "frames": 8,
+        "image_size": 64,
+        "workers": 0,
+        "val": 0.34,
+    }
+    options.update(flags)
+    argv = ["extract", "--data", str(data), "--cache-dir", str(cache_dir)]
+    for name, value in options.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
 def tiny_extract_config(data: Path, cache_dir: Path, **overrides):
     """An offline, fast ExtractConfig: tiny encoders with random weights, small frames, no workers."""
     from data.config import DataConfig

@@ -197,7 +197,7 @@ def test_interrupted_shard_write_leaves_no_shard(key_dir: Path, monkeypatch: pyt
 
     monkeypatch.setattr(shards_mod, "publish", crash)
     store = ShardStore(key_dir)
-    with pytest.raises(OSError):
+    with pytest.raises(CacheError, match=r"shards/shard-.*\.h5\.tmp: No space left on device"):
         store.write_shard([make_record("grab/v1", CLASSES)], DIMS, {"class_names": CLASSES})
     assert list(store.dir.iterdir()) == []
     assert store.index() == {}

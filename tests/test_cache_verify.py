@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from faults.harness import flip_bytes_in_chunk
 from test_cache_store import CLASSES, DIMS, LAYOUT, cid_of, make_record, meta_for, write_cache
 
 from cache.assemble import assemble_splits
@@ -38,15 +38,7 @@ def test_a_good_cache_has_no_faults(key_dir: Path):
 
 
 def test_flipped_bytes_inside_a_compressed_chunk(key_dir: Path):
-    with h5py.File(key_dir / "train.h5", "r") as h5:
-        info = h5["embeddings"].id.get_chunk_info_by_coord((2, 0, 0, 0))
-    fd = os.open(key_dir / "train.h5", os.O_RDWR)
-    try:
-        middle = info.byte_offset + info.size // 2
-        raw = os.pread(fd, 8, middle)
-        os.pwrite(fd, bytes(b ^ 0xFF for b in raw), middle)
-    finally:
-        os.close(fd)
+    flip_bytes_in_chunk(key_dir / "train.h5", "embeddings", 2)
     faults = verify_cache(key_dir)
     assert "[2]" in _one(faults, "train.h5: embeddings: cannot read sequence")
     assert len(faults) == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_extract_config
+from conftest import ROOT, tiny_extract_argv, tiny_extract_config
 
 import extract.run as extract_run
 from cache.verify import verify_cache
@@ -92,23 +92,7 @@ def test_cli_prints_the_cache_dir_last_and_verify_passes(dataset, tmp_path):
     cmd = [
         sys.executable,
         str(ROOT / "pipeline.py"),
-        "extract",
-        "--data",
-        str(dataset),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--preset",
-        "tiny",
-        "--weights",
-        "random",
-        "--frames",
-        "8",
-        "--image-size",
-        "64",
-        "--workers",
-        "1",
-        "--val",
-        "0.34",
+        *tiny_extract_argv(dataset, tmp_path / "cache", workers=1),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr

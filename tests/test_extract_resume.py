@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_extract_config
+from conftest import ROOT, tiny_extract_argv, tiny_extract_config
 
 from cache.verify import verify_cache
 from extract.run import run
@@ -23,27 +23,7 @@ def _cli(data: Path, cache: Path) -> list[str]:
     return [
         sys.executable,
         str(ROOT / "pipeline.py"),
-        "extract",
-        "--data",
-        str(data),
-        "--cache-dir",
-        str(cache),
-        "--preset",
-        "tiny",
-        "--weights",
-        "random",
-        "--frames",
-        "8",
-        "--image-size",
-        "64",
-        "--workers",
-        "0",
-        "--val",
-        "0.34",
-        "--shard-size",
-        "4",
-        "--batch-size",
-        "1",
+        *tiny_extract_argv(data, cache, shard_size=4, batch_size=1),
     ]
 
 

@@ -19,11 +19,14 @@ from typing import Any
 
 import torch
 
+from cache.manifest import fsync_path
 from errors import CacheError, UserError
 
 CHECKPOINT_FORMAT = "gesture-heads/1"
 # Manifest entries that must agree between a checkpoint and any cache it is evaluated on.
 COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims")
+# How torch's zip writer words an I/O failure (it raises RuntimeError, not OSError).
+_WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed")
 
 
 class CheckpointError(UserError):
@@ -44,6 +47,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_path(path.parent)  # the rename itself survives a power cut, not only a kill
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -58,9 +62,22 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` atomically (tmp + fsync + os.replace)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+    """Write ``payload`` atomically (tmp + fsync + os.replace); a failed write keeps the previous file.
+
+    torch's zip writer reports a full disk as a bare RuntimeError ("[enforce fail at
+    inline_container.cc] unexpected pos ..."); that and OSErrors become one-line CheckpointErrors.
+    """
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+    except (OSError, RuntimeError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, RuntimeError) and not any(m in text for m in _WRITER_FAILURES):
+            raise
+        raise CheckpointError(
+            f"{path}: cannot write checkpoint ({text}); the disk may be full: free space and train "
+            "again (the previous file, if any, is intact)"
+        ) from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

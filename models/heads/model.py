@@ -142,7 +142,8 @@ class GestureModel(nn.Module):
         if self.uses_dino_swav:
             if dino_cls is None or swav is None:
                 raise ValueError("streams include 'dino-swav' but dino_cls/swav were not given")
-            f, fg = self.frame_fusion(self.norms["dino_cls"](dino_cls), self.norms["swav"](swav))  # (B, T, h), (B, T, h)
+            # (B, T, h) fused frames, (B, T, h) gate
+            f, fg = self.frame_fusion(self.norms["dino_cls"](dino_cls), self.norms["swav"](swav))
             s, fw = self.dino_swav_attention(f, valid)  # (B, h), (B, T)
             aux["frame_gate"], aux["dino_frame_weights"] = fg, fw
             aux.setdefault("frame_weights", fw)
