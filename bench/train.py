@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Training from the gzip HDF5 cache vs from memory, cache size on disk, and cache write throughput.
+
+    python bench/train.py [--sequences 384] [--epochs 2] [--workers 2] [--device cpu]
+
+Builds a realistic-size cache (T = 32, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
+bench/synthetic.py features through the cache's own APIs (``ShardStore.write_shard``, then
+``assemble_splits``), then times training epochs of the same model from the same seed twice: streaming
+from disk (``CacheDataset(preload=False)`` behind a DataLoader with workers) and preloaded into memory
+(``preload=True``, no workers). Writes bench/results/train-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if sys.path[0] == str(ROOT / "bench"):  # run as a script: its folder would shadow packages
+    sys.path[0] = str(ROOT)  # (bench/extract.py is not the `extract` package)
+
+from bench.machine import RESULTS, LoadMeter, machine_info, quiet_threads, write_result  # noqa: E402
+
+quiet_threads()
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bench.synthetic import FeatureSynth  # noqa: E402
+from cache.assemble import assemble_splits  # noqa: E402
+from cache.schema import CHANNEL_NAMES, Dims, field_specs  # noqa: E402
+from cache.shards import ShardStore  # noqa: E402
+from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs  # noqa: E402
+from models.heads.normalize import feature_statistics  # noqa: E402
+from train.loop import train_one_epoch  # noqa: E402
+from train.runtime import deterministic_run, make_loader, open_manifest, precision_for, split_dataset  # noqa: E402
+
+CLASSES = ("circle", "push", "swipe_down", "swipe_left", "swipe_right", "swipe_up")
+DIMS = Dims(frames=32, embed_dim=768, dino_dim=384, attn_hw=(14, 14), swav_dim=2048, max_hands=4)
+SHARD = 16  # sequences per shard, extraction's default
+TARGETS = {"cache_over_memory_epoch": 1.10, "bytes_over_raw_float32": 0.45}
+
+
+def raw_float32_bytes(dims: Dims) -> int:
+    """One sequence with every float field as float32 and nothing compressed."""
+    total = 0
+    for shape, dtype in field_specs(dims).values():
+        itemsize = 4 if np.issubdtype(dtype, np.floating) else dtype.itemsize
+        total += int(np.prod(shape, dtype=np.int64)) * itemsize
+    return total
+
+
+def stored_bytes(record: dict[str, Any]) -> int:
+    return sum(np.asarray(v).nbytes for v in record.values() if isinstance(v, np.ndarray))
+
+
+def build_cache(key_dir: Path, sequences: int, seed: int) -> dict[str, Any]:
+    """Write shards and assemble train.h5; return write timings and sizes."""
+    synth = FeatureSynth(DIMS, len(CLASSES), seed=seed)
+    meta = {"class_names": list(CLASSES), "dims": DIMS.to_json(), "channel_layout": list(CHANNEL_NAMES)}
+    store = ShardStore(key_dir)
+    write_s, raw_bytes, ids = 0.0, 0, []
+    for start in range(0, sequences, SHARD):
+        labels = [i % len(CLASSES) for i in range(start, min(sequences, start + SHARD))]
+        records = [synth.record(start + k, y, CLASSES[y]) for k, y in enumerate(labels)]  # untimed
+        raw_bytes += sum(stored_bytes(r) for r in records)
+        ids += [r["content_ids"] for r in records]
+        t = time.perf_counter()
+        store.write_shard(records, DIMS, meta)
+        write_s += time.perf_counter() - t
+    shard_bytes = sum(p.stat().st_size for p in store.shard_paths())
+    t = time.perf_counter()
+    assemble_splits(key_dir, {"train": ids, "val": [], "test": []}, list(CLASSES), meta)
+    assemble_s = time.perf_counter() - t
+    train = key_dir / "train.h5"
+    with h5py.File(train, "r") as h5:
+        per_field = {name: h5[name].id.get_storage_size() / sequences for name in h5}
+    return {
+        "write_s": write_s,
+        "write_mb_per_s": raw_bytes / write_s / 1e6,
+        "write_disk_mb_per_s": shard_bytes / write_s / 1e6,
+        "assemble_s": assemble_s,
+        "assemble_mb_per_s": train.stat().st_size / assemble_s / 1e6,
+        "bytes_per_sequence": train.stat().st_size / sequences,
+        "stored_dtype_bytes_per_sequence": raw_bytes / sequences,
+        "field_bytes_per_sequence": per_field,
+    }
+
+
+def time_epochs(
+    key_dir: Path, preload: bool, workers: int, epochs: int, batch_size: int, seed: int, device: torch.device
+) -> dict[str, Any]:
+    """Seconds per training epoch of one fresh model (same seed -> same weights and batch order)."""
+    manifest = open_manifest(key_dir)
+    fields = STREAM_FIELDS["all"]
+    with deterministic_run(seed):
+        dataset = split_dataset(key_dir, manifest, "train", fields, preload)
+        model = GestureModel(ModelArgs.from_manifest(manifest, "all", 128, 0.2))
+        model.set_statistics(feature_statistics(make_loader(dataset, 64, False, seed, 0, device), fields))
+        model = model.to(device)
+        loader = make_loader(dataset, batch_size, True, seed, workers, device)
+        optimizer = torch.optim.RAdam(
+            model.parameters(), lr=3e-3, weight_decay=1e-4, decoupled_weight_decay=True
+        )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=3e-3, epochs=epochs, steps_per_epoch=len(loader)
+        )
+        precision, loss_fn = precision_for(device), nn.CrossEntropyLoss()
+        seconds, losses = [], []
+        with LoadMeter() as meter:
+            for _ in range(epochs):
+                start = time.perf_counter()
+                metrics = train_one_epoch(model, loader, optimizer, scheduler, loss_fn, precision, device)
+                seconds.append(time.perf_counter() - start)
+                losses.append(metrics["loss"])
+    return {"epoch_s": seconds, "loss": losses, "workers": workers, "preload": preload, "load": meter.result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sequences", type=int, default=384)
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per mode (the best one counts)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers when reading the cache")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=2, help="memory/cache alternations (drift cancels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    try:
+        key_dir = tmp / "cache" / "bench"
+        with LoadMeter() as meter:
+            sizes = build_cache(key_dir, args.sequences, args.seed)
+        runs: dict[str, list[dict[str, Any]]] = {"memory": [], "cache": []}
+        for _ in range(args.rounds):  # alternate, so a busy spell on the shared machine hits both
+            for mode in ("memory", "cache"):
+                workers = 0 if mode == "memory" else args.workers
+                runs[mode].append(
+                    time_epochs(
+                        key_dir, mode == "memory", workers, args.epochs, args.batch_size, args.seed, device
+                    )
+                )
+                print(mode, runs[mode][-1]["epoch_s"], runs[mode][-1]["load"], flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    epoch = {mode: min(min(r["epoch_s"]) for r in rs) for mode, rs in runs.items()}
+    raw = raw_float32_bytes(DIMS)
+    ratios = {
+        "cache_over_memory_epoch": epoch["cache"] / epoch["memory"],
+        "bytes_over_raw_float32": sizes["bytes_per_sequence"] / raw,
+    }
+    same_losses = [r["loss"] for r in runs["memory"]] == [r["loss"] for r in runs["cache"]]
+    result = {
+        "device": args.device,
+        "machine": machine_info(args.device),
+        "command": " ".join(["python", "bench/train.py", *(argv if argv is not None else sys.argv[1:])]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sequences": args.sequences,
+        "dims": DIMS.to_json(),
+        "batch_size": args.batch_size,
+        "workers_cache": args.workers,
+        "cpu_count": os.cpu_count(),
+        "epoch_s": epoch,
+        "runs": runs,
+        "same_losses_cache_and_memory": same_losses,
+        "raw_float32_bytes_per_sequence": raw,
+        **sizes,
+        "ratios": ratios,
+        "targets": {
+            k: {"value": v, "target": TARGETS[k], "holds": v <= TARGETS[k]} for k, v in ratios.items()
+        },
+        "load_build": meter.result,
+        "features": "bench/synthetic.py (low-rank smooth latents; LayerNorm-like ViT, lognormal ReLU CNN)",
+    }
+    print(write_result(args.out or RESULTS / f"train-{args.device}.json", result))
+    print(f"epoch memory {epoch['memory']:.2f}s cache {epoch['cache']:.2f}s", end="; ")
+    print(f"{sizes['bytes_per_sequence']:.0f} bytes/sequence ({ratios['bytes_over_raw_float32']:.3f} of raw)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
