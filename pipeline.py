@@ -38,16 +38,21 @@ class CachePathConfig:
 
 def cmd_extract(cfg) -> int:
     from extract.run import run
+    from process_group import is_main_process
 
     result = run(cfg)
-    print(result.key_dir)
+    if is_main_process():  # under torchrun, rank 0 alone prints the cache dir
+        print(result.key_dir)
     return 0
 
 
 def cmd_train(cfg) -> int:
+    from process_group import is_main_process
     from train.fit import run_train
 
-    print(run_train(cfg))
+    run_dir = run_train(cfg)
+    if is_main_process():  # under torchrun, rank 0 alone prints the run dir
+        print(run_dir)
     return 0
 
 
@@ -101,18 +106,21 @@ def cmd_cache_info(cfg: CachePathConfig) -> int:
 
 
 def cmd_cache_verify(cfg: CachePathConfig) -> int:
-    from cache.verify import verify_cache
+    from cache.verify import verify_cache, verify_notes
 
     faults = verify_cache(cfg.path)
     for fault in faults:
         print(f"FAULT {fault}")
     if faults:
         print(
-            f"error: {len(faults)} fault(s) in {cfg.path}; re-extract it (delete the folder and re-run "
-            "extract)",
+            f"error: {len(faults)} fault(s) in {cfg.path}; delete the damaged files named above and re-run "
+            "the same `pipeline.py extract` command (split files are re-assembled from shards/, missing "
+            "sequences recomputed), or delete the folder to start over",
             file=sys.stderr,
         )
         return 2
+    for note in verify_notes(cfg.path):
+        print(f"NOTE {note}")
     print(f"OK {cfg.path}")
     return 0
 
@@ -169,13 +177,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """The CLI's error line. A UserError raised in a DataLoader worker comes back wrapped in the
+    worker's traceback text; only its own message (the last line) is the user's business."""
+    text = str(error).strip()
+    if "Traceback (most recent call last)" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cfg = None
     try:
         cfg = CachePathConfig(args.path) if args.config_cls is None else build_config(args.config_cls, args)
         return args.handler(cfg)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
+        from cache.diskfull import disk_full_error, failed_path
+
+        # A full disk that no layer below mapped (config, report or plot writes): still one line, exit 2.
+        where = failed_path(e) or next(
+            (getattr(cfg, a) for a in ("cache_dir", "out", "path") if getattr(cfg, a, None)), None
+        )
+        full = disk_full_error(where, e)
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)

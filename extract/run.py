@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,24 @@ from tqdm import tqdm
 
 from cache.assemble import assemble_splits
 from cache.lock import CacheLock
-from cache.schema import CHANNEL_NAMES, SCHEMA_VERSION, Dims
+from cache.schema import CHANNEL_NAMES, FLOAT_FIELDS, SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
 from cli.config_args import config_to_dict, save_config
 from data.splits import save_splits, split_params
 from errors import BadInputError, UserError
 from extract.config import ExtractConfig
+from extract.distributed import (
+    SharedProgress,
+    describe_deal,
+    index_after_extraction,
+    merge_ranks,
+    plan_job,
+)
 from extract.encode import FrameEncoder
 from extract.plan import Plan, PlanItem, encoder_identities, make_augmenter, make_plan
-from extract.source import SequenceFrames, collate_items
+from extract.source import SequenceFrames, collate_items, worker_context
 from models.encoders import PRESETS, Encoder, create_encoder
+from process_group import EXTRACT_TIMEOUT, process_group
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -112,10 +121,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dtype: str) -> dict[str, Any]:
     seq = item.sequence
-    rec: dict[str, Any] = {
-        k: v.astype(dtype) if v.dtype.kind == "f" and k != "swav_boxes" and k != "hand_boxes" else v
-        for k, v in arrays.items()
-    }
+    rec: dict[str, Any] = {k: v.astype(dtype) if k in FLOAT_FIELDS else v for k, v in arrays.items()}
     rec.update(
         labels=label,
         frame_indices=seq.indices.astype(np.int32),
@@ -155,25 +161,32 @@ def extract_missing(
     frame_encoder: FrameEncoder,
     dims: Dims,
     meta: dict[str, Any],
+    progress: SharedProgress | None = None,
 ) -> tuple[int, list[str]]:
-    """Encode ``todo`` in batches of sequences and write a shard every ``shard_size`` sequences."""
+    """Encode ``todo`` in batches of sequences and write a shard every ``shard_size`` sequences.
+
+    ``progress`` (a torchrun job's bar over all ranks) replaces this process's own bar.
+    """
     d = cfg.dataset
     source = SequenceFrames(
         [it.sequence for it in todo], make_augmenter(cfg, plan.dataset.classes), d.augment_seed
     )
-    # forkserver, not fork: a forked worker inherits the parent's OpenCV/OpenMP thread pools in a
-    # broken state and can deadlock on its first cv2 call (seen after the parent ran albumentations).
+    # forkserver, not fork (see worker_context): a forked worker can deadlock on its first cv2 call.
     loader = DataLoader(
         source,
         batch_size=max(1, cfg.batch_size),
         num_workers=cfg.workers,
         collate_fn=collate_items,
         worker_init_fn=_worker_init if cfg.workers else None,
-        multiprocessing_context="forkserver" if cfg.workers else None,
+        multiprocessing_context=worker_context() if cfg.workers else None,
     )
     pending: list[dict[str, Any]] = []
     computed, skipped, t = 0, [], d.frames
-    with tqdm(total=len(todo) * t, unit="frame", desc="extract", file=sys.stderr, dynamic_ncols=True) as bar:
+    if progress is None:
+        progress = tqdm(
+            total=len(todo) * t, unit="frame", desc="extract", file=sys.stderr, dynamic_ncols=True
+        )
+    with progress as bar:
         for batch in loader:
             good = []
             for item in batch:
@@ -208,42 +221,76 @@ def _load_dims(key_dir: Path) -> Dims:
 
 
 def run(cfg: ExtractConfig) -> ExtractResult:
-    """Extract every sequence of the dataset that the cache does not hold yet, then assemble the splits."""
-    plan = make_plan(cfg)
-    key_dir = Path(cfg.cache_dir) / plan.key
-    key_dir.mkdir(parents=True, exist_ok=True)
-    result = ExtractResult(key_dir)
-    with CacheLock(key_dir, wait=cfg.wait_lock):
-        store = ShardStore(key_dir)
-        done = set(store.index())
-        todo = [it for it in plan.items if it.content_id not in done]
-        result.reused = len(plan.items) - len(todo)
-        if todo:
-            print(f"extracting {len(todo)} of {len(plan.items)} sequences into {key_dir}", file=sys.stderr)
+    """Extract every sequence of the dataset that the cache does not hold yet, then assemble the splits.
+
+    Under torchrun, rank 0 plans, holds the cache lock and deals the missing sequences out, every
+    rank encodes its share into its own shards, and rank 0 alone assembles (extract/distributed.py).
+    """
+    # ultralytics calls dist.barrier() when first imported inside a process group (its settings
+    # "zero first" guard), a collective the other ranks never join: import it, with every library
+    # whose version the cache records, before the group exists.
+    _versions()
+    with process_group(cfg.device, EXTRACT_TIMEOUT) as ranks, ExitStack() as held:
+
+        def prepare() -> tuple[Plan, list[PlanItem]]:  # rank 0 only
+            plan = make_plan(cfg)
+            key_dir = Path(cfg.cache_dir) / plan.key
+            key_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(CacheLock(key_dir, wait=cfg.wait_lock))  # released after assembly
+            done = set(ShardStore(key_dir).index())
+            return plan, [it for it in plan.items if it.content_id not in done]
+
+        job = plan_job(ranks, Path(cfg.cache_dir), prepare)
+        plan, key_dir, store = job.plan, job.key_dir, ShardStore(job.key_dir)
+        result = ExtractResult(key_dir, reused=len(plan.items) - job.missing if ranks.is_main else 0)
+        if job.missing:
+            started = time.monotonic()
+            if ranks.is_main:
+                print(
+                    f"extracting {job.missing} of {len(plan.items)} sequences into {key_dir}"
+                    f"{describe_deal(job)}",
+                    file=sys.stderr,
+                )
+            if cfg.workers:
+                worker_context()  # the worker server imports its libraries while the encoders build
             encoders = build_encoders(cfg)
             dims = encoder_dims(encoders, cfg)
-            _write_json_atomic(
-                key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
-            )
+            if ranks.is_main:
+                _write_json_atomic(
+                    key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
+                )
             frame_encoder = FrameEncoder(
-                encoders, resolve_device(cfg.device), cfg.crop_mode, cfg.attention_mass, cfg.crop_margin
+                encoders,
+                ranks.device(resolve_device(cfg.device)),
+                cfg.crop_mode,
+                cfg.attention_mass,
+                cfg.crop_margin,
             )
             meta = _meta(cfg, plan, dims)
+            frames = job.missing * cfg.dataset.frames
+            progress = SharedProgress(ranks, frames, job.token) if ranks.distributed else None
             result.computed, result.skipped = extract_missing(
-                todo, plan, cfg, store, frame_encoder, dims, meta
+                job.share, plan, cfg, store, frame_encoder, dims, meta, progress
             )
             result.forward_calls = frame_encoder.forward_calls
-            done = set(store.index())
+            merge_ranks(ranks, result, started)  # every rank waits here for the slowest
+            if not ranks.is_main:
+                return result
+            done = set(index_after_extraction(store, job, result.computed))
         else:
+            if not ranks.is_main:
+                return result
             print(
                 f"reused cache {key_dir}: all {len(plan.items)} sequences present, 0 computed",
                 file=sys.stderr,
             )
             dims = _load_dims(key_dir)
             meta = _meta(cfg, plan, dims)
+            done = {it.content_id for it in plan.items}
         save_splits(key_dir / "splits.json", plan.assignment, split_params(plan.dataset, cfg.dataset))
         assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta)
         save_config(cfg, key_dir / "config.yaml")
+        result.skipped = [*plan.dataset.skipped, *result.skipped]  # what discovery skipped counts too
     if result.skipped:
         print(f"skipped {len(result.skipped)} bad sequence(s) (--on-bad-frame skip):", file=sys.stderr)
         for msg in result.skipped:

@@ -21,8 +21,19 @@ from tqdm import tqdm
 from errors import BadInputError, CacheError
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
 from models.heads.normalize import feature_statistics
+from process_group import Ranks, bar_disable, process_group
 from train.checkpoint import cache_record, plain, save_checkpoint, write_json_atomic, write_text_atomic
 from train.config import TrainConfig, to_plain
+from train.distributed import (
+    eval_sampler,
+    gather_epoch,
+    gather_eval,
+    per_rank_batch,
+    set_epoch,
+    sync_buffers,
+    train_sampler,
+    wrap_model,
+)
 from train.evaluate import evaluate_split, format_summary
 from train.loop import evaluate_epoch, train_one_epoch
 from train.metrics import is_better
@@ -48,8 +59,8 @@ def run_train(cfg: TrainConfig) -> Path:
     identical metrics.csv.
     """
     _validate(cfg)
-    with deterministic_run(cfg.seed):
-        return _train(cfg)
+    with process_group(cfg.device) as ranks, deterministic_run(cfg.seed):
+        return _train(cfg, ranks)
 
 
 @dataclass
@@ -57,10 +68,12 @@ class _Run:
     """Everything one training run holds, built once by ``_prepare``."""
 
     cfg: TrainConfig
+    ranks: Ranks
     run_dir: Path
     device: torch.device
     precision: Precision
     model: GestureModel
+    net: nn.Module  # what trains: ``model`` itself, or DDP around it under torchrun
     train_loader: DataLoader
     val_loader: DataLoader | None
     optimizer: torch.optim.Optimizer
@@ -74,9 +87,11 @@ class _Run:
         return "val" if self.val_loader is not None else "train"
 
 
-def _train(cfg: TrainConfig) -> Path:
-    run = _prepare(cfg)
+def _train(cfg: TrainConfig, ranks: Ranks) -> Path:
+    run = _prepare(cfg, ranks)
     history, best = _fit(run)
+    if not ranks.is_main:  # rank 0 alone plots, evaluates and reports
+        return run.run_dir
     plot_curves(history, cfg.metric, best["epoch"], run.run_dir / "curves.png")
     run.model.load_state_dict(best["state"])
     reports = _final_reports(run)
@@ -87,6 +102,7 @@ def _train(cfg: TrainConfig) -> Path:
             "cache": str(cfg.cache),
             "cache_key": run.base["cache_key"],
             "streams": cfg.streams,
+            "world_size": ranks.world_size,
             "epochs_run": len(history),
             "best": {k: best[k] for k in ("metric", "split", "value", "epoch")},
             "test": {k: reports["test"][k] for k in ("accuracy", "f1_macro", "loss")}
@@ -97,9 +113,13 @@ def _train(cfg: TrainConfig) -> Path:
     return run.run_dir
 
 
-def _prepare(cfg: TrainConfig) -> _Run:
-    """Open the cache, create the run folder, build model, loaders, optimiser and schedule."""
-    device = resolve_device(cfg.device)
+def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
+    """Open the cache, create the run folder, build model, loaders, optimiser and schedule.
+
+    Under torchrun, rank 0 creates the run folder and computes the feature statistics, and every
+    rank gets both (train/distributed.py).
+    """
+    device = ranks.device(resolve_device(cfg.device))
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
     fields = STREAM_FIELDS[cfg.streams]
@@ -108,7 +128,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
             f"cache {cache_dir} has an empty train split; extract a dataset with training videos"
         )
     has_val = split_count(manifest, "val") > 0
-    if not has_val:
+    if not has_val and ranks.is_main:
         print(
             f"warning: cache {cache_dir} has no val sequences; best.pt is picked by train {cfg.metric}",
             file=sys.stderr,
@@ -116,17 +136,27 @@ def _prepare(cfg: TrainConfig) -> _Run:
     train_ds = split_dataset(cache_dir, manifest, "train", fields, cfg.preload)
     val_ds = split_dataset(cache_dir, manifest, "val", fields, cfg.preload) if has_val else None
 
-    run_dir = _make_run_dir(cfg)
+    run_dir = ranks.from_main(lambda: _make_run_dir(cfg))
     resolved = replace(cfg, name=run_dir.name, device=device.type)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
+    if ranks.is_main:
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
 
     args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
     model = GestureModel(args)
     stats_loader = make_loader(train_ds, 64, False, cfg.seed, cfg.workers, torch.device("cpu"))
-    model.set_statistics(feature_statistics(stats_loader, fields))
+    model.set_statistics(ranks.from_main(lambda: feature_statistics(stats_loader, fields)))
     model = model.to(device)
-    train_loader = make_loader(train_ds, cfg.batch_size, True, cfg.seed, cfg.workers, device)
-    val_loader = make_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.workers, device) if val_ds else None
+    net = wrap_model(model, ranks, device)
+    if ranks.distributed:  # same weights everywhere (DDP broadcasts rank 0's); dropout masks differ
+        torch.manual_seed(cfg.seed + ranks.rank)
+    batch = per_rank_batch(cfg.batch_size, ranks)
+    sampler = train_sampler(train_ds, ranks, cfg.seed)
+    train_loader = make_loader(train_ds, batch, True, cfg.seed, cfg.workers, device, sampler)
+    val_loader = (
+        make_loader(val_ds, cfg.batch_size, False, cfg.seed, cfg.workers, device, eval_sampler(val_ds, ranks))
+        if val_ds
+        else None
+    )
     optimizer = torch.optim.RAdam(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True
     )
@@ -144,10 +174,12 @@ def _prepare(cfg: TrainConfig) -> _Run:
     }
     return _Run(
         cfg=cfg,
+        ranks=ranks,
         run_dir=run_dir,
         device=device,
         precision=precision_for(device),
         model=model,
+        net=net,
         train_loader=train_loader,
         val_loader=val_loader,
         optimizer=optimizer,
@@ -163,11 +195,15 @@ def _fit(run: _Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     cfg, split = run.cfg, run.selection_split
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"metric": cfg.metric, "split": split, "value": None, "epoch": None, "state": None}
-    bar = tqdm(range(1, cfg.epochs + 1), desc="epochs", unit="epoch", dynamic_ncols=True, disable=None)
+    main = run.ranks.is_main
+    bar = tqdm(
+        range(1, cfg.epochs + 1), desc="epochs", unit="epoch", dynamic_ncols=True, disable=bar_disable()
+    )
     for epoch in bar:
         lr = run.optimizer.param_groups[0]["lr"]
+        set_epoch(run.train_loader, epoch)
         tr = train_one_epoch(
-            run.model,
+            run.net,
             run.train_loader,
             run.optimizer,
             run.scheduler,
@@ -176,39 +212,46 @@ def _fit(run: _Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             run.device,
             cfg.grad_clip,
             f"epoch {epoch}",
+            gather_epoch if run.ranks.distributed else None,
         )
         va = _val_metrics(run)
         row = {"epoch": epoch, "lr": lr, **_prefixed("train", tr), **_prefixed("val", va)}
         history.append(row)
-        _write_csv(run.run_dir / "metrics.csv", history)
+        if main:
+            _write_csv(run.run_dir / "metrics.csv", history)
         monitored = (va if split == "val" else tr)[cfg.metric]
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         improved = is_better(cfg.metric, monitored, best["value"])
         if improved:
             best.update(value=monitored, epoch=epoch, state=state)
-        payload = _payload(run, state, epoch, tr, va, best)
-        if improved:
-            save_checkpoint(run.run_dir / "best.pt", payload)
-        save_checkpoint(run.run_dir / "last.pt", payload)
-        tqdm.write(_epoch_line(row, cfg.metric, improved), file=sys.stderr)
+        if main:  # the other ranks hold the same weights and metrics; one writer is enough
+            payload = _payload(run, state, epoch, tr, va, best)
+            if improved:
+                save_checkpoint(run.run_dir / "best.pt", payload)
+            save_checkpoint(run.run_dir / "last.pt", payload)
+            tqdm.write(_epoch_line(row, cfg.metric, improved), file=sys.stderr)
         bar.set_postfix(best=f"{best['value']:.4f}" if best["value"] is not None else "-")
+        # Every rank sees the same gathered metrics, so every rank stops at the same epoch.
         if cfg.patience > 0 and best["epoch"] is not None and epoch - best["epoch"] >= cfg.patience:
-            tqdm.write(
-                f"early stopping: no {split} {cfg.metric} gain for {cfg.patience} epochs", file=sys.stderr
-            )
+            if main:
+                tqdm.write(
+                    f"early stopping: no {split} {cfg.metric} gain for {cfg.patience} epochs", file=sys.stderr
+                )
             break
     bar.close()
     if best["state"] is None:  # every monitored value was NaN (diverged): best.pt = the last weights
         best.update(value=float("nan"), epoch=history[-1]["epoch"], state=state)
-        save_checkpoint(run.run_dir / "best.pt", _payload(run, state, best["epoch"], tr, va, best))
+        if main:
+            save_checkpoint(run.run_dir / "best.pt", _payload(run, state, best["epoch"], tr, va, best))
     return history, best
 
 
 def _val_metrics(run: _Run) -> dict[str, float]:
     if run.val_loader is None:
         return {"loss": float("nan"), "acc": float("nan"), "f1": float("nan")}
+    sync_buffers(run.model, run.ranks)  # evaluate (and checkpoint) rank 0's BatchNorm statistics
     out = evaluate_epoch(run.model, run.val_loader, run.loss_fn, run.precision, run.device, desc="val")
-    return out.metrics(run.model.args.num_classes)
+    return gather_eval(out, run.ranks).metrics(run.model.args.num_classes)
 
 
 def _payload(

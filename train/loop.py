@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,8 +11,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from process_group import bar_disable
 from train.metrics import epoch_metrics
 from train.runtime import Precision
+
+# (y_true, y_pred, loss sum, count) of this rank -> the same over all ranks
+EpochGather = Callable[[np.ndarray, np.ndarray, float, int], tuple[np.ndarray, np.ndarray, float, int]]
 
 
 def batch_inputs(batch: dict[str, torch.Tensor], fields: tuple[str, ...], device: torch.device) -> dict:
@@ -31,20 +36,23 @@ def train_one_epoch(
     device: torch.device,
     grad_clip: float = 0.0,
     desc: str = "train",
+    gather: EpochGather | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` with AMP (when enabled), clipping and a per-step LR schedule.
 
-    Returns loss, acc and f1 over the epoch's training predictions (dropout on).
+    Returns loss, acc and f1 over the epoch's training predictions (dropout on). ``model`` may be
+    DDP-wrapped; ``gather`` then pools predictions and loss over the ranks.
     """
     model.train()
+    core = getattr(model, "module", model)  # DDP keeps the GestureModel in .module
     total, n = 0.0, 0
     preds, targets = [], []
-    bar = tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True, disable=bar_disable())
     for batch in bar:
         y = batch["label"].to(device)  # (B,)
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
-            logits, _ = model(**batch_inputs(batch, model.fields, device))  # (B, C)
+            logits, _ = model(**batch_inputs(batch, core.fields, device))  # (B, C)
             loss = loss_fn(logits.float(), y)
         precision.scaler.scale(loss).backward()
         if grad_clip > 0:
@@ -59,10 +67,13 @@ def train_one_epoch(
         preds.append(logits.detach().argmax(1).cpu())
         targets.append(y.cpu())
         bar.set_postfix(loss=f"{total / n:.4f}")
+    y_true = torch.cat(targets).numpy() if targets else np.zeros(0, np.int64)
+    y_pred = torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+    if gather is not None:
+        y_true, y_pred, total, n = gather(y_true, y_pred, total, n)
     if n == 0:
         return epoch_metrics(np.zeros(0), np.zeros(0), 0, float("nan"))
-    num_classes = model.args.num_classes
-    return epoch_metrics(torch.cat(targets).numpy(), torch.cat(preds).numpy(), num_classes, total / n)
+    return epoch_metrics(y_true, y_pred, core.args.num_classes, total / n)
 
 
 @dataclass
@@ -99,7 +110,9 @@ def evaluate_epoch(
     total, n = 0.0, 0
     probs, targets, valids = [], [], []
     aux: dict[str, list[np.ndarray]] = {}
-    for batch in tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True, disable=None):
+    for batch in tqdm(
+        loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True, disable=bar_disable()
+    ):
         y = batch["label"].to(device)
         inputs = batch_inputs(batch, model.fields, device)
         with precision.autocast():

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cache.reader import CacheDataset, open_cache
 from errors import CacheError, UserError
@@ -116,14 +116,19 @@ def make_loader(
     seed: int,
     workers: int,
     device: torch.device,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
-    """DataLoader whose shuffling depends only on ``seed`` (a dedicated generator)."""
+    """DataLoader whose shuffling depends only on ``seed`` (a dedicated generator).
+
+    A ``sampler`` (a rank's share under torchrun) replaces ``shuffle``.
+    """
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=workers,
         generator=gen,
         worker_init_fn=_seed_worker if workers > 0 else None,
@@ -172,7 +177,10 @@ def split_dataset(
 
 
 def _fits_in_memory(manifest: dict[str, Any], split: str, fields: tuple[str, ...]) -> bool:
-    """Decoded float32 size of the split's requested fields vs half the free memory."""
+    """Decoded float32 size of the split's requested fields vs half the free memory.
+
+    Under torchrun every rank on a node preloads its own copy, so they share that half.
+    """
     d = manifest["dims"]
     per_frame = {
         "embeddings": len(manifest.get("channel_layout", [])) * d["embed_dim"],
@@ -182,4 +190,5 @@ def _fits_in_memory(manifest: dict[str, Any], split: str, fields: tuple[str, ...
     }
     need = split_count(manifest, split) * d["frames"] * sum(per_frame.get(f, 0) for f in fields) * 4
     free = available_memory_bytes()
-    return free is None or need <= free // 2
+    ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return free is None or need <= free // 2 // ranks_here
