@@ -49,7 +49,9 @@ def cmd_extract(cfg) -> int:
 def cmd_train(cfg) -> int:
     from process_group import is_main_process
     from train.fit import run_train
+    from train.runtime import retain_freed_memory
 
+    retain_freed_memory()  # the process is ours: keep batch-sized blocks instead of re-faulting them
     run_dir = run_train(cfg)
     if is_main_process():  # under torchrun, rank 0 alone prints the run dir
         print(run_dir)

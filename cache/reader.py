@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cache.chunks import direct_reader
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from errors import CacheError
@@ -156,7 +158,7 @@ class CacheDataset(Dataset):
         self.path = Path(path)
         self.streams = tuple(streams)
         self._h5: h5py.File | None = None
-        self._datasets: dict[str, h5py.Dataset] = {}
+        self._readers: dict[str, Callable[[int], np.ndarray]] = {}
         self._pid: int | None = None
         unknown: list[str] = []
         try:
@@ -208,18 +210,20 @@ class CacheDataset(Dataset):
                 f"{self.path}: cannot read {name}[{bad}] ({reason}); {_hint(self.path.parent)}"
             ) from exc
 
-    def _dataset(self, name: str) -> h5py.Dataset:
+    def _reader(self, name: str) -> Callable[[int], np.ndarray]:
+        """``read(i) -> stream[i]``; ISA-L inflate where the chunk layout allows (cache/chunks.py)."""
         if self._h5 is None or self._pid != os.getpid():  # first use in this process (worker)
             self._h5 = h5py.File(self.path, "r", locking=False)
-            self._datasets = {s: self._h5[s] for s in self.streams}
+            datasets = {s: self._h5[s] for s in self.streams}
+            self._readers = {s: direct_reader(ds) or ds.__getitem__ for s, ds in datasets.items()}
             self._pid = os.getpid()
-        return self._datasets[name]
+        return self._readers[name]
 
     def _read(self, name: str, i: int) -> torch.Tensor:
         if self._preloaded is not None:
             return self._preloaded[name][i]
         try:
-            return torch.from_numpy(self._dataset(name)[i])
+            return torch.from_numpy(self._reader(name)(i))
         except (OSError, RuntimeError) as exc:  # a damaged chunk
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise CacheError(
@@ -242,10 +246,10 @@ class CacheDataset(Dataset):
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()
-        self._h5, self._datasets, self._pid = None, {}, None
+        self._h5, self._readers, self._pid = None, {}, None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the path, never the open handle: each worker opens its own."""
         state = self.__dict__.copy()
-        state.update(_h5=None, _datasets={}, _pid=None)
+        state.update(_h5=None, _readers={}, _pid=None)
         return state

@@ -31,7 +31,7 @@ class TrainConfig:
     metric: Literal["acc", "f1", "loss"] = _f("acc", "validation metric that picks best.pt")
     seed: int = _f(0, "seed for weights, shuffling and dropout")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
-    workers: int = _f(0, "DataLoader worker processes")
+    workers: int = _f(0, "DataLoader worker processes (0: read in a background thread, best on few cores)")
     preload: bool = _f(True, "decode the cache into memory once when it fits")
     hidden: int = _f(128, "hidden size of the heads")
     dropout: float = _f(0.2, "dropout probability in the heads")

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from errors import BadInputError, CacheError
@@ -39,6 +38,7 @@ from train.loop import evaluate_epoch, train_one_epoch
 from train.metrics import is_better
 from train.plots import plot_curves
 from train.runtime import (
+    Loader,
     Precision,
     deterministic_run,
     make_loader,
@@ -74,8 +74,8 @@ class _Run:
     precision: Precision
     model: GestureModel
     net: nn.Module  # what trains: ``model`` itself, or DDP around it under torchrun
-    train_loader: DataLoader
-    val_loader: DataLoader | None
+    train_loader: Loader
+    val_loader: Loader | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: nn.Module

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from process_group import bar_disable
 from train.metrics import epoch_metrics
-from train.runtime import Precision
+from train.runtime import Loader, Precision
 
 # (y_true, y_pred, loss sum, count) of this rank -> the same over all ranks
 EpochGather = Callable[[np.ndarray, np.ndarray, float, int], tuple[np.ndarray, np.ndarray, float, int]]
@@ -28,7 +27,7 @@ def batch_inputs(batch: dict[str, torch.Tensor], fields: tuple[str, ...], device
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Loader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     loss_fn: nn.Module,
@@ -98,7 +97,7 @@ class EvalOutputs:
 @torch.no_grad()
 def evaluate_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Loader,
     loss_fn: nn.Module,
     precision: Precision,
     device: torch.device,

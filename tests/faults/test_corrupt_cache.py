@@ -199,18 +199,24 @@ def test_deleted_shard_is_harmless_to_readers_and_recomputed_by_extract(
     )
 
 
-def test_a_damaged_chunk_met_in_a_dataloader_worker_is_still_one_line(zygote, key_dir, tmp_path, reliability):
-    """With --workers and no preload the chunk is decoded in a worker process, whose exception comes
-    back wrapped in the worker's traceback text; the CLI still prints only the one line."""
+@pytest.mark.parametrize(
+    ("workers", "where"), [("1", "a DataLoader worker process"), ("0", "the background reader thread")]
+)
+def test_a_damaged_chunk_met_while_streaming_is_still_one_line(
+    zygote, key_dir, tmp_path, reliability, workers, where
+):
+    """Without preload the chunk is decoded in a worker process (whose exception comes back wrapped
+    in its traceback text) or in the prefetch thread (re-raised in the training loop); either
+    way the CLI prints only the one line."""
     flip_bytes_in_chunk(key_dir / "train.h5", "embeddings", 2)
     argv = ["train", "--cache", str(key_dir), "--out", str(tmp_path / "runs"), "--epochs", "1"]
-    out = zygote.run([*argv, "--workers", "1", "--no-preload"], log=tmp_path / "train.log")
+    out = zygote.run([*argv, "--workers", workers, "--no-preload"], log=tmp_path / "train.log")
     assert out.status == 2, out.log[-3000:]
     line = assert_user_error_line(out.log, "train.h5", "embeddings[2]", "verify")
     reliability.record(
         "corrupt cache",
-        "flipped bytes in a chunk read by a DataLoader worker (`train --workers 1 --no-preload`)",
+        f"flipped bytes in a chunk read by {where} (`train --workers {workers} --no-preload`)",
         1,
-        ["exit 2 with the worker's one-line message, not its traceback"],
+        ["exit 2 with the reader's one-line message, not a traceback"],
         train_says=line.removeprefix("error: "),
     )

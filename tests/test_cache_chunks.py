@@ -1,0 +1,69 @@
+"""The ISA-L direct-chunk reader returns exactly what h5py returns, or steps aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from faults.harness import flip_bytes_in_chunk
+
+from cache.chunks import direct_reader
+
+SHAPE = (5, 3, 7)  # (N, ...): odd sizes, so no byte plane lines up by accident
+
+
+def _values(dtype: str, rng: np.random.Generator) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(SHAPE) < 0.3
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        return (rng.standard_normal(SHAPE) * 100).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, SHAPE, dtype=dtype, endpoint=True)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int64", "int16", "uint8", "bool"])
+def test_direct_reads_equal_h5py_bit_for_bit(tmp_path: Path, dtype: str, shuffle: bool):
+    values = _values(dtype, np.random.default_rng(0))
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        kwargs = {"chunks": (1, *SHAPE[1:]), "compression": "gzip", "shuffle": shuffle}
+        ds = h5.create_dataset("x", data=values, **kwargs)
+        read = direct_reader(ds)
+        assert read is not None
+        for i in range(SHAPE[0]):
+            got = read(i)
+            assert got.dtype == ds.dtype and got.shape == SHAPE[1:] and got.flags.writeable
+            assert got.tobytes() == ds[i].tobytes() == values[i].tobytes()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # contiguous
+        {"chunks": (2, 3, 7), "compression": "gzip"},  # two items per chunk
+        {"chunks": (1, 3, 7), "compression": "lzf"},
+        {"chunks": (1, 3, 7), "compression": "gzip", "fletcher32": True},
+        {"chunks": (1, 3, 7), "compression": "gzip", "scaleoffset": 2},
+    ],
+)
+def test_other_layouts_are_left_to_h5py(tmp_path: Path, kwargs: dict):
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        assert direct_reader(h5.create_dataset("x", data=np.ones(SHAPE, np.float32), **kwargs)) is None
+
+
+def test_a_damaged_chunk_raises_what_h5py_raises(tmp_path: Path):
+    path = tmp_path / "c.h5"
+    values = np.random.default_rng(1).standard_normal((3, 64, 32)).astype(np.float16)
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("x", data=values, chunks=(1, 64, 32), compression="gzip", shuffle=True)
+    flip_bytes_in_chunk(path, "x", 1)
+    with h5py.File(path, "r") as h5:
+        ds, read = h5["x"], direct_reader(h5["x"])
+        with pytest.raises(OSError) as by_h5py:
+            ds[1]
+        with pytest.raises(OSError) as direct:
+            read(1)
+        assert str(direct.value) == str(by_h5py.value)
+        assert read(0).tobytes() == values[0].tobytes() and read(2).tobytes() == values[2].tobytes()
