@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Training from the gzip HDF5 cache vs from memory, cache size on disk, and cache write throughput.
 
-    python bench/train.py [--sequences 384] [--epochs 2] [--workers 2] [--device cpu]
+    python bench/train.py [--sequences 384] [--epochs 2] [--workers 0] [--device cpu]
 
 Builds a realistic-size cache (T = 32, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
 bench/synthetic.py features through the cache's own APIs (``ShardStore.write_shard``, then
 ``assemble_splits``), then times training epochs of the same model from the same seed twice: streaming
-from disk (``CacheDataset(preload=False)`` behind a DataLoader with workers) and preloaded into memory
-(``preload=True``, no workers). Writes bench/results/train-<device>.json.
+from disk (``CacheDataset(preload=False)``) and preloaded into memory (``preload=True``), both through
+``train.runtime.make_loader`` as `pipeline.py train` builds it (``--workers 0``: the DataLoader runs in a
+background thread). A third mode streams through ``--process-workers`` DataLoader worker processes, for
+comparison. Allocator settings are the train command's (``retain_freed_memory``).
+Writes bench/results/train-<device>.json.
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ from cache.shards import ShardStore  # noqa: E402
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs  # noqa: E402
 from models.heads.normalize import feature_statistics  # noqa: E402
 from train.loop import train_one_epoch  # noqa: E402
-from train.runtime import deterministic_run, make_loader, open_manifest, precision_for, split_dataset  # noqa: E402
+from train.runtime import (  # noqa: E402
+    deterministic_run,
+    make_loader,
+    open_manifest,
+    precision_for,
+    retain_freed_memory,
+    split_dataset,
+)
 
 CLASSES = ("circle", "push", "swipe_down", "swipe_left", "swipe_right", "swipe_up")
 DIMS = Dims(frames=32, embed_dim=768, dino_dim=384, attn_hw=(14, 14), swav_dim=2048, max_hands=4)
@@ -128,23 +138,29 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sequences", type=int, default=384)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per mode (the best one counts)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers when reading the cache")
+    p.add_argument("--workers", type=int, default=0, help="train --workers when streaming the cache")
+    p.add_argument(
+        "--process-workers", type=int, default=2, help="worker processes of the comparison mode (0: skip it)"
+    )
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=2, help="memory/cache alternations (drift cancels)")
+    p.add_argument("--rounds", type=int, default=3, help="memory/cache alternations (drift cancels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    retain_freed_memory()  # as `pipeline.py train` does
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
         key_dir = tmp / "cache" / "bench"
         with LoadMeter() as meter:
             sizes = build_cache(key_dir, args.sequences, args.seed)
-        runs: dict[str, list[dict[str, Any]]] = {"memory": [], "cache": []}
-        for _ in range(args.rounds):  # alternate, so a busy spell on the shared machine hits both
-            for mode in ("memory", "cache"):
-                workers = 0 if mode == "memory" else args.workers
+        modes = {"memory": 0, "cache": args.workers}  # mode -> DataLoader workers
+        if args.process_workers > 0:
+            modes["cache_process_workers"] = args.process_workers
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        for _ in range(args.rounds):  # alternate, so a busy spell on the shared machine hits all
+            for mode, workers in modes.items():
                 runs[mode].append(
                     time_epochs(
                         key_dir, mode == "memory", workers, args.epochs, args.batch_size, args.seed, device
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache_over_memory_epoch": epoch["cache"] / epoch["memory"],
         "bytes_over_raw_float32": sizes["bytes_per_sequence"] / raw,
     }
-    same_losses = [r["loss"] for r in runs["memory"]] == [r["loss"] for r in runs["cache"]]
+    same_losses = all([r["loss"] for r in runs["memory"]] == [r["loss"] for r in rs] for rs in runs.values())
     result = {
         "device": args.device,
         "machine": machine_info(args.device),
@@ -169,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "dims": DIMS.to_json(),
         "batch_size": args.batch_size,
         "workers_cache": args.workers,
+        "process_workers": args.process_workers,
         "cpu_count": os.cpu_count(),
         "epoch_s": epoch,
         "runs": runs,
@@ -183,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": "bench/synthetic.py (low-rank smooth latents; LayerNorm-like ViT, lognormal ReLU CNN)",
     }
     print(write_result(args.out or RESULTS / f"train-{args.device}.json", result))
-    print(f"epoch memory {epoch['memory']:.2f}s cache {epoch['cache']:.2f}s", end="; ")
+    print(", ".join(f"epoch {mode} {s:.2f}s" for mode, s in epoch.items()), end="; ")
     print(f"{sizes['bytes_per_sequence']:.0f} bytes/sequence ({ratios['bytes_over_raw_float32']:.3f} of raw)")
     return 0
 
