@@ -15,7 +15,7 @@ from train_fixtures import CLASSES, write_synthetic_cache
 
 from cache.schema import CHANNEL_NAMES
 from errors import CacheError, WeightsUnavailableError
-from train.checkpoint import load_checkpoint
+from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate
 from train.fit import run_train
@@ -247,3 +247,21 @@ def test_dino_attention_plot_overlays_the_original_frames(tmp_path, monkeypatch)
     opened.clear()
     plot_dino_attention(cache / "val.h5", {"data": str(tmp_path / "gone")}, tmp_path / "maps.png", "DINO")
     assert opened == [] and (tmp_path / "maps.png").stat().st_size > 0
+
+
+def test_evaluate_refuses_a_split_holding_videos_the_model_trained_on(runs, tmp_path):
+    """A cache re-split after training (same key) must not score a model on its own training videos."""
+    ckpt = load_checkpoint(runs.a / "best.pt")
+    with h5py.File(runs.cache / "train.h5", "r") as f:
+        train_ids = sorted(raw.decode() for raw in f["sequence_ids"][...])
+    with h5py.File(runs.cache / "test.h5", "r") as f:
+        test_video = f["sequence_ids"][0].decode()
+    assert ckpt["trained_videos"] == train_ids and test_video not in train_ids
+    resplit = tmp_path / "resplit.pt"  # as if test_video had been in train when this model was fitted
+    save_checkpoint(resplit, {**ckpt, "trained_videos": sorted([*train_ids, test_video])})
+    with pytest.raises(CacheError) as exc:
+        run_evaluate(EvaluateConfig(checkpoint=resplit, split="test", device="cpu", out=tmp_path))
+    message = str(exc.value)
+    assert "\n" not in message and "re-split" in message and test_video in message
+    report = run_evaluate(EvaluateConfig(checkpoint=resplit, split="val", device="cpu", out=tmp_path))
+    assert report["split"] == "val" and report["num_sequences"] > 0  # the other splits are still scored

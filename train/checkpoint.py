@@ -3,7 +3,7 @@
 A checkpoint holds only tensors and plain Python types so ``torch.load(weights_only=True)``
 can read it: the state dict, model args, the resolved train config, class names, the cache
 key, the cache manifest minus its split lists (what ``predict`` needs to rebuild the
-extraction), and the best metric.
+extraction), the videos it was trained on, and the best metric.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from cache.assemble import video_of
 from cache.manifest import fsync_path
 from errors import CacheError, UserError
 
@@ -118,6 +119,33 @@ def check_compatible(
                 f"cache {cache_dir} does not match checkpoint {ckpt_path} ({detail}); "
                 "pass the cache the model was trained on with --cache"
             )
+
+
+def trained_videos(sequence_ids: list[str]) -> list[str]:
+    """The ``<class>/<video_id>`` set of a training split, sorted: stored in the checkpoint."""
+    return sorted({video_of(s) for s in sequence_ids})
+
+
+def check_unseen(
+    ckpt: dict[str, Any], manifest: dict[str, Any], split: str, cache_dir: Path, ckpt_path: Path | str
+) -> None:
+    """Refuse to score ``split`` when it holds videos the model trained on.
+
+    Re-running ``extract`` with another split ratio, seed or group regex keeps the cache key
+    and re-assembles the split files, so an older checkpoint would otherwise be scored on its
+    own training videos with no sign of it. Checkpoints from before this check carry no list.
+    """
+    seen = ckpt.get("trained_videos")
+    if split == "train" or not seen:
+        return
+    held = manifest.get("splits", {}).get(split, {}).get("sequence_ids", [])
+    overlap = sorted({video_of(s) for s in held} & set(seen))
+    if overlap:
+        raise CacheError(
+            f"the {split} split of cache {cache_dir} holds {len(overlap)} video(s) that checkpoint "
+            f"{ckpt_path} was trained on (first: {overlap[0]}): the cache was re-split after training; "
+            "retrain on the current split, or re-extract with the split the model was trained with"
+        )
 
 
 def _describe(key: str, want: Any, got: Any) -> str:

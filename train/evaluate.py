@@ -13,7 +13,7 @@ from torch import nn
 from cache.schema import CHANNEL_NAMES
 from errors import CacheError
 from models.heads.model import GestureModel
-from train.checkpoint import check_compatible, load_checkpoint, write_json_atomic
+from train.checkpoint import check_compatible, check_unseen, load_checkpoint, write_json_atomic
 from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
 from train.metrics import attention_stats, classification_summary
@@ -213,12 +213,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` on ``cfg.split``; write report.json + plots; print a summary.
 
     Refuses (CacheError) a cache whose key, classes, channel layout or dims differ from the
-    checkpoint's: its features would be silently meaningless to the model.
+    checkpoint's (its features would be silently meaningless to the model), and a split that
+    holds videos the model was trained on (the cache was re-split since).
     """
     ckpt = load_checkpoint(cfg.checkpoint)
     cache_dir = Path(cfg.cache) if cfg.cache is not None else _trained_cache(ckpt)
     manifest = open_manifest(cache_dir)
     check_compatible(ckpt, manifest, cache_dir, cfg.checkpoint)
+    check_unseen(ckpt, manifest, cfg.split, cache_dir, cfg.checkpoint)
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out) if cfg.out is not None else Path(cfg.checkpoint).parent
     model = model_from_checkpoint(ckpt, device)

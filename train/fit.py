@@ -21,7 +21,14 @@ from errors import BadInputError, CacheError
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
 from models.heads.normalize import feature_statistics
 from process_group import Ranks, bar_disable, process_group
-from train.checkpoint import cache_record, plain, save_checkpoint, write_json_atomic, write_text_atomic
+from train.checkpoint import (
+    cache_record,
+    plain,
+    save_checkpoint,
+    trained_videos,
+    write_json_atomic,
+    write_text_atomic,
+)
 from train.config import TrainConfig, to_plain
 from train.distributed import (
     eval_sampler,
@@ -170,6 +177,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
         "cache_key": str(manifest["key"]),
         "cache_path": str(cache_dir.resolve()),  # evaluate finds the cache from another working dir
         "cache": plain(cache_record(manifest)),
+        "trained_videos": trained_videos(train_ds.sequence_ids),  # evaluate refuses a re-split cache
         "versions": {"torch": str(torch.__version__)},
     }
     return _Run(
