@@ -40,16 +40,16 @@ def cid_of(sequence_id: str) -> str:
     return hashlib.sha256(sequence_id.encode()).hexdigest()
 
 
-def make_record(sequence_id: str, class_names: list[str], seed: int = 0) -> dict:
+def make_record(sequence_id: str, class_names: list[str], seed: int = 0, dims: Dims = DIMS) -> dict:
     """One sequence with random values in every schema field; the label follows the id's class."""
     rng = np.random.default_rng(int(cid_of(sequence_id)[:8], 16) + seed)
     rec = {}
-    for name, (shape, dtype) in field_specs(DIMS).items():
+    for name, (shape, dtype) in field_specs(dims).items():
         if shape and np.issubdtype(dtype, np.floating):
             rec[name] = rng.standard_normal(shape).astype(dtype)
-    t = DIMS.frames
+    t = dims.frames
     rec.update(
-        hand_count=rng.integers(0, DIMS.max_hands + 1, t).astype(np.uint8),
+        hand_count=rng.integers(0, dims.max_hands + 1, t).astype(np.uint8),
         frame_indices=np.arange(t, dtype=np.int32),
         valid=np.array([1] * (t - 1) + [int(rng.integers(0, 2))], dtype=np.uint8),
         labels=class_names.index(sequence_id.split("/")[0]),
