@@ -36,7 +36,6 @@ from cache.manifest import (
     write_manifest,
 )
 from cache.schema import (
-    CHANNEL_NAMES,
     SCHEMA_VERSION,
     Dims,
     create_datasets,
@@ -144,7 +143,7 @@ def _complete_meta(key_dir: Path, meta: dict[str, Any], class_names: list[str]) 
     full = {
         "schema_version": SCHEMA_VERSION,
         "key": key_dir.name,
-        "channel_layout": list(CHANNEL_NAMES),
+        "channel_layout": [],
         "created": now_iso(),
         **meta,
         "dims": dims,

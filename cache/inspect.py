@@ -38,6 +38,18 @@ def _counts(manifest: dict[str, Any]) -> str:
     return " ".join(f"{s}={splits.get(s, {}).get('count', '-')}" for s in SPLITS)
 
 
+def _identity(enc: Any) -> str:
+    """One encoder's identity: model, and the pinned revision and weight digests of real weights."""
+    if not isinstance(enc, dict):
+        return str(enc)
+    text = f"{enc.get('name', '?')}  weights={enc.get('weights', '?')}"
+    if enc.get("weights") == "pretrained":
+        where = enc.get("repo") or enc.get("url")
+        digests = " ".join(f"{name}@sha256:{d[:16]}" for name, d in sorted((enc.get("sha256") or {}).items()))
+        text += f"  {where}  revision={enc.get('revision') or '-'}  {digests}"
+    return text
+
+
 def cache_ls(cache_dir: Path) -> str:
     """One line per key directory: key, complete?, counts per split, size, created, encoder names."""
     root = Path(cache_dir)
@@ -95,12 +107,17 @@ def cache_info(key_dir: Path) -> str:
         f"complete:   {'yes' if manifest.get('complete') is True else 'NO (re-run extract)'}",
         f"schema:     v{manifest.get('schema_version')}",
         f"created:    {manifest.get('created', '-')}",
-        f"dims:       T={dims.frames} D={dims.embed_dim} dino={dims.dino_dim} attention={dims.attn_hw} "
-        f"swav={dims.swav_dim} max_hands={dims.max_hands} dtype={dims.float_dtype}",
-        "encoders:",
+        f"frames:     T={dims.frames}, float dtype {dims.float_dtype}",
+        "streams:",
     ]
+    for stream in dims.streams:
+        fields = ", ".join(
+            f"{f.name} {tuple(f.shape)} {dims.dtype(f).name}" for f in dims.fields if f.stream == stream
+        )
+        out.append(f"  {stream:8s} {fields}")
+    out.append("encoders:")
     for role, enc in sorted((manifest.get("encoders") or {}).items()):
-        out.append(f"  {role:8s} {json.dumps(enc, sort_keys=True)}")
+        out.append(f"  {role:8s} {_identity(enc)}")
     layout = manifest.get("channel_layout") or []
     out.append("channel layout: " + ", ".join(f"{i} {name}" for i, name in enumerate(layout)))
     out.append("config:")

@@ -120,6 +120,11 @@ def open_cache(cache_dir: Path) -> CacheInfo:
             f"{mpath}: written by a newer toolkit (schema v{version}; this one reads up to "
             f"v{SCHEMA_VERSION}); upgrade the toolkit"
         )
+    if version < SCHEMA_VERSION:
+        raise CacheError(
+            f"{mpath}: written by an older toolkit (schema v{version}, this one reads v{SCHEMA_VERSION}); "
+            "re-run `pipeline.py extract` to rebuild it"
+        )
     try:
         key = str(manifest["key"])
         dims = Dims.from_json(manifest["dims"])

@@ -1,4 +1,4 @@
-"""HDF5 schema v1: field names, shapes, dtypes, storage settings and root attributes.
+"""HDF5 schema v2: field names, shapes, dtypes, storage settings and root attributes.
 
 Every writer (shards, split assembly) and every reader goes through this module, so
 the format is defined once. See DESIGN §5.
@@ -13,70 +13,113 @@ from typing import Any
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
-NUM_CHANNELS = 12
-CNN_CHUNKS = 3
+SCHEMA_VERSION = 2  # v2: streams declare their fields (Dims.fields); v1 had a fixed field list
 ID_BYTES = 256  # fixed-length sequence ids; longer ids are a user error
 GZIP_LEVEL = 4
 
-# Channel order of the 12-channel embedding (DESIGN §3). Keep it exact.
-CHANNEL_NAMES: tuple[str, ...] = (
-    "left_vit",
-    "right_vit",
-    "left_cnn_0",
-    "left_cnn_1",
-    "left_cnn_2",
-    "right_cnn_0",
-    "right_cnn_1",
-    "right_cnn_2",
-    "whole_vit",
-    "whole_cnn_0",
-    "whole_cnn_1",
-    "whole_cnn_2",
-)
-assert len(CHANNEL_NAMES) == NUM_CHANNELS
+# Per-sequence bookkeeping every cache holds, whatever its streams: name -> (shape after N, dtype).
+BOOKKEEPING: dict[str, tuple[tuple[int, ...], str]] = {
+    "labels": ((), "int64"),
+    "sequence_ids": ((), f"S{ID_BYTES}"),
+    "content_ids": ((), "S64"),
+    "aug_index": ((), "int16"),
+}
+FLOAT = "float"  # a FieldSpec dtype meaning "the cache's storage float dtype" (--dtype)
 
-FLOAT_FIELDS = ("embeddings", "dino_cls", "dino_attention", "swav")
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One per-frame dataset a stream writes, as the stream declares it (extract/streams/).
+
+    ``shape`` is per frame (the N and T axes excluded); ``dtype`` is a NumPy dtype name or ``FLOAT``;
+    ``fill`` is the dataset's HDF5 fill value; ``bounds`` (low, high), when set, is the inclusive range
+    ``cache verify`` requires of every value (a hand count can never exceed the boxes it indexes).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = FLOAT
+    fill: float = 0.0
+    stream: str = ""
+    bounds: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "fill": self.fill,
+            "stream": self.stream,
+            "bounds": list(self.bounds) if self.bounds is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, name: str, d: dict[str, Any]) -> FieldSpec:
+        bounds = d.get("bounds")
+        return cls(
+            name=name,
+            shape=tuple(int(x) for x in d["shape"]),
+            dtype=str(d["dtype"]),
+            fill=float(d.get("fill", 0.0)),
+            stream=str(d.get("stream", "")),
+            bounds=(float(bounds[0]), float(bounds[1])) if bounds is not None else None,
+        )
 
 
 @dataclass(frozen=True)
 class Dims:
-    """Sizes that fix every dataset's shape for one extraction key."""
+    """Everything that fixes every dataset's shape for one extraction key.
+
+    ``fields`` are the per-frame datasets of the streams this cache was extracted with, as their stream
+    modules declared them; the reader, ``verify``, ``info``, the preload estimate and the heads all read
+    them from here (the manifest), never from a list of their own.
+    """
 
     frames: int  # T
-    embed_dim: int  # D
-    dino_dim: int  # Dd
-    attn_hw: tuple[int, int]  # (h, w) of the DINO patch grid
-    swav_dim: int
-    max_hands: int  # K
+    fields: tuple[FieldSpec, ...]
     float_dtype: str = "float16"
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "attn_hw": list(self.attn_hw)}
+        return {
+            "frames": self.frames,
+            "float_dtype": self.float_dtype,
+            "fields": {f.name: f.to_json() for f in self.fields},
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Dims:
-        return cls(**{**d, "attn_hw": tuple(d["attn_hw"])})
+        fields = tuple(FieldSpec.from_json(name, spec) for name, spec in d["fields"].items())
+        return cls(frames=int(d["frames"]), fields=fields, float_dtype=str(d.get("float_dtype", "float16")))
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def dtype(self, spec: FieldSpec) -> np.dtype:
+        """The stored dtype of a field: ``FLOAT`` resolves to this cache's float dtype."""
+        return np.dtype(self.float_dtype if spec.dtype == FLOAT else spec.dtype)
+
+    @property
+    def float_fields(self) -> tuple[str, ...]:
+        """Fields stored in the cache's float dtype (rounded through it by ``predict`` too)."""
+        return tuple(f.name for f in self.fields if f.dtype == FLOAT)
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Names of the extraction streams present, in declaration order."""
+        return tuple(dict.fromkeys(f.stream for f in self.fields))
 
 
 def field_specs(dims: Dims) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Per-sequence shape and dtype of every dataset (the leading N axis excluded)."""
-    t, fdt = dims.frames, np.dtype(dims.float_dtype)
-    return {
-        "embeddings": ((t, NUM_CHANNELS, dims.embed_dim), fdt),
-        "dino_cls": ((t, dims.dino_dim), fdt),
-        "dino_attention": ((t, *dims.attn_hw), fdt),
-        "swav": ((t, dims.swav_dim), fdt),
-        "swav_boxes": ((t, 4), np.dtype("float32")),
-        "hand_boxes": ((t, dims.max_hands, 6), np.dtype("float32")),
-        "hand_count": ((t,), np.dtype("uint8")),
-        "labels": ((), np.dtype("int64")),
-        "frame_indices": ((t,), np.dtype("int32")),
-        "valid": ((t,), np.dtype("uint8")),
-        "sequence_ids": ((), np.dtype(f"S{ID_BYTES}")),
-        "content_ids": ((), np.dtype("S64")),
-        "aug_index": ((), np.dtype("int16")),
-    }
+    t = dims.frames
+    out = {f.name: ((t, *f.shape), dims.dtype(f)) for f in dims.fields}
+    out["frame_indices"] = ((t,), np.dtype("int32"))
+    out["valid"] = ((t,), np.dtype("uint8"))
+    out.update({name: (shape, np.dtype(dtype)) for name, (shape, dtype) in BOOKKEEPING.items()})
+    return out
+
+
+def fill_values(dims: Dims) -> dict[str, float]:
+    return {f.name: f.fill for f in dims.fields}
 
 
 def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset]:
@@ -85,6 +128,7 @@ def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset
     Scalar-per-sequence fields (labels, ids) are small and stored in one chunk each.
     """
     out = {}
+    fills = fill_values(dims)
     for name, (shape, dtype) in field_specs(dims).items():
         if shape:
             out[name] = h5.create_dataset(
@@ -96,6 +140,7 @@ def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset
                 shuffle=True,
                 compression="gzip",
                 compression_opts=GZIP_LEVEL,
+                fillvalue=fills.get(name),
             )
         else:
             out[name] = h5.create_dataset(name, shape=(n,), dtype=dtype)

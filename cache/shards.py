@@ -26,7 +26,6 @@ from cache.guarded import h5_writer
 from cache.key import canonical_json
 from cache.manifest import now_iso, publish
 from cache.schema import (
-    CHANNEL_NAMES,
     SCHEMA_VERSION,
     Dims,
     create_datasets,
@@ -162,7 +161,7 @@ class ShardStore:
         arrays = stack_records(records, dims, len(meta["class_names"]))
         attrs = {
             "schema_version": SCHEMA_VERSION,
-            "channel_layout": list(CHANNEL_NAMES),
+            "channel_layout": [],
             "created": now_iso(),
             **json.loads(canonical_json(meta)),
             "dims": dims.to_json(),

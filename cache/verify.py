@@ -48,6 +48,8 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
     nonfinite: list[int] = []
     bad_values: list[int] = []
     rows = range(ds.shape[0]) if ds.chunks and ds.shape[1:] else [slice(None)]  # one read per chunk
+    spec = dims.field(field)
+    bounds = spec.bounds if spec is not None else None  # the range its stream declared
     for i in rows:
         try:
             arr = ds[i]
@@ -62,7 +64,7 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
         if field == "valid":
             if not np.isin(arr, (0, 1)).all() or not arr.any():
                 bad_values.append(i)
-        elif field == "hand_count" and (arr > dims.max_hands).any():
+        elif bounds is not None and ((arr < bounds[0]) | (arr > bounds[1])).any():
             bad_values.append(i)
         elif field == "labels":
             bad_values.extend(np.flatnonzero((arr < 0) | (arr >= num_classes)).tolist())
@@ -74,9 +76,8 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
     if bad_values:
         what = {
             "valid": "mask not in {0, 1} or without any valid frame",
-            "hand_count": f"more than max_hands={dims.max_hands} hands",
             "labels": f"label outside 0..{num_classes - 1}",
-        }[field]
+        }.get(field, f"value outside its declared range {bounds}")
         faults.append(f"{what} in sequence(s) {_rows(bad_values)}")
     return faults
 
@@ -217,6 +218,8 @@ def verify_cache(cache_dir: Path) -> list[str]:
     version = manifest.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         return faults + [f"{MANIFEST_NAME}: schema_version {version!r} is not one this toolkit reads"]
+    if version < SCHEMA_VERSION:
+        return faults + [f"{MANIFEST_NAME}: schema v{version} was written by an older toolkit; re-extract"]
     try:
         dims = Dims.from_json(manifest["dims"])
         class_names = list(manifest["class_names"])

@@ -6,7 +6,25 @@ import math
 
 import torch
 
-from cache.schema import CNN_CHUNKS, NUM_CHANNELS
+NUM_CHANNELS = 12
+CNN_CHUNKS = 3
+
+# Channel order of the 12-channel embedding (DESIGN §3). Keep it exact.
+CHANNEL_NAMES: tuple[str, ...] = (
+    "left_vit",
+    "right_vit",
+    "left_cnn_0",
+    "left_cnn_1",
+    "left_cnn_2",
+    "right_cnn_0",
+    "right_cnn_1",
+    "right_cnn_2",
+    "whole_vit",
+    "whole_cnn_0",
+    "whole_cnn_1",
+    "whole_cnn_2",
+)
+assert len(CHANNEL_NAMES) == NUM_CHANNELS
 
 
 def chunk_and_pad(x: torch.Tensor, dim: int) -> torch.Tensor:

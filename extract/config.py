@@ -16,7 +16,27 @@ class ExtractConfig:
     dataset: DataConfig = field(default_factory=DataConfig)
     cache_dir: Path = field(default=Path("artifacts/cache"), metadata={"help": "root of all caches"})
     preset: Literal["full", "tiny"] = field(
-        default="full", metadata={"help": "encoder sizes: the real architectures, or tiny ones for tests"}
+        default="full",
+        metadata={"help": "named default model per role: the real architectures, or tiny ones for tests"},
+    )
+    encoders: str = field(
+        default="",
+        metadata={
+            "help": "per-role model choice over the preset, ROLE=MODEL,... (e.g. dino=dino_vit_s8,hands=none; "
+            "`pipeline.py extract --list-encoders` shows every role and model)"
+        },
+    )
+    weights_revision: str = field(
+        default="",
+        metadata={
+            "help": "pin a hub revision (branch, tag or commit) per role, ROLE=REV,... (--weights pretrained)"
+        },
+    )
+    dino_heads: bool = field(
+        default=False,
+        metadata={
+            "help": "also store DINO's per-head CLS->patch maps (dino_attention_heads), not just their mean"
+        },
     )
     weights: Literal["pretrained", "random"] = field(
         default="pretrained",

@@ -9,11 +9,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import numpy as np
 import torch
 
-from extract.channels import assemble_channels
-from extract.crops import attention_box, crop_resize, hand_views, split_halves
-from models.encoders import DinoOutput, Encoder, HandOutput
-
-ROLES = ("cnn", "vit", "dino", "swav", "hands")
+from cache.schema import FLOAT, FieldSpec
+from extract.streams import FrameBatch, StreamOptions, active_streams, stream_fields
+from models.encoders import Encoder
 
 
 def _micro_batches(x: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
@@ -41,33 +39,36 @@ def default_micro_batch(device: torch.device) -> dict[str, int]:
     return {"hands": 8, "cnn": 96, "vit": 96, "dino": 96, "swav": 96}
 
 
-class FrameEncoder:
-    """Runs the five encoders over a batch of frames from many sequences at once.
+DEFAULT_MICRO_BATCH = {"cpu": 8, "cuda": 96}  # roles without a measured size
 
-    ``forward_calls`` counts encoder invocations, so tests (and logs) can prove a reused cache ran none.
-    ``timings``: set it to a dict and every call adds wall seconds per stage into it ("preprocess",
-    "crops", "outputs" and one entry per encoder role), which is how bench/extract.py splits the time
-    up. Left at None it costs nothing: no clock is read and, on CUDA, nothing is synchronised.
+
+class FrameEncoder:
+    """Runs the registered streams whose encoders are given over a batch of frames from many sequences.
+
+    A stream runs when every role it declares has an encoder here (``--encoders hands=none`` leaves the
+    hands stream out), after the streams it needs. ``forward_calls`` counts encoder invocations, so tests
+    (and logs) can prove a reused cache ran none. ``timings``: set it to a dict and every call adds wall
+    seconds per stage into it ("preprocess", "crops", "outputs" and one entry per encoder role), which is
+    how bench/extract.py splits the time up. Left at None it costs nothing: no clock is read and, on CUDA,
+    nothing is synchronised.
     """
 
     def __init__(
         self,
         encoders: dict[str, Encoder],
         device: torch.device,
-        crop_mode: str = "halves",
-        attention_mass: float = 0.6,
-        crop_margin: float = 0.1,
+        options: StreamOptions | None = None,
         micro_batch: dict[str, int] | None = None,
     ) -> None:
-        missing = set(ROLES) - set(encoders)
-        if missing:
-            raise ValueError(f"missing encoder roles: {sorted(missing)}")
-        self.encoders = {role: enc.to(device) for role, enc in encoders.items()}
+        self.options = options or StreamOptions()
+        self.streams = active_streams(
+            {role: enc.name or role for role, enc in encoders.items()}, self.options
+        )
+        used = {role for s in self.streams for role in s.roles}
+        self.encoders = {role: enc.to(device) for role, enc in encoders.items() if role in used}
         self.device = device
-        self.crop_mode = crop_mode
-        self.attention_mass = attention_mass
-        self.crop_margin = crop_margin
         self.micro_batch = {**default_micro_batch(device), **(micro_batch or {})}
+        self.fields: tuple[FieldSpec, ...] = stream_fields(self.streams, self.encoders, self.options)
         self.forward_calls = 0
         self.timings: dict[str, float] | None = None
 
@@ -93,8 +94,9 @@ class FrameEncoder:
     def _run(self, role: str, images: torch.Tensor) -> object:
         """(N, 3, H, W) float in [0, 1] -> the encoder's output for all N, in micro-batches."""
         enc = self.encoders[role]
+        size = self.micro_batch.get(role, DEFAULT_MICRO_BATCH.get(self.device.type, 8))
         outs = []
-        for chunk in _micro_batches(images, self.micro_batch[role]):
+        for chunk in _micro_batches(images, size):
             self.forward_calls += 1
             with self._stage("preprocess"):
                 chunk = enc.prepare(chunk)
@@ -102,51 +104,21 @@ class FrameEncoder:
                 outs.append(enc(chunk))
         return _concat(outs)
 
-    def _views(self, x: torch.Tensor, hands) -> dict[str, torch.Tensor]:
-        if self.crop_mode == "halves":
-            left, right = split_halves(x)
-        else:
-            left_box, right_box, _ = hand_views(hands.boxes, hands.count)
-            size = tuple(self.encoders["vit"].preprocess.input_size)
-            left, right = crop_resize(x, left_box, size), crop_resize(x, right_box, size)
-        return {"left": left, "right": right, "whole": x}
-
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> dict[str, np.ndarray]:
         """(N, S, S, 3) uint8 frames -> per-frame arrays keyed by cache field name."""
         with self._stage("preprocess"):
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = x.float().div_(255)  # (N, 3, S, S) in [0, 1]
-        hands = self._run("hands", x)
-        with self._stage("crops"):
-            views = self._views(x, hands)
-        vit = {name: self._run("vit", v).float() for name, v in views.items()}  # (N, D) each
-        cnn = {name: self._run("cnn", v).float() for name, v in views.items()}  # (N, C) each
-        dino = self._run("dino", x)
-        with self._stage("crops"):
-            boxes = attention_box(dino.attention, self.attention_mass, self.crop_margin)  # (N, 4)
-            crops = crop_resize(x, boxes, tuple(self.encoders["swav"].preprocess.input_size))
-        swav = self._run("swav", crops)
+        batch = FrameBatch(x, {}, self.encoders, self.options, self._run, self._stage)
+        for stream in self.streams:
+            batch.outputs.update(stream.run(batch))
         with self._stage("outputs"):
-            return self._outputs(vit, cnn, dino, boxes, swav, hands)
+            return {f.name: _to_numpy(batch.outputs[f.name], f) for f in self.fields}
 
-    @staticmethod
-    def _outputs(
-        vit: dict[str, torch.Tensor],
-        cnn: dict[str, torch.Tensor],
-        dino: DinoOutput,
-        boxes: torch.Tensor,
-        swav: torch.Tensor,
-        hands: HandOutput,
-    ) -> dict[str, np.ndarray]:
-        """Per-frame NumPy arrays keyed by cache field name (the 12-channel block assembled here)."""
-        embeddings = assemble_channels(vit, cnn)  # (N, 12, D)
-        return {
-            "embeddings": embeddings.cpu().numpy(),
-            "dino_cls": dino.cls.float().cpu().numpy(),
-            "dino_attention": dino.attention.float().cpu().numpy(),
-            "swav": swav.float().cpu().numpy(),
-            "swav_boxes": boxes.float().cpu().numpy(),
-            "hand_boxes": hands.boxes.float().cpu().numpy(),
-            "hand_count": hands.count.cpu().numpy().astype(np.uint8),
-        }
+
+def _to_numpy(value: torch.Tensor, spec: FieldSpec) -> np.ndarray:
+    """Float fields leave as float32 (the record rounds them to the storage dtype); others in their dtype."""
+    if spec.dtype == FLOAT:
+        return value.float().cpu().numpy()
+    return value.cpu().numpy().astype(spec.dtype)

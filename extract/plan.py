@@ -13,11 +13,13 @@ from data.augment import SequenceAugmenter
 from data.discovery import Dataset
 from data.sequence import Sequence
 from data.sequences import prepare_sequences
+from errors import UserError
 from extract.config import ExtractConfig
-from models.encoders import PRESETS
+from extract.streams import NONE, StreamOptions, active_streams, resolve_models, resolve_revisions
+from models.encoders import encoder_identity
 
 # Bump when sampling or augmentation code changes the bytes a sequence becomes.
-PIPELINE_REVISION = "uniform-sampling-v1/augment-v1"
+PIPELINE_REVISION = "uniform-sampling-v1/augment-v1/streams-v1"
 
 
 @dataclass(frozen=True)
@@ -43,23 +45,40 @@ class Plan:
         return out
 
 
-def encoder_identities(cfg: ExtractConfig) -> dict[str, dict[str, str]]:
-    """Role -> name and weight identity. Known without building a model, so a reuse run loads none."""
-    weights = "pretrained" if cfg.weights == "pretrained" else f"random:{cfg.weights_seed}"
-    return {role: {"name": name, "weights": weights} for role, name in PRESETS[cfg.preset].items()}
+def encoder_models(cfg: ExtractConfig) -> dict[str, str]:
+    """Role -> model id that this extraction runs (roles set to ``none`` left out)."""
+    return {role: model for role, model in resolve_models(cfg.preset, cfg.encoders).items() if model != NONE}
+
+
+def encoder_identities(cfg: ExtractConfig) -> dict[str, dict[str, Any]]:
+    """Role -> model id and weight identity: ``random:<seed>``, or the hub repo, resolved revision and
+    sha256 of every weight file. Known without building a model, so a reuse run loads none."""
+    pins = resolve_revisions(cfg.weights_revision)
+    if pins and cfg.weights != "pretrained":
+        raise UserError("--weights-revision pins real weights; it has no meaning with --weights random")
+    return {
+        role: encoder_identity(model, cfg.weights, cfg.weights_seed, pins.get(role))
+        for role, model in sorted(encoder_models(cfg).items())
+    }
 
 
 def key_spec(cfg: ExtractConfig, augmenter: SequenceAugmenter) -> dict[str, Any]:
-    """Everything that changes how a sequence becomes bytes. Not the dataset, not the split."""
+    """Everything that changes how a sequence becomes bytes. Not the dataset, not the split.
+
+    Per active stream: the identities of its encoders and the options it declares it keys on.
+    """
+    options = StreamOptions.from_config(cfg)
+    identities = encoder_identities(cfg)
+    streams = {
+        s.name: {"encoders": {role: identities[role] for role in s.roles}, **s.key(options)}
+        for s in active_streams(encoder_models(cfg), options)
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "revision": PIPELINE_REVISION,
         "frames": cfg.dataset.frames,
         "augment": {**augmenter.describe(), "seed": cfg.dataset.augment_seed},
-        "encoders": encoder_identities(cfg),
-        "crop_mode": cfg.crop_mode,
-        "attention_mass": cfg.attention_mass,
-        "crop_margin": cfg.crop_margin,
+        "streams": streams,
         "dtype": cfg.dtype,
     }
 

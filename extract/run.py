@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from cache.assemble import assemble_splits
 from cache.lock import CacheLock
-from cache.schema import CHANNEL_NAMES, FLOAT_FIELDS, SCHEMA_VERSION, Dims
+from cache.schema import SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
 from cli.config_args import config_to_dict, save_config
 from data.splits import save_splits, split_params
@@ -33,9 +33,10 @@ from extract.distributed import (
     plan_job,
 )
 from extract.encode import FrameEncoder
-from extract.plan import Plan, PlanItem, encoder_identities, make_augmenter, make_plan
+from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_plan
 from extract.source import SequenceFrames, collate_items, worker_context
-from models.encoders import PRESETS, Encoder, create_encoder
+from extract.streams import StreamOptions, resolve_revisions
+from models.encoders import Encoder, create_encoder
 from process_group import EXTRACT_TIMEOUT, process_group
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -60,23 +61,25 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
-    """Role -> frozen encoder of the preset. Missing pretrained weights raise WeightsUnavailableError."""
+    """Role -> frozen encoder chosen by the preset and ``--encoders`` (roles set to none are not built).
+
+    Missing pretrained weights raise WeightsUnavailableError."""
+    pins = resolve_revisions(cfg.weights_revision)
     return {
-        role: create_encoder(name, cfg.weights, cfg.weights_seed)
-        for role, name in PRESETS[cfg.preset].items()
+        role: create_encoder(model, cfg.weights, cfg.weights_seed, pins.get(role))
+        for role, model in encoder_models(cfg).items()
     }
 
 
-def encoder_dims(encoders: dict[str, Encoder], cfg: ExtractConfig) -> Dims:
-    return Dims(
-        frames=cfg.dataset.frames,
-        embed_dim=encoders["vit"].out_dim,
-        dino_dim=encoders["dino"].out_dim,
-        attn_hw=tuple(encoders["dino"].attn_hw),
-        swav_dim=encoders["swav"].out_dim,
-        max_hands=encoders["hands"].max_hands,
-        float_dtype=cfg.dtype,
-    )
+def make_frame_encoder(
+    encoders: dict[str, Encoder], cfg: ExtractConfig, device: torch.device
+) -> FrameEncoder:
+    return FrameEncoder(encoders, device, StreamOptions.from_config(cfg))
+
+
+def stream_dims(frame_encoder: FrameEncoder, cfg: ExtractConfig) -> Dims:
+    """The cache's dataset layout: every field the active streams declare, sized by their encoders."""
+    return Dims(frames=cfg.dataset.frames, fields=frame_encoder.fields, float_dtype=cfg.dtype)
 
 
 def _versions() -> dict[str, str]:
@@ -99,14 +102,22 @@ def _versions() -> dict[str, str]:
 
 
 def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
+    from extract.streams import get_stream
+
+    options = StreamOptions.from_config(cfg)
+    extra: dict[str, Any] = {"channel_layout": []}
+    for name in dims.streams:
+        extra.update(get_stream(name).meta(options))
     return {
         "schema_version": SCHEMA_VERSION,
         "key": plan.key,
         "key_spec": plan.key_spec,
         "dims": dims.to_json(),
         "class_names": plan.dataset.classes,
-        "channel_layout": list(CHANNEL_NAMES),
-        "encoders": encoder_identities(cfg),
+        **extra,
+        "encoders": {
+            s: e for stream in plan.key_spec["streams"].values() for s, e in stream["encoders"].items()
+        },
         "config": config_to_dict(cfg),
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -119,9 +130,10 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dtype: str) -> dict[str, Any]:
+def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dims: Dims) -> dict[str, Any]:
     seq = item.sequence
-    rec: dict[str, Any] = {k: v.astype(dtype) if k in FLOAT_FIELDS else v for k, v in arrays.items()}
+    floats = set(dims.float_fields)
+    rec: dict[str, Any] = {k: v.astype(dims.float_dtype) if k in floats else v for k, v in arrays.items()}
     rec.update(
         labels=label,
         frame_indices=seq.indices.astype(np.int32),
@@ -201,7 +213,7 @@ def extract_missing(
                 out = frame_encoder(torch.cat([g["frames"] for g in good]))  # frames (n*T, S, S, 3)
                 for j, g in enumerate(good):
                     rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
-                    pending.append(_record(todo[g["index"]], g["label"], rows, cfg.dtype))
+                    pending.append(_record(todo[g["index"]], g["label"], rows, dims))
                 computed += len(good)
                 bar.update(len(good) * t)
             while len(pending) >= cfg.shard_size:
@@ -253,19 +265,14 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             if cfg.workers:
                 worker_context()  # the worker server imports its libraries while the encoders build
-            encoders = build_encoders(cfg)
-            dims = encoder_dims(encoders, cfg)
+            frame_encoder = make_frame_encoder(
+                build_encoders(cfg), cfg, ranks.device(resolve_device(cfg.device))
+            )
+            dims = stream_dims(frame_encoder, cfg)
             if ranks.is_main:
                 _write_json_atomic(
                     key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
                 )
-            frame_encoder = FrameEncoder(
-                encoders,
-                ranks.device(resolve_device(cfg.device)),
-                cfg.crop_mode,
-                cfg.attention_mass,
-                cfg.crop_margin,
-            )
             meta = _meta(cfg, plan, dims)
             frames = job.missing * cfg.dataset.frames
             progress = SharedProgress(ranks, frames, job.token) if ranks.distributed else None

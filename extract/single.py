@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cache.schema import FLOAT_FIELDS
+from cache.schema import Dims
 from data.augment import SequenceAugmenter
 from data.discovery import input_videos
 from data.frames import read_frames
@@ -16,15 +16,25 @@ from data.sampling import sample_indices
 from errors import CacheError
 from extract.encode import FrameEncoder
 from extract.run import resolve_device
+from extract.streams import StreamOptions
 from models.encoders import Encoder, create_encoder
 
 
 def encoders_from_manifest(manifest: dict[str, Any]) -> dict[str, Encoder]:
-    """Rebuild the cache's encoders from its manifest: same names, same weights (or same random seed)."""
+    """Rebuild the cache's encoders from its manifest: same models at the same revision (or same seed).
+
+    Real weights whose files no longer hash to what the cache recorded are refused: features from other
+    weights would be classified by a head trained on the old ones."""
     encoders = {}
     for role, spec in manifest["encoders"].items():
         weights, _, seed = spec["weights"].partition(":")
-        encoders[role] = create_encoder(spec["name"], weights, int(seed or 0))
+        enc = create_encoder(spec["name"], weights, int(seed or 0), spec.get("revision"))
+        if weights == "pretrained" and enc.identity.get("sha256") != spec.get("sha256"):
+            raise CacheError(
+                f"the {role} weights ({spec['name']}) differ from those the cache was extracted with "
+                f"(sha256 {spec.get('sha256')}); restore them or re-extract"
+            )
+        encoders[role] = enc
     return encoders
 
 
@@ -36,11 +46,12 @@ def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> 
     try:
         cfg = manifest["config"]
         frames, image_size = int(cfg["frames"]), int(cfg["image_size"])
-        crop = (cfg["crop_mode"], float(cfg["attention_mass"]), float(cfg["crop_margin"]))
-        dtype = np.dtype(manifest["dims"]["float_dtype"])
+        options = StreamOptions.from_config(cfg)
+        dims = Dims.from_json(manifest["dims"])
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None
-    encoder = FrameEncoder(encoders_from_manifest(manifest), resolve_device(device), *crop)
+    dtype, floats = np.dtype(dims.float_dtype), set(dims.float_fields)
+    encoder = FrameEncoder(encoders_from_manifest(manifest), resolve_device(device), options)
     resize = SequenceAugmenter(image_size, flip=False)
     results = []
     for path in paths:
@@ -49,7 +60,7 @@ def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> 
             clip, _ = resize(read_frames(video, indices), -1, None)  # (T, S, S, 3)
             out = encoder(torch.from_numpy(clip))
             # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
-            out = {k: v.astype(dtype).astype(np.float32) if k in FLOAT_FIELDS else v for k, v in out.items()}
+            out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
             out.update(
                 valid=valid, frame_indices=indices, input=str(video.video_file or video.root / video.video_id)
             )

@@ -18,8 +18,10 @@ class TrainConfig:
     cache: Path = field(metadata={"help": "cache key directory printed by `extract` (holds manifest.json)"})
     out: Path = _f(Path("artifacts/runs"), "directory that receives one folder per run")
     name: str | None = _f(None, "run folder name (default: <streams>-s<seed>-<time>)")
-    streams: Literal["all", "twelve", "dino-swav"] = _f(
-        "all", "feature streams: 12-channel CNN-BiLSTM, DINO+SwAV, or both fused"
+    streams: str = _f(
+        "all",
+        "head streams, comma-separated (twelve, dino-swav, or any per-frame vector field of the cache), "
+        "or all: every registered head the cache can feed, fused",
     )
     epochs: int = _f(30, "maximum number of epochs")
     batch_size: int = _f(32, "sequences per batch")

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from cache.schema import CHANNEL_NAMES
 from errors import CacheError
 from models.heads.model import GestureModel
 from train.checkpoint import check_compatible, check_unseen, load_checkpoint, write_json_atomic
@@ -60,7 +59,9 @@ def evaluate_split(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(cfg.get("label_smoothing", 0.0)))
     out = evaluate_epoch(model, loader, loss_fn, precision_for(device), device, collect_aux=True, desc=split)
     class_names = list(ckpt["class_names"])
-    channel_names = list(manifest.get("channel_layout") or CHANNEL_NAMES)
+    channel_names = list(manifest.get("channel_layout") or [])
+    if not channel_names and "channel_weights" in out.aux:  # a cache that did not name its channels
+        channel_names = [f"channel_{i}" for i in range(out.aux["channel_weights"].shape[-1])]
     report: dict[str, Any] = {
         "split": split,
         "checkpoint": str(checkpoint_path),
@@ -140,7 +141,7 @@ def _plots(
             out_dir / f"attention_{split}.png",
             f"Channel attention per frame (mean over {split})",
         )
-    if report["streams"] in ("all", "dino-swav"):
+    if "dino_attention" in ((manifest.get("dims") or {}).get("fields") or {}):  # cached whatever the heads read
         files["dino_attention"] = plot_dino_attention(
             split_path(cache_dir, manifest, split),
             manifest.get("config") or {},

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from errors import BadInputError, CacheError
-from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
+from models.heads.model import GestureModel, ModelArgs
 from models.heads.normalize import feature_statistics
 from process_group import Ranks, bar_disable, process_group
 from train.checkpoint import (
@@ -129,7 +129,11 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     device = ranks.device(resolve_device(cfg.device))
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
-    fields = STREAM_FIELDS[cfg.streams]
+    try:  # the choices come from the cache: its recorded fields and the registered heads
+        args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
+    except ValueError as exc:
+        raise BadInputError(f"{cache_dir}: {exc}") from None
+    fields = tuple(args.inputs)
     if split_count(manifest, "train") == 0:
         raise CacheError(
             f"cache {cache_dir} has an empty train split; extract a dataset with training videos"
@@ -148,7 +152,6 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     if ranks.is_main:
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
 
-    args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
     model = GestureModel(args)
     stats_loader = make_loader(train_ds, 64, False, cfg.seed, cfg.workers, torch.device("cpu"))
     model.set_statistics(ranks.from_main(lambda: feature_statistics(stats_loader, fields)))
@@ -294,7 +297,7 @@ def _validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.dropout < 1.0, "--dropout must be in [0, 1)"),
         (cfg.hidden >= 1, "--hidden must be at least 1"),
         (cfg.workers >= 0, "--workers must be 0 or more"),
-        (cfg.streams in STREAM_FIELDS, f"--streams must be one of {', '.join(STREAM_FIELDS)}"),
+        (bool(cfg.streams.strip(", ")), "--streams must name at least one stream, or all"),
     ]
     for ok, message in checks:
         if not ok:
@@ -309,7 +312,8 @@ def _make_run_dir(cfg: TrainConfig) -> Path:
         if run_dir.exists():
             raise BadInputError(f"{run_dir}: run folder already exists; choose another --name or remove it")
     else:
-        stem = f"{cfg.streams}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        streams = cfg.streams.replace(",", "+").replace("/", "_")
+        stem = f"{streams}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir, k = out / stem, 1
         while run_dir.exists():
             k += 1

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cache.reader import CacheDataset, open_cache
+from cache.schema import Dims
 from errors import CacheError, UserError
 from train.prefetch import ThreadPrefetcher
 
@@ -205,16 +206,12 @@ def split_dataset(
 def _fits_in_memory(manifest: dict[str, Any], split: str, fields: tuple[str, ...]) -> bool:
     """Decoded float32 size of the split's requested fields vs half the free memory.
 
-    Under torchrun every rank on a node preloads its own copy, so they share that half.
+    Field sizes come from the cache's recorded layout. Under torchrun every rank on a node preloads its
+    own copy, so they share that half.
     """
-    d = manifest["dims"]
-    per_frame = {
-        "embeddings": len(manifest.get("channel_layout", [])) * d["embed_dim"],
-        "dino_cls": d["dino_dim"],
-        "swav": d["swav_dim"],
-        "dino_attention": d["attn_hw"][0] * d["attn_hw"][1],
-    }
-    need = split_count(manifest, split) * d["frames"] * sum(per_frame.get(f, 0) for f in fields) * 4
+    dims = Dims.from_json(manifest["dims"])
+    per_frame = {f.name: int(np.prod(f.shape, dtype=np.int64)) for f in dims.fields}
+    need = split_count(manifest, split) * dims.frames * sum(per_frame.get(f, 0) for f in fields) * 4
     free = available_memory_bytes()
     ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     return free is None or need <= free // 2 // ranks_here

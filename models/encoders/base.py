@@ -19,8 +19,8 @@ from torch import nn
 
 from errors import WeightsUnavailableError
 
-Role = Literal["cnn", "vit", "dino", "swav", "hands"]
-ROLES: tuple[str, ...] = ("cnn", "vit", "dino", "swav", "hands")
+from .weights import LocalWeights, WeightSource, resolve_weights
+
 WEIGHTS: tuple[str, ...] = ("pretrained", "random")
 
 
@@ -44,6 +44,7 @@ class DinoOutput(NamedTuple):
 
     cls: torch.Tensor  # (B, Dd) CLS token after the final norm
     attention: torch.Tensor  # (B, h, w) last-block CLS->patch attention, mean over heads
+    heads: torch.Tensor  # (B, H, h, w) the same per head (what the mean is taken over)
 
 
 class HandOutput(NamedTuple):
@@ -106,26 +107,30 @@ class Encoder(nn.Module):
         return self.eval()
 
 
-Builder = Callable[[bool], Encoder]
+Builder = Callable[[LocalWeights | None], Encoder]
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """One registry entry. ``source`` is the hub id or URL of the real weights; None means random-only."""
+    """One registry entry. ``source`` says where the real weights live; None means random-only (tiny)."""
 
     name: str
     role: str
-    source: str | None
+    source: WeightSource | None
     build: Builder
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
 
 
-def register_encoder(name: str, role: str, source: str | None = None) -> Callable[[Builder], Builder]:
-    """Decorator: register ``build(pretrained: bool) -> Encoder`` under ``name``."""
-    if role not in ROLES:
-        raise ValueError(f"unknown encoder role {role!r}; valid roles: {', '.join(ROLES)}")
+def register_encoder(
+    name: str, role: str, source: WeightSource | None = None
+) -> Callable[[Builder], Builder]:
+    """Decorator: register ``build(weights: LocalWeights | None) -> Encoder`` under ``name``.
+
+    ``build`` gets the resolved weight files, or None for a seeded random init; it never looks weights up
+    itself, so what it loads is exactly what the encoder's identity (and the cache key) records.
+    """
 
     def decorate(build: Builder) -> Builder:
         if name in _REGISTRY:
@@ -134,6 +139,11 @@ def register_encoder(name: str, role: str, source: str | None = None) -> Callabl
         return build
 
     return decorate
+
+
+def unregister_encoder(name: str) -> None:
+    """Remove a registration (test-only streams register encoders for one test)."""
+    _REGISTRY.pop(name, None)
 
 
 def list_encoders(role: str | None = None) -> list[str]:
@@ -162,47 +172,53 @@ def seeded_init(name: str, seed: int) -> Iterator[None]:
         yield
 
 
-def create_encoder(name: str, weights: str = "pretrained", seed: int = 0) -> Encoder:
-    """Build a frozen encoder by registry name.
+def _check_weights(spec: EncoderSpec, weights: str) -> None:
+    if weights not in WEIGHTS:
+        raise ValueError(
+            f"unknown weights {weights!r} for encoder {spec.name!r}; valid: {', '.join(WEIGHTS)}"
+        )
+    if weights == "pretrained" and spec.source is None:
+        raise WeightsUnavailableError(
+            f"Encoder '{spec.name}' is a tiny test model without pretrained weights: use `--weights random`."
+        )
 
-    ``weights="pretrained"`` loads the real weights or raises ``WeightsUnavailableError``; it never falls back
-    to random. ``weights="random"`` builds the same architecture with a seeded init (same seed, same weights).
+
+def encoder_identity(
+    name: str, weights: str = "pretrained", seed: int = 0, revision: str | None = None
+) -> dict:
+    """What a cache key records of one encoder, without building it.
+
+    Random weights: ``{"name", "weights": "random:<seed>"}``. Real weights: the hub repo (or URL), the
+    resolved revision (commit hash) and the sha256 of every weight file, so a newer upload or another
+    file makes another key. Missing weights raise ``WeightsUnavailableError`` here already.
     """
     spec = encoder_spec(name)
-    if weights not in WEIGHTS:
-        raise ValueError(f"unknown weights {weights!r} for encoder {name!r}; valid: {', '.join(WEIGHTS)}")
-    pretrained = weights == "pretrained"
-    if pretrained and spec.source is None:
-        raise WeightsUnavailableError(
-            f"Encoder '{name}' is a tiny test model without pretrained weights: use `--weights random`."
-        )
+    _check_weights(spec, weights)
+    if weights == "random":
+        return {"name": name, "weights": f"random:{seed}"}
+    return {"name": name, "weights": "pretrained", **resolve_weights(spec.source, name, revision).identity()}
+
+
+def create_encoder(
+    name: str, weights: str = "pretrained", seed: int = 0, revision: str | None = None
+) -> Encoder:
+    """Build a frozen encoder by registry name.
+
+    ``weights="pretrained"`` loads the real weights (at ``revision`` when given) or raises
+    ``WeightsUnavailableError``; it never falls back to random. ``weights="random"`` builds the same
+    architecture with a seeded init (same seed, same weights).
+    """
+    spec = encoder_spec(name)
+    _check_weights(spec, weights)
+    local = resolve_weights(spec.source, name, revision) if weights == "pretrained" else None
     with seeded_init(name, seed):
-        encoder = spec.build(pretrained)
+        encoder = spec.build(local)
     if encoder.role != spec.role:
         raise TypeError(f"encoder {name!r} was registered as {spec.role!r} but built a {encoder.role!r}")
     encoder.name = name
-    encoder.identity = {
-        "name": name,
-        "weights": f"pretrained:{spec.source}" if pretrained else f"random:{seed}",
-    }
+    encoder.identity = (
+        {"name": name, "weights": "pretrained", **local.identity()}
+        if local is not None
+        else {"name": name, "weights": f"random:{seed}"}
+    )
     return encoder.freeze()
-
-
-# Preset -> role -> encoder name. Tiny dims keep the 12-channel layout: CNN 160 is in (2*64, 3*64], so the
-# CNN vector cuts into exactly 3 chunks of the tiny ViT's D = 64 (the last zero-padded), as 2048 does of 768.
-PRESETS: dict[str, dict[str, str]] = {
-    "full": {
-        "cnn": "resnext50_32x4d",
-        "vit": "vit_b16_hand_gestures",
-        "dino": "dino_vit_s16",
-        "swav": "swav_resnet50",
-        "hands": "yolov8x_hands",
-    },
-    "tiny": {
-        "cnn": "tiny_cnn",
-        "vit": "tiny_vit",
-        "dino": "tiny_dino",
-        "swav": "tiny_swav",
-        "hands": "tiny_hands",
-    },
-}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .base import Encoder, PreprocessConfig, register_encoder
-from .weights import create_timm_model
+from .weights import LocalWeights, create_timm_model, timm_source
 
 RESNEXT = "resnext50_32x4d.a1h_in1k"
 
@@ -31,8 +31,8 @@ def timm_preprocess(model: nn.Module, channels_last: bool = False) -> Preprocess
 class TimmCNN(Encoder):
     """A timm CNN with its classifier removed: prepared frames -> pooled features (B, C)."""
 
-    def __init__(self, model_name: str, pretrained: bool, encoder: str, **timm_kwargs: Any) -> None:
-        model = create_timm_model(model_name, pretrained, encoder, num_classes=0, **timm_kwargs)
+    def __init__(self, model_name: str, weights: LocalWeights | None, **timm_kwargs: Any) -> None:
+        model = create_timm_model(model_name, weights, num_classes=0, **timm_kwargs)
         super().__init__("cnn", model.num_features, timm_preprocess(model, channels_last=True))
         self.model = model.to(memory_format=torch.channels_last)
 
@@ -40,18 +40,17 @@ class TimmCNN(Encoder):
         return self.model(x)  # (B, C)
 
 
-@register_encoder("resnext50_32x4d", role="cnn", source=f"timm/{RESNEXT}")
-def resnext50(pretrained: bool) -> Encoder:
-    return TimmCNN(RESNEXT, pretrained, "resnext50_32x4d")
+@register_encoder("resnext50_32x4d", role="cnn", source=timm_source(RESNEXT))
+def resnext50(weights: LocalWeights | None) -> Encoder:
+    return TimmCNN(RESNEXT, weights)
 
 
 @register_encoder("tiny_cnn", role="cnn")
-def tiny_cnn(pretrained: bool) -> Encoder:
+def tiny_cnn(weights: LocalWeights | None) -> Encoder:
     # timm's test_resnet widened at the last stage to C = 160, so 2*64 < C <= 3*64 for the tiny ViT's D = 64.
     return TimmCNN(
         "test_resnet",
-        pretrained,
-        "tiny_cnn",
+        weights,
         channels=(32, 48, 48, 160),
         pretrained_cfg_overlay={"input_size": (3, 64, 64)},
     )

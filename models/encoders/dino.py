@@ -12,13 +12,15 @@ from torch import nn
 
 from .base import DinoOutput, Encoder, register_encoder
 from .cnn import timm_preprocess
-from .weights import create_timm_model
-
-DINO = "vit_small_patch16_224.dino"  # keep the .dino tag: its pretrained_cfg carries the right mean/std
+from .weights import LocalWeights, create_timm_model, timm_source
 
 
 class TimmDino(Encoder):
-    """Prepared frames -> ``DinoOutput(cls (B, Dd), attention (B, h, w))``."""
+    """Prepared frames -> ``DinoOutput(cls (B, Dd), attention (B, h, w), heads (B, H, h, w))``.
+
+    The attention grid follows the patch size and input size: 14x14 for /16 at 224, 28x28 for /8, 16x16
+    for DINOv2's /14.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__("dino", model.num_features, timm_preprocess(model))
@@ -28,6 +30,7 @@ class TimmDino(Encoder):
         self.patch_size = (patch_h, patch_w)
         self.attn_hw = (height // patch_h, width // patch_w)
         last = model.blocks[-1].attn
+        self.num_heads = int(last.num_heads)
         last.fused_attn = False
         self._attn: torch.Tensor | None = None
         last.attn_drop.register_forward_hook(self._keep_attention)
@@ -46,24 +49,47 @@ class TimmDino(Encoder):
                 "DINO attention hook did not fire; timm's last block changed its attention path"
             )
         self._attn = None
+        b = x.shape[0]
         h, w = x.shape[-2] // self.patch_size[0], x.shape[-1] // self.patch_size[1]
         prefix = self.model.num_prefix_tokens
-        cls_to_patches = attn[:, :, 0, prefix:].mean(1)  # (B, h*w); sums to 1 minus the CLS->prefix share
-        return DinoOutput(cls=tokens[:, 0], attention=cls_to_patches.reshape(x.shape[0], h, w))
+        per_head = attn[:, :, 0, prefix:]  # (B, H, h*w); each row sums to 1 minus its CLS->prefix share
+        return DinoOutput(
+            cls=tokens[:, 0],
+            attention=per_head.mean(1).reshape(b, h, w),
+            heads=per_head.reshape(b, per_head.shape[1], h, w),
+        )
 
 
-@register_encoder("dino_vit_s16", role="dino", source=f"timm/{DINO}")
-def dino_vit_s16(pretrained: bool) -> Encoder:
-    return TimmDino(create_timm_model(DINO, pretrained, "dino_vit_s16", num_classes=0))
+def _register_dino(name: str, timm_name: str, **kwargs: object) -> None:
+    """One DINO flavour: a timm ViT with its released self-supervised weights (tag sets mean/std)."""
+
+    @register_encoder(name, role="dino", source=timm_source(timm_name))
+    def build(weights: LocalWeights | None) -> Encoder:
+        return TimmDino(create_timm_model(timm_name, weights, num_classes=0, **kwargs))
+
+
+# The flavours of the attention-map analysis: ViT-S and ViT-B at /16 and /8 (DINO), and DINOv2 ViT-S/14
+# run at 224 (timm resamples its 518-px position embedding), keep the .dino/.lvd142m tags: their
+# pretrained_cfg carries the right mean and std.
+DINO = "vit_small_patch16_224.dino"
+_register_dino("dino_vit_s16", DINO)
+_register_dino("dino_vit_s8", "vit_small_patch8_224.dino")
+_register_dino("dino_vit_b16", "vit_base_patch16_224.dino")
+_register_dino("dino_vit_b8", "vit_base_patch8_224.dino")
+_register_dino(
+    "dinov2_vit_s14",
+    "vit_small_patch14_dinov2.lvd142m",
+    img_size=224,
+    pretrained_cfg_overlay={"input_size": (3, 224, 224)},
+)
 
 
 @register_encoder("tiny_dino", role="dino")
-def tiny_dino(pretrained: bool) -> Encoder:
+def tiny_dino(weights: LocalWeights | None) -> Encoder:
     # timm's test_vit (D = 64, 6 blocks, 2 heads) at 128 px: an 8x8 attention map.
     model = create_timm_model(
         "test_vit",
-        pretrained,
-        "tiny_dino",
+        weights,
         num_classes=0,
         img_size=128,
         pretrained_cfg_overlay={"input_size": (3, 128, 128)},

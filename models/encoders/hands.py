@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .base import Encoder, HandOutput, PreprocessConfig, register_encoder
-from .weights import hub_file
+from .weights import LocalWeights, WeightSource
 
 HANDS_REPO = "lewiswatson/yolov8x-tuned-hand-gestures"
 HANDS_FILE = "weights/best.pt"
@@ -69,18 +69,31 @@ def _random_yolo(cfg: str, class_names: dict[int, str]) -> nn.Module:
     return model
 
 
-@register_encoder("yolov8x_hands", role="hands", source=f"{HANDS_REPO}/{HANDS_FILE}")
-def yolov8x_hands(pretrained: bool) -> Encoder:
-    if not pretrained:
-        # The release's class list is not known offline; one "hand" class keeps the architecture and the
-        # (B, K, 6) output identical, only the class head is narrower.
-        return YoloHands(_random_yolo("yolov8x.yaml", {0: "hand"}), 640)
-    from ultralytics import YOLO
+def _register_yolo(name: str, source: WeightSource, architecture: str) -> None:
+    """One hand detector: an ultralytics checkpoint, or its architecture with random weights offline."""
 
-    path = hub_file(HANDS_REPO, HANDS_FILE, "yolov8x_hands")
-    return YoloHands(YOLO(str(path)).model, 640)
+    @register_encoder(name, role="hands", source=source)
+    def build(weights: LocalWeights | None) -> Encoder:
+        if weights is None:
+            # The release's class list is not known offline; one "hand" class keeps the architecture and
+            # the (B, K, 6) output identical, only the class head is narrower.
+            return YoloHands(_random_yolo(architecture, {0: "hand"}), 640)
+        from ultralytics import YOLO
+
+        return YoloHands(YOLO(str(weights[source.files[0]])).model, 640)
+
+
+# YOLOv8x fine-tuned on hand gestures (the default); smaller one-class hand detectors (n: ~8.7 GFLOPs at
+# 640, s: ~28.6, against x's ~258) for when the boxes matter less than the extraction bill.
+_register_yolo("yolov8x_hands", WeightSource(repo=HANDS_REPO, files=(HANDS_FILE,)), "yolov8x.yaml")
+_register_yolo(
+    "yolov8s_hands", WeightSource(repo="Bingsu/adetailer", files=("hand_yolov8s.pt",)), "yolov8s.yaml"
+)
+_register_yolo(
+    "yolov8n_hands", WeightSource(repo="Bingsu/adetailer", files=("hand_yolov8n.pt",)), "yolov8n.yaml"
+)
 
 
 @register_encoder("tiny_hands", role="hands")
-def tiny_hands(pretrained: bool) -> Encoder:
+def tiny_hands(weights: LocalWeights | None) -> Encoder:
     return YoloHands(_random_yolo("yolov8n.yaml", {0: "hand"}), 128)

@@ -13,7 +13,14 @@ import torch
 from torch import nn
 
 from .base import Encoder, PreprocessConfig, register_encoder
-from .weights import create_timm_model, torch_hub_path, torch_hub_state_dict, unavailable
+from .weights import (
+    LocalWeights,
+    WeightSource,
+    create_timm_model,
+    load_state_dict_file,
+    torch_hub_path,
+    unavailable,
+)
 
 SWAV_URL = "https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar"
 # SwAV's own eval code uses std 0.228 for red (not ImageNet's usual 0.229).
@@ -55,12 +62,12 @@ def load_swav_backbone(model: nn.Module, state_dict: dict[str, Any], encoder: st
         raise unavailable(encoder, SWAV_URL, reason, f"download {SWAV_URL} to {path}")
 
 
-@register_encoder("swav_resnet50", role="swav", source=SWAV_URL)
-def swav_resnet50(pretrained: bool) -> Encoder:
+@register_encoder("swav_resnet50", role="swav", source=WeightSource(url=SWAV_URL))
+def swav_resnet50(weights: LocalWeights | None) -> Encoder:
     from torchvision.models import resnet50
 
-    # Resolve the checkpoint first so missing weights fail before any model is built.
-    state_dict = torch_hub_state_dict(SWAV_URL, "swav_resnet50") if pretrained else None
+    # Read the checkpoint first so an unreadable file fails before any model is built.
+    state_dict = load_state_dict_file(weights[SWAV_URL], SWAV_URL, "swav_resnet50") if weights else None
     model = resnet50(weights=None)
     model.fc = nn.Identity()  # (B, 2048) pooled features; the checkpoint has no fc either
     if state_dict is not None:
@@ -69,7 +76,7 @@ def swav_resnet50(pretrained: bool) -> Encoder:
 
 
 @register_encoder("tiny_swav", role="swav")
-def tiny_swav(pretrained: bool) -> Encoder:
+def tiny_swav(weights: LocalWeights | None) -> Encoder:
     # timm's test_resnet (pooled 96-d) at 64 px, with SwAV's normalisation.
-    model = create_timm_model("test_resnet", pretrained, "tiny_swav", num_classes=0)
+    model = create_timm_model("test_resnet", weights, num_classes=0)
     return SwAVResNet(model, model.num_features, 64)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .base import Encoder, PreprocessConfig, register_encoder
-from .weights import hub_file
+from .weights import LocalWeights, WeightSource
 
 HAND_VIT = "dima806/hand_gestures_image_detection"
 
@@ -59,20 +59,23 @@ def _random_vit(config: dict[str, Any]) -> torch.nn.Module:
     return ViTForImageClassification(ViTConfig(**config))
 
 
-@register_encoder("vit_b16_hand_gestures", role="vit", source=HAND_VIT)
-def vit_b16_hand_gestures(pretrained: bool) -> Encoder:
-    if not pretrained:
+@register_encoder(
+    "vit_b16_hand_gestures",
+    role="vit",
+    source=WeightSource(repo=HAND_VIT, files=("config.json", "model.safetensors")),
+)
+def vit_b16_hand_gestures(weights: LocalWeights | None) -> Encoder:
+    if weights is None:
         return HFViT(_random_vit(FULL_CONFIG))
     from transformers import ViTForImageClassification
 
-    hub_file(HAND_VIT, "config.json", "vit_b16_hand_gestures")
-    weights = hub_file(HAND_VIT, "model.safetensors", "vit_b16_hand_gestures")
     # Both files resolve to the same snapshot folder (hub cache: snapshots/<commit>/), which from_pretrained
     # then reads without touching the network.
-    model = ViTForImageClassification.from_pretrained(str(weights.parent), local_files_only=True)
+    folder = weights["model.safetensors"].parent
+    model = ViTForImageClassification.from_pretrained(str(folder), local_files_only=True)
     return HFViT(model.float())
 
 
 @register_encoder("tiny_vit", role="vit")
-def tiny_vit(pretrained: bool) -> Encoder:
+def tiny_vit(weights: LocalWeights | None) -> Encoder:
     return HFViT(_random_vit(TINY_CONFIG))

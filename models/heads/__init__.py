@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from models.heads.attention import ChannelAttention, SequenceAttention
 from models.heads.fusion import GatedFusion
-from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
+from models.heads.model import GestureModel, ModelArgs, cache_shapes
 from models.heads.temporal import ResidualLSTM, TemporalCNN
 
 __all__ = [
-    "STREAM_FIELDS",
     "ChannelAttention",
     "GatedFusion",
     "GestureModel",
@@ -19,4 +18,5 @@ __all__ = [
     "ResidualLSTM",
     "SequenceAttention",
     "TemporalCNN",
+    "cache_shapes",
 ]

@@ -1,46 +1,57 @@
-"""The full gesture classifier: 12-channel CNN-BiLSTM stream, DINO⊕SwAV stream, gated fusion."""
+"""The gesture classifier: one head per chosen stream (models/heads/streams/), joined by gated fusion."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.heads.attention import ChannelAttention, SequenceAttention
 from models.heads.fusion import GatedFusion
 from models.heads.normalize import FeatureNorm
-from models.heads.temporal import ResidualLSTM, TemporalCNN
+from models.heads.streams import build_head, registered_heads, resolve_streams
 
-# Cache fields each stream choice reads; ablations run from one cache by picking a key.
-STREAM_FIELDS: dict[str, tuple[str, ...]] = {
-    "all": ("embeddings", "dino_cls", "swav"),
-    "twelve": ("embeddings",),
-    "dino-swav": ("dino_cls", "swav"),
-}
+
+def cache_shapes(manifest: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Per-frame shape of every float field a cache manifest records (what heads can read)."""
+    fields = manifest["dims"]["fields"]
+    return {
+        name: tuple(int(x) for x in spec["shape"])
+        for name, spec in fields.items()
+        if spec["dtype"] == "float"
+    }
 
 
 @dataclass(frozen=True)
 class ModelArgs:
-    """Everything needed to rebuild the model; stored in checkpoints as a plain dict."""
+    """Everything needed to rebuild the model; stored in checkpoints as a plain dict.
+
+    ``streams`` are head-stream names; ``inputs`` maps every cache field they read to its per-frame shape.
+    """
 
     num_classes: int
-    streams: str = "all"
-    embed_dim: int = 768  # D of the 12-channel block
-    num_channels: int = 12
-    dino_dim: int = 384
-    swav_dim: int = 2048
+    streams: tuple[str, ...]
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     hidden: int = 128
     dropout: float = 0.2
     kernel_size: int = 3
 
     def __post_init__(self) -> None:
-        if self.streams not in STREAM_FIELDS:
-            raise ValueError(f"streams must be one of {sorted(STREAM_FIELDS)}, got {self.streams!r}")
+        object.__setattr__(self, "streams", tuple(self.streams))
+        object.__setattr__(self, "inputs", {k: tuple(v) for k, v in self.inputs.items()})
+        if not self.streams:
+            raise ValueError("a model needs at least one stream")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "num_classes": self.num_classes,
+            "streams": list(self.streams),
+            "inputs": {k: list(v) for k, v in self.inputs.items()},
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+            "kernel_size": self.kernel_size,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelArgs:
@@ -48,15 +59,15 @@ class ModelArgs:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], streams: str, hidden: int, dropout: float) -> ModelArgs:
-        """Read the input dims from a cache manifest so the heads match the stored arrays."""
-        dims = manifest["dims"]
+        """Resolve ``--streams`` against the cache and read the input shapes from its manifest."""
+        shapes = cache_shapes(manifest)
+        names = resolve_streams(streams, shapes)
+        heads = registered_heads()
+        reads = [f for n in names for f in (heads[n].reads if n in heads else (n,))]
         return cls(
             num_classes=len(manifest["class_names"]),
-            streams=streams,
-            embed_dim=int(dims["embed_dim"]),
-            num_channels=len(manifest["channel_layout"]),
-            dino_dim=int(dims["dino_dim"]),
-            swav_dim=int(dims["swav_dim"]),
+            streams=tuple(names),
+            inputs={f: shapes[f] for f in dict.fromkeys(reads)},
             hidden=hidden,
             dropout=dropout,
         )
@@ -65,39 +76,27 @@ class ModelArgs:
 class GestureModel(nn.Module):
     """Classifies a sequence from the cached features of the chosen streams.
 
-    Only the modules of the used streams are built, so an ablation's checkpoint holds no
-    untrained weights and its parameter count is honest.
+    Only the modules of the used streams are built, so an ablation's checkpoint holds no untrained
+    weights and its parameter count is honest. Stream summaries are folded left through gated fusion:
+    ``fuse(fuse(s1, s2), s3)``; with the 12-channel and DINO⊕SwAV streams that is the original
+    two-stream gate.
     """
 
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         self.args = args
         h = args.hidden
-        self.uses_twelve = args.streams in ("all", "twelve")
-        self.uses_dino_swav = args.streams in ("all", "dino-swav")
-        summary_dims = []
-        shapes = {
-            "embeddings": (args.num_channels, args.embed_dim),
-            "dino_cls": (args.dino_dim,),
-            "swav": (args.swav_dim,),
-        }
-        self.norms = nn.ModuleDict({name: FeatureNorm(shapes[name]) for name in STREAM_FIELDS[args.streams]})
-        if self.uses_twelve:
-            self.channel_attention = ChannelAttention(args.embed_dim, args.num_channels, hidden=h)
-            self.channel_dropout = nn.Dropout(args.dropout)
-            self.cnn = TemporalCNN(args.embed_dim, h, args.kernel_size, dropout=args.dropout)
-            self.lstm = ResidualLSTM(self.cnn.out_dim, h)
-            self.frame_attention = SequenceAttention(self.lstm.out_dim, hidden=h)
-            summary_dims.append(self.lstm.out_dim)
-        if self.uses_dino_swav:
-            self.frame_fusion = GatedFusion(args.dino_dim, args.swav_dim, h)
-            self.dino_swav_attention = SequenceAttention(h, hidden=h)
-            summary_dims.append(h)
-        if args.streams == "all":
-            self.stream_fusion = GatedFusion(summary_dims[0], summary_dims[1], h)
-            self.embed_dim = h
-        else:
-            self.embed_dim = summary_dims[0]
+        self.norms = nn.ModuleDict({name: FeatureNorm(shape) for name, shape in args.inputs.items()})
+        self.heads = nn.ModuleDict(
+            {name: build_head(name, args.inputs, h, args.dropout, args.kernel_size) for name in args.streams}
+        )
+        dims = [head.out_dim for head in self.heads.values()]
+        self.fusions = nn.ModuleList()
+        acc = dims[0]
+        for d in dims[1:]:
+            self.fusions.append(GatedFusion(acc, d, h))
+            acc = h
+        self.embed_dim = acc
         self.classifier = nn.Sequential(nn.Dropout(args.dropout), nn.Linear(self.embed_dim, args.num_classes))
 
     @classmethod
@@ -112,46 +111,34 @@ class GestureModel(nn.Module):
     @property
     def fields(self) -> tuple[str, ...]:
         """Cache fields (besides "valid") that forward needs."""
-        return STREAM_FIELDS[self.args.streams]
+        return tuple(self.args.inputs)
 
     def forward(
-        self,
-        valid: torch.Tensor,
-        embeddings: torch.Tensor | None = None,
-        dino_cls: torch.Tensor | None = None,
-        swav: torch.Tensor | None = None,
+        self, valid: torch.Tensor, **fields: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """valid (B, T) bool; embeddings (B, T, 12, D); dino_cls (B, T, Dd); swav (B, T, S).
+        """valid (B, T) bool; one (B, T, *shape) tensor per field of ``self.fields``.
 
-        Returns logits (B, classes) and an aux dict: "embedding" (B, d) for t-SNE,
-        "channel_weights" (B, T, 12), "frame_weights" (B, T) (12-channel stream when used),
-        "dino_frame_weights" (B, T), "frame_gate" (B, T, h) (DINO share per frame) and
-        "stream_gate" (B, h) (12-channel share), each when its stream is used.
+        Returns logits (B, classes) and an aux dict: "embedding" (B, d) for t-SNE, each head's own
+        weights ("channel_weights" (B, T, 12) and "frame_weights" (B, T) from the 12-channel head,
+        "frame_gate" (B, T, h) and "dino_frame_weights" (B, T) from DINO⊕SwAV, ...), and "stream_gate"
+        (B, h), the first stream's share in the last fusion, when several streams are fused.
         """
+        missing = [f for f in self.fields if fields.get(f) is None]
+        if missing:
+            raise ValueError(
+                f"streams {list(self.args.streams)} need cache fields {missing}, which were not given"
+            )
         valid = valid.bool()
+        inputs = {name: self.norms[name](fields[name]) for name in self.fields}
         aux: dict[str, torch.Tensor] = {}
         summaries = []
-        if self.uses_twelve:
-            if embeddings is None:
-                raise ValueError("streams include 'twelve' but no embeddings were given")
-            x, cw = self.channel_attention(self.norms["embeddings"](embeddings))  # (B, T, D), (B, T, 12)
-            x = self.lstm(self.cnn(self.channel_dropout(x)))  # (B, T, 2h)
-            s, fw = self.frame_attention(x, valid)  # (B, 2h), (B, T)
-            aux["channel_weights"], aux["frame_weights"] = cw, fw
+        for head in self.heads.values():
+            s, extra = head(inputs, valid)
+            for k, v in extra.items():
+                aux.setdefault(k, v)
             summaries.append(s)
-        if self.uses_dino_swav:
-            if dino_cls is None or swav is None:
-                raise ValueError("streams include 'dino-swav' but dino_cls/swav were not given")
-            # (B, T, h) fused frames, (B, T, h) gate
-            f, fg = self.frame_fusion(self.norms["dino_cls"](dino_cls), self.norms["swav"](swav))
-            s, fw = self.dino_swav_attention(f, valid)  # (B, h), (B, T)
-            aux["frame_gate"], aux["dino_frame_weights"] = fg, fw
-            aux.setdefault("frame_weights", fw)
-            summaries.append(s)
-        if len(summaries) == 2:
-            emb, sg = self.stream_fusion(summaries[0], summaries[1])  # (B, h), (B, h)
-            aux["stream_gate"] = sg
-        else:
-            emb = summaries[0]
+        emb = summaries[0]
+        for fusion, s in zip(self.fusions, summaries[1:], strict=True):
+            emb, aux["stream_gate"] = fusion(emb, s)  # (B, h), (B, h)
         aux["embedding"] = emb
         return self.classifier(emb), aux

@@ -1,0 +1,220 @@
+"""The stream registry: one module per stream declares what it writes and how it runs.
+
+A stream names the encoder roles it runs (with a model id per preset), the per-frame datasets it writes
+(``FieldSpec``: name, shape, dtype, fill), how it turns a batch of prepared frames into those datasets,
+which options change its bytes (for the cache key), and which other streams it reads (SwAV reads DINO's
+attention). Everything else is derived from these declarations: the presets, ``--encoders`` choices, the
+HDF5 schema (``Dims.fields``, recorded in the manifest), the cache key, and the run order. Readers
+(``train``, ``cache verify``, ``cache info``) read the recorded fields and never import this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from cache.schema import FieldSpec
+from errors import UserError
+
+NONE = "none"  # ``--encoders hands=none``: the role is not run, its stream's datasets are absent
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """The extraction flags a stream may read while it runs (each stream says which it keys on)."""
+
+    crop_mode: str = "halves"
+    attention_mass: float = 0.6
+    crop_margin: float = 0.1
+    dino_heads: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> StreamOptions:
+        """From an ``ExtractConfig`` or its plain-dict form (a cache manifest's ``config``)."""
+        get = cfg.get if isinstance(cfg, Mapping) else lambda k, d: getattr(cfg, k, d)
+        return cls(**{k: get(k, v) for k, v in cls().__dict__.items()})
+
+
+@dataclass
+class FrameBatch:
+    """One batch of frames on its way through the streams.
+
+    ``frames`` (N, 3, S, S) float in [0, 1] on the device; ``outputs`` holds every field the streams
+    before this one wrote, (N, ...) tensors; ``run(role, images)`` calls that role's encoder in
+    micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it).
+    """
+
+    frames: torch.Tensor
+    outputs: dict[str, torch.Tensor]
+    encoders: Mapping[str, Any]
+    options: StreamOptions
+    run: Callable[[str, torch.Tensor], Any]
+    stage: Callable[[str], AbstractContextManager]
+
+
+class Stream:
+    """Base class of a registered stream; subclasses set the class attributes and implement two methods."""
+
+    name: ClassVar[str]
+    models: ClassVar[dict[str, dict[str, str]]] = {}  # role -> preset -> model id
+
+    def needs(self, options: StreamOptions) -> tuple[str, ...]:
+        """Streams whose outputs this one reads (so they run first)."""
+        return ()
+
+    def key(self, options: StreamOptions) -> dict[str, Any]:
+        """The options that change this stream's bytes (part of the cache key)."""
+        return {}
+
+    def meta(self, options: StreamOptions) -> dict[str, Any]:
+        """Extra manifest entries (the 12-channel stream names its channels)."""
+        return {}
+
+    def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
+        """The per-frame datasets written, sized from the built encoders (or stand-ins with their dims)."""
+        raise NotImplementedError
+
+    def run(self, batch: FrameBatch) -> dict[str, torch.Tensor]:
+        """Field name -> (N, *shape) tensor for every field of ``fields``."""
+        raise NotImplementedError
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+
+_STREAMS: dict[str, Stream] = {}
+
+
+def register_stream(cls: type[Stream]) -> type[Stream]:
+    """Class decorator: make a stream known to extraction. A role belongs to one stream only."""
+    if cls.name in _STREAMS:
+        raise ValueError(f"stream {cls.name!r} is registered twice")
+    taken = {role: s.name for s in _STREAMS.values() for role in s.roles}
+    for role in cls.models:
+        if role in taken:
+            raise ValueError(f"stream {cls.name!r} claims role {role!r}, already run by {taken[role]!r}")
+    _STREAMS[cls.name] = cls()
+    return cls
+
+
+def unregister_stream(name: str) -> None:
+    """Remove a registration (a test-only stream registers for one test)."""
+    _STREAMS.pop(name, None)
+
+
+def list_streams() -> list[str]:
+    return sorted(_STREAMS)
+
+
+def get_stream(name: str) -> Stream:
+    if name not in _STREAMS:
+        raise ValueError(f"unknown stream {name!r}; valid: {', '.join(list_streams())}")
+    return _STREAMS[name]
+
+
+def roles() -> list[str]:
+    """Every encoder role some stream runs."""
+    return sorted(role for s in _STREAMS.values() for role in s.roles)
+
+
+def presets() -> list[str]:
+    return sorted({p for s in _STREAMS.values() for table in s.models.values() for p in table})
+
+
+def preset_models(preset: str) -> dict[str, str]:
+    """Role -> model id of a named preset, gathered from the stream declarations."""
+    table = {role: t[preset] for s in _STREAMS.values() for role, t in s.models.items() if preset in t}
+    if not table:
+        raise UserError(f"unknown preset {preset!r}; valid: {', '.join(presets())}")
+    return table
+
+
+def parse_assignments(text: str, flag: str) -> dict[str, str]:
+    """``"role=value,role=value"`` -> dict; a malformed item is a one-line user error."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        role, sep, value = item.partition("=")
+        if not sep or not role.strip() or not value.strip():
+            raise UserError(f"{flag}: {item!r} is not ROLE=VALUE (e.g. {flag} dino=dino_vit_s8,hands=none)")
+        out[role.strip()] = value.strip()
+    return out
+
+
+def _check_role(role: str, flag: str) -> None:
+    if role not in roles():
+        raise UserError(f"{flag}: unknown role {role!r}; roles: {', '.join(roles())}")
+
+
+def resolve_models(preset: str, choices: str = "") -> dict[str, str]:
+    """Role -> model id (or ``none``): the preset's defaults, overridden by ``--encoders`` choices."""
+    from models.encoders import encoder_spec, list_encoders
+
+    models = preset_models(preset)
+    for role, model in parse_assignments(choices, "--encoders").items():
+        _check_role(role, "--encoders")
+        if model != NONE:
+            try:
+                spec = encoder_spec(model)
+            except ValueError:
+                spec = None
+            if spec is None or spec.role != role:
+                valid = ", ".join([*list_encoders(role), NONE])
+                raise UserError(f"--encoders: {model!r} is not a {role} model; valid for {role}: {valid}")
+        models[role] = model
+    return models
+
+
+def resolve_revisions(text: str) -> dict[str, str]:
+    """``--weights-revision ROLE=REV,...`` -> role -> revision."""
+    pins = parse_assignments(text, "--weights-revision")
+    for role in pins:
+        _check_role(role, "--weights-revision")
+    return pins
+
+
+def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[Stream]:
+    """Streams whose roles all have a model, in an order where every stream runs after what it needs."""
+    active = {s.name: s for s in _STREAMS.values() if all(models.get(r, NONE) != NONE for r in s.roles)}
+    if not active:
+        raise UserError("--encoders: every role is none, so there is nothing to extract")
+    for s in active.values():
+        for need in s.needs(options):
+            if need not in active:
+                off = ", ".join(f"{r}=none" for r in get_stream(need).roles if models.get(r, NONE) == NONE)
+                raise UserError(
+                    f"stream {s.name!r} needs stream {need!r}, which --encoders turned off ({off})"
+                )
+    ordered: list[Stream] = []
+    placed: set[str] = set()
+    while len(ordered) < len(active):
+        ready = [s for n, s in sorted(active.items()) if n not in placed and set(s.needs(options)) <= placed]
+        if not ready:
+            raise ValueError(f"streams need each other in a cycle: {sorted(set(active) - placed)}")
+        ordered.append(ready[0])
+        placed.add(ready[0].name)
+    return ordered
+
+
+def stream_fields(
+    streams: list[Stream], encoders: Mapping[str, Any], options: StreamOptions
+) -> tuple[FieldSpec, ...]:
+    """Every field of ``streams``, each tagged with its stream; two streams writing one name is a bug."""
+    out: list[FieldSpec] = []
+    for s in streams:
+        for f in s.fields(encoders, options):
+            out.append(FieldSpec(f.name, tuple(f.shape), f.dtype, f.fill, s.name, f.bounds))
+    names = [f.name for f in out]
+    if len(set(names)) != len(names):
+        raise ValueError(
+            f"two streams declare the same dataset: {sorted(n for n in names if names.count(n) > 1)}"
+        )
+    return tuple(out)
+
+
+def iter_streams() -> Iterator[Stream]:
+    yield from (_STREAMS[n] for n in list_streams())

@@ -1,0 +1,44 @@
+"""The SwAV stream: a ResNet-50 on the crop the DINO attention points at, and that crop box.
+
+Writes ``swav`` (C,) and ``swav_boxes`` (4,) float32 (normalised x1 y1 x2 y2). The box is the bounding
+rectangle of the patches holding the top ``--attention-mass`` of attention, widened by ``--crop-margin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from cache.schema import FieldSpec
+from extract.crops import attention_box, crop_resize
+
+from .base import FrameBatch, Stream, StreamOptions, register_stream
+
+
+@register_stream
+class Swav(Stream):
+    name = "swav"
+    models = {"swav": {"full": "swav_resnet50", "tiny": "tiny_swav"}}
+
+    def needs(self, options: StreamOptions) -> tuple[str, ...]:
+        return ("dino",)
+
+    def key(self, options: StreamOptions) -> dict[str, Any]:
+        return {"attention_mass": options.attention_mass, "crop_margin": options.crop_margin}
+
+    def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
+        return (
+            FieldSpec("swav", (encoders["swav"].out_dim,)),
+            FieldSpec("swav_boxes", (4,), "float32", bounds=(0.0, 1.0)),
+        )
+
+    def run(self, batch: FrameBatch) -> dict[str, torch.Tensor]:
+        opts = batch.options
+        with batch.stage("crops"):
+            boxes = attention_box(
+                batch.outputs["dino_attention"], opts.attention_mass, opts.crop_margin
+            )  # (N, 4)
+            crops = crop_resize(batch.frames, boxes, tuple(batch.encoders["swav"].preprocess.input_size))
+        return {"swav": batch.run("swav", crops), "swav_boxes": boxes}

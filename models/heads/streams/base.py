@@ -1,0 +1,88 @@
+"""Head streams: the trainable encoder of one group of cached fields, fused by the gated fusion.
+
+A head stream reads named cache fields and summarises a sequence into one vector (B, d). Each registered
+head stream is one module in this package (``@register_head``); a cached per-frame vector field that no
+registered head claims (a new extraction stream's ``(T, D)`` output, say) gets the generic temporal
+encoder of vector.py under its own field name, so a new stream trains with no head code at all.
+Which streams a run uses is ``--streams``: names joined by commas, or ``all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+Shapes = Mapping[str, tuple[int, ...]]  # cache field -> per-frame shape (the N and T axes excluded)
+
+
+class HeadStream(nn.Module):
+    """Summarises the fields it reads: ``forward(inputs, valid) -> (summary (B, out_dim), aux)``."""
+
+    name: ClassVar[str]
+    reads: ClassVar[tuple[str, ...]]
+    out_dim: int
+
+    def forward(
+        self, inputs: dict[str, torch.Tensor], valid: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+
+_HEADS: dict[str, type[HeadStream]] = {}
+
+
+def register_head(cls: type[HeadStream]) -> type[HeadStream]:
+    if cls.name in _HEADS:
+        raise ValueError(f"head stream {cls.name!r} is registered twice")
+    _HEADS[cls.name] = cls
+    return cls
+
+
+def registered_heads() -> dict[str, type[HeadStream]]:
+    return dict(_HEADS)
+
+
+def available_streams(shapes: Shapes) -> dict[str, tuple[str, ...]]:
+    """Head stream name -> the fields it reads, for every stream this cache can feed.
+
+    Registered heads whose fields are all present come first (they make up ``all``), then one generic
+    entry per per-frame vector field that no registered head reads.
+    """
+    out = {name: cls.reads for name, cls in sorted(_HEADS.items()) if all(f in shapes for f in cls.reads)}
+    claimed = {f for cls in _HEADS.values() for f in cls.reads}
+    for field, shape in shapes.items():
+        if field not in claimed and len(shape) == 1 and field not in out:
+            out[field] = (field,)
+    return out
+
+
+def default_streams(shapes: Shapes) -> list[str]:
+    """What ``--streams all`` means for this cache: every registered head it can feed."""
+    return [name for name in available_streams(shapes) if name in _HEADS]
+
+
+def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
+    """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices."""
+    available = available_streams(shapes)
+    names = (
+        default_streams(shapes) if choice == "all" else [s.strip() for s in choice.split(",") if s.strip()]
+    )
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        valid = ", ".join(["all", *available])
+        raise ValueError(
+            f"--streams {choice!r}: {', '.join(unknown) or 'nothing chosen'} not in this cache; valid: {valid}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def build_head(name: str, shapes: Shapes, hidden: int, dropout: float, kernel_size: int) -> HeadStream:
+    """The head stream ``name``: a registered one, or the generic encoder of one vector field."""
+    if name in _HEADS:
+        return _HEADS[name](shapes, hidden, dropout, kernel_size)
+    from .vector import VectorStream
+
+    return VectorStream(name, shapes[name], hidden, dropout)
