@@ -77,9 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _preset(name: str) -> dict[str, str]:
-    from models.encoders import PRESETS
+    from extract.streams import preset_models
 
-    return PRESETS[name]
+    return preset_models(name)
 
 
 def _rate(frames: int, seconds: float) -> float:
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.stages import instrumented_run
     from extract.encode import FrameEncoder
     from extract.run import run
+    from extract.streams import StreamOptions
     from models.encoders import create_encoder
 
     args = parse_args(argv)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         for role, name in _preset(args.preset).items()
     }
     build_s = time.perf_counter() - start
-    fe = FrameEncoder(encoders, device, cfg.crop_mode, cfg.attention_mass, cfg.crop_margin)
+    fe = FrameEncoder(encoders, device, StreamOptions.from_config(cfg))
     seqs = pipeline_frames(cfg)  # (T, S, S, 3) uint8 each
     frames = sum(len(s) for s in seqs)
 

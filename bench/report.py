@@ -105,7 +105,7 @@ def train_table(r: dict[str, Any]) -> list[str]:
     e, ratios = r["epoch_s"], r["ratios"]
     lines = [
         f"**Training from the cache** ({r['sequences']} synthetic sequences of T = {r['dims']['frames']}, "
-        f"D = {r['dims']['embed_dim']}; batch {r['batch_size']}; "
+        f"D = {r['dims']['fields']['embeddings']['shape'][-1]}; batch {r['batch_size']}; "
         f"cache streamed by {_reader(r['workers_cache'])})",
         "",
         "| epoch from cache | epoch in memory | cache / memory | bytes per sequence | raw float32 "

@@ -29,7 +29,8 @@ quiet_threads()
 import torch  # noqa: E402
 
 from bench.flops import counter  # noqa: E402
-from models.encoders import PRESETS, Encoder, create_encoder  # noqa: E402
+from extract.streams import preset_models, presets  # noqa: E402
+from models.encoders import Encoder, create_encoder  # noqa: E402
 
 SIZES = {"hands": (1, 2, 4, 8)}
 DEFAULT_SIZES = (8, 16, 32, 64)  # the pipeline hands each view 64 frames per call
@@ -92,7 +93,7 @@ def sweep_role(enc: Encoder, frames: int, repeats: int, sizes: tuple[int, ...]) 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    p.add_argument("--preset", choices=presets(), default="full")
     p.add_argument("--frames", type=int, default=64, help="images per role (hands: at most 8)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--roles", default="hands,vit,cnn,dino,swav")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # Roles not swept this time keep their earlier rows: a sweep of one role is minutes long.
     roles = json.loads(path.read_text()).get("roles", {}) if path.exists() else {}
     for role in args.roles.split(","):
-        enc = create_encoder(PRESETS[args.preset][role], "random", 0)
+        enc = create_encoder(preset_models(args.preset)[role], "random", 0)
         sizes = SIZES.get(role, DEFAULT_SIZES)
         frames = min(args.frames, 8) if role == "hands" else max(args.frames, max(sizes))
         sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else sizes

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -28,6 +29,37 @@ from cache.schema import Dims
 
 LATENT = 16
 RHO = 0.9
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Encoder output sizes of a synthetic cache: what the default streams' encoders would give.
+
+    ``dims()`` asks the registered streams themselves for their fields at these sizes, so a synthetic
+    cache has exactly the layout an extraction would write.
+    """
+
+    frames: int
+    embed_dim: int = 768
+    dino_dim: int = 384
+    attn_hw: tuple[int, int] = (14, 14)
+    swav_dim: int = 2048
+    max_hands: int = 4
+    float_dtype: str = "float16"
+
+    def dims(self) -> Dims:
+        from extract.streams import StreamOptions, active_streams, preset_models, stream_fields
+
+        stand_ins = {
+            "vit": SimpleNamespace(out_dim=self.embed_dim),
+            "cnn": SimpleNamespace(out_dim=3 * self.embed_dim),
+            "dino": SimpleNamespace(out_dim=self.dino_dim, attn_hw=self.attn_hw, num_heads=1),
+            "swav": SimpleNamespace(out_dim=self.swav_dim),
+            "hands": SimpleNamespace(max_hands=self.max_hands),
+        }
+        options = StreamOptions()
+        streams = active_streams(preset_models("full"), options)
+        return Dims(self.frames, stream_fields(streams, stand_ins, options), self.float_dtype)
 
 
 @dataclass
@@ -84,20 +116,20 @@ def _attention(rng: np.random.Generator, t: int, hw: tuple[int, int]) -> np.ndar
 
 
 class FeatureSynth:
-    """Draws whole sequences' records (the dicts ``ShardStore.write_shard`` takes) for given dims."""
+    """Draws whole sequences' records (the dicts ``ShardStore.write_shard`` takes) for given sizes."""
 
-    def __init__(self, dims: Dims, num_classes: int, cnn_dim: int = 2048, seed: int = 0) -> None:
-        self.dims, self.cnn_dim = dims, cnn_dim
+    def __init__(self, sizes: Sizes, num_classes: int, cnn_dim: int = 2048, seed: int = 0) -> None:
+        self.sizes, self.dims, self.cnn_dim = sizes, sizes.dims(), cnn_dim
         self.rng = np.random.default_rng(seed)
-        self.vit = _Space.make(self.rng, dims.embed_dim, positive=False)
+        self.vit = _Space.make(self.rng, sizes.embed_dim, positive=False)
         self.cnn = _Space.make(self.rng, cnn_dim, positive=True)
-        self.dino = _Space.make(self.rng, dims.dino_dim, positive=False)
-        self.swav = _Space.make(self.rng, dims.swav_dim, positive=True)
+        self.dino = _Space.make(self.rng, sizes.dino_dim, positive=False)
+        self.swav = _Space.make(self.rng, sizes.swav_dim, positive=True)
         self.class_dirs = self.rng.normal(0, 1, (num_classes, LATENT))
 
     def _embeddings(self, label: int) -> np.ndarray:
         """(T, 12, D): left/right/whole ViT and zero-padded 3-chunk CNN, in the cache's channel order."""
-        t, d = self.dims.frames, self.dims.embed_dim
+        t, d = self.sizes.frames, self.sizes.embed_dim
         views = {}
         for view in ("left", "right", "whole"):
             z = _latents(self.rng, t, self.class_dirs[label])
@@ -109,7 +141,7 @@ class FeatureSynth:
         return np.concatenate(order, axis=1)  # (T, 12, D)
 
     def record(self, index: int, label: int, class_name: str) -> dict[str, object]:
-        dims, t = self.dims, self.dims.frames
+        dims, t = self.sizes, self.sizes.frames
         z = _latents(self.rng, t, self.class_dirs[label])
         boxes = np.tile(np.array([0.3, 0.2, 0.7, 0.8], np.float32), (t, 1))
         hands = np.zeros((t, dims.max_hands, 6), np.float32)

@@ -37,11 +37,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench.synthetic import FeatureSynth  # noqa: E402
+from bench.synthetic import FeatureSynth, Sizes  # noqa: E402
 from cache.assemble import assemble_splits  # noqa: E402
-from cache.schema import CHANNEL_NAMES, Dims, field_specs  # noqa: E402
+from cache.schema import Dims, field_specs  # noqa: E402
 from cache.shards import ShardStore  # noqa: E402
-from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs  # noqa: E402
+from extract.channels import CHANNEL_NAMES  # noqa: E402
+from models.heads.model import GestureModel, ModelArgs  # noqa: E402
 from models.heads.normalize import feature_statistics  # noqa: E402
 from train.loop import train_one_epoch  # noqa: E402
 from train.runtime import (  # noqa: E402
@@ -54,7 +55,8 @@ from train.runtime import (  # noqa: E402
 )
 
 CLASSES = ("circle", "push", "swipe_down", "swipe_left", "swipe_right", "swipe_up")
-DIMS = Dims(frames=32, embed_dim=768, dino_dim=384, attn_hw=(14, 14), swav_dim=2048, max_hands=4)
+SIZES = Sizes(frames=32)  # the full preset's encoder sizes
+DIMS = SIZES.dims()
 SHARD = 16  # sequences per shard, extraction's default
 TARGETS = {"cache_over_memory_epoch": 1.10, "bytes_over_raw_float32": 0.45}
 
@@ -74,7 +76,7 @@ def stored_bytes(record: dict[str, Any]) -> int:
 
 def build_cache(key_dir: Path, sequences: int, seed: int) -> dict[str, Any]:
     """Write shards and assemble train.h5; return write timings and sizes."""
-    synth = FeatureSynth(DIMS, len(CLASSES), seed=seed)
+    synth = FeatureSynth(SIZES, len(CLASSES), seed=seed)
     meta = {"class_names": list(CLASSES), "dims": DIMS.to_json(), "channel_layout": list(CHANNEL_NAMES)}
     store = ShardStore(key_dir)
     write_s, raw_bytes, ids = 0.0, 0, []
@@ -110,10 +112,11 @@ def time_epochs(
 ) -> dict[str, Any]:
     """Seconds per training epoch of one fresh model (same seed -> same weights and batch order)."""
     manifest = open_manifest(key_dir)
-    fields = STREAM_FIELDS["all"]
+    args = ModelArgs.from_manifest(manifest, "all", 128, 0.2)
+    fields = tuple(args.inputs)
     with deterministic_run(seed):
         dataset = split_dataset(key_dir, manifest, "train", fields, preload)
-        model = GestureModel(ModelArgs.from_manifest(manifest, "all", 128, 0.2))
+        model = GestureModel(args)
         model.set_statistics(feature_statistics(make_loader(dataset, 64, False, seed, 0, device), fields))
         model = model.to(device)
         loader = make_loader(dataset, batch_size, True, seed, workers, device)

@@ -78,6 +78,10 @@ class Dims:
     fields: tuple[FieldSpec, ...]
     float_dtype: str = "float16"
 
+    def __post_init__(self) -> None:
+        # Sorted by name: the manifest's JSON sorts keys, so a round trip must give an equal Dims.
+        object.__setattr__(self, "fields", tuple(sorted(self.fields, key=lambda f: f.name)))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "frames": self.frames,

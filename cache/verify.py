@@ -64,7 +64,7 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
         if field == "valid":
             if not np.isin(arr, (0, 1)).all() or not arr.any():
                 bad_values.append(i)
-        elif bounds is not None and ((arr < bounds[0]) | (arr > bounds[1])).any():
+        elif bounds is not None and (np.isfinite(arr) & ((arr < bounds[0]) | (arr > bounds[1]))).any():
             bad_values.append(i)
         elif field == "labels":
             bad_values.extend(np.flatnonzero((arr < 0) | (arr >= num_classes)).tolist())

@@ -15,6 +15,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
+# Weight-file digests are memoised per user; tests keep theirs out of the user's cache folder.
+os.environ.setdefault("GESTURE_DIGEST_MEMO", os.path.join(tempfile.mkdtemp(prefix="digests-"), "sha256.json"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

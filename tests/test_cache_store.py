@@ -16,6 +16,7 @@ import pytest
 import cache.assemble as assemble_mod
 import cache.manifest as manifest_mod
 import cache.shards as shards_mod
+from bench.synthetic import Sizes
 from cache.assemble import assemble_splits
 from cache.fingerprint import content_id, video_fingerprint
 from cache.key import extraction_key
@@ -26,9 +27,10 @@ from cache.schema import Dims, field_specs
 from cache.shards import ShardStore
 from data.sequence import Video
 from errors import CacheError
+from extract.channels import CHANNEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
-DIMS = Dims(frames=4, embed_dim=8, dino_dim=6, attn_hw=(2, 2), swav_dim=5, max_hands=2)
+DIMS = Sizes(frames=4, embed_dim=8, dino_dim=6, attn_hw=(2, 2), swav_dim=5, max_hands=2).dims()
 CLASSES = ["grab", "swipe", "tap"]
 CHUNKED = [name for name, (shape, _) in field_specs(DIMS).items() if shape]
 
@@ -44,12 +46,15 @@ def make_record(sequence_id: str, class_names: list[str], seed: int = 0, dims: D
     """One sequence with random values in every schema field; the label follows the id's class."""
     rng = np.random.default_rng(int(cid_of(sequence_id)[:8], 16) + seed)
     rec = {}
-    for name, (shape, dtype) in field_specs(dims).items():
-        if shape and np.issubdtype(dtype, np.floating):
-            rec[name] = rng.standard_normal(shape).astype(dtype)
+    for spec in dims.fields:  # each stream field: in its declared range where it has one
+        shape, dtype = (dims.frames, *spec.shape), dims.dtype(spec)
+        if spec.bounds is not None:
+            value = rng.uniform(*spec.bounds, shape)
+            rec[spec.name] = (value if np.issubdtype(dtype, np.floating) else value.round()).astype(dtype)
+        elif np.issubdtype(dtype, np.floating):
+            rec[spec.name] = rng.standard_normal(shape).astype(dtype)
     t = dims.frames
     rec.update(
-        hand_count=rng.integers(0, dims.max_hands + 1, t).astype(np.uint8),
         frame_indices=np.arange(t, dtype=np.int32),
         valid=np.array([1] * (t - 1) + [int(rng.integers(0, 2))], dtype=np.uint8),
         labels=class_names.index(sequence_id.split("/")[0]),
@@ -81,6 +86,7 @@ def meta_for(key_dir: Path) -> dict:
     return {
         "key": key_dir.name,
         "dims": DIMS.to_json(),
+        "channel_layout": list(CHANNEL_NAMES),
         "encoders": {"vit": {"name": "tiny-vit", "weights": "random:0"}},
         "config": {"frames": DIMS.frames},
     }

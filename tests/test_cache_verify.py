@@ -88,7 +88,7 @@ def test_a_video_in_two_splits(key_dir: Path):
         ("labels", 7, "label outside"),
         ("valid", np.zeros(4, np.uint8), "without any valid frame"),
         ("valid", np.full(4, 2, np.uint8), "not in {0, 1}"),
-        ("hand_count", np.full(4, 3, np.uint8), "max_hands=2"),
+        ("hand_count", np.full(4, 3, np.uint8), "outside its declared range (0.0, 2.0)"),
         ("swav_boxes", np.full((4, 4), np.inf, np.float32), "NaN or Inf"),
     ],
 )
@@ -152,6 +152,9 @@ def test_cache_info_reports_layout_classes_size_and_compression(key_dir: Path):
     text = cache_info(key_dir)
     assert f"key:        {key_dir.name}" in text and "complete:   yes" in text
     assert "0 left_vit" in text and "11 whole_cnn_2" in text
+    # every stream the cache holds, with the datasets its module declared
+    assert "  hands    hand_boxes (2, 6) float32, hand_count () uint8" in text.splitlines()
+    assert "  twelve   embeddings (12, 8) float16" in text.splitlines()
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith("  ")}
     assert (
         rows["grab"] == ["2", "0", "0"]

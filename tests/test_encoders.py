@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -9,9 +10,8 @@ import pytest
 import torch
 
 from errors import UserError, WeightsUnavailableError
+from extract.streams import preset_models, presets, roles
 from models.encoders import (
-    PRESETS,
-    ROLES,
     DinoOutput,
     HandOutput,
     create_encoder,
@@ -19,8 +19,8 @@ from models.encoders import (
     list_encoders,
 )
 
-TINY = sorted(PRESETS["tiny"].values())
-FULL = sorted(PRESETS["full"].values())
+TINY = sorted(preset_models("tiny").values())
+FULL = sorted(preset_models("full").values())
 # What the offline error must name for each full encoder: its hub id or URL.
 SOURCES = {
     "resnext50_32x4d": "timm/resnext50_32x4d.a1h_in1k",
@@ -44,6 +44,7 @@ def empty_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GESTURE_DIGEST_MEMO", str(tmp_path / "digests.json"))
     return tmp_path
 
 
@@ -73,9 +74,10 @@ def as_tensors(out) -> tuple[torch.Tensor, ...]:
 
 
 def test_presets_name_one_registered_encoder_per_role():
-    for preset in ("full", "tiny"):
-        assert set(PRESETS[preset]) == set(ROLES)
-        for role, name in PRESETS[preset].items():
+    assert presets() == ["full", "tiny"]
+    for preset in presets():
+        assert set(preset_models(preset)) == set(roles())
+        for role, name in preset_models(preset).items():
             assert name in list_encoders(role)
             assert encoder_spec(name).role == role
 
@@ -121,8 +123,8 @@ def test_prepare_rejects_non_frame_tensors(tiny):
 
 
 def test_tiny_cnn_cuts_into_exactly_three_vit_chunks(tiny):
-    d = tiny[PRESETS["tiny"]["vit"]].out_dim
-    c = tiny[PRESETS["tiny"]["cnn"]].out_dim
+    d = tiny[preset_models("tiny")["vit"]].out_dim
+    c = tiny[preset_models("tiny")["cnn"]].out_dim
     assert 2 * d < c <= 3 * d
     assert math.ceil(c / d) == 3 == math.ceil(2048 / 768)  # same layout as the full preset
 
@@ -195,7 +197,16 @@ def test_cached_hf_vit_weights_load_offline(empty_caches):
     folder = fake_hub_file(empty_caches, SOURCES["vit_b16_hand_gestures"], "config.json").parent
     reference.save_pretrained(folder)
     enc = create_encoder("vit_b16_hand_gestures")
-    assert enc.identity == {"name": "vit_b16_hand_gestures", "weights": f"pretrained:{SOURCES[enc.name]}"}
+    assert enc.identity == {
+        "name": "vit_b16_hand_gestures",
+        "weights": "pretrained",
+        "repo": SOURCES[enc.name],
+        "revision": "0" * 40,  # the snapshot the files were found in
+        "sha256": {
+            name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            for name in ("config.json", "model.safetensors")
+        },
+    }
     x = frames()
     with torch.inference_mode():
         expected = reference.vit(enc.prepare(x)).last_hidden_state.mean(1)
@@ -258,7 +269,8 @@ def test_cached_yolo_checkpoint_loads_without_network(empty_caches, monkeypatch,
     torch.save({"model": model.half(), "train_args": {}}, path)
     enc = create_encoder("yolov8x_hands")
     assert enc.class_names == {0: "left", 1: "right"}
-    assert enc.identity["weights"] == f"pretrained:{SOURCES['yolov8x_hands']}/weights/best.pt"
+    assert enc.identity["repo"] == SOURCES["yolov8x_hands"]
+    assert enc.identity["sha256"] == {"weights/best.pt": hashlib.sha256(path.read_bytes()).hexdigest()}
     out = run(enc, frames(batch=1))
     assert out.boxes.shape == (1, 4, 6)
 

@@ -7,14 +7,15 @@ import math
 import pytest
 import torch
 
-from models.encoders import PRESETS, DinoOutput, HandOutput, create_encoder
+from extract.streams import preset_models
+from models.encoders import DinoOutput, HandOutput, create_encoder
 
 
 @pytest.mark.slow
 def test_full_preset_architectures_give_the_documented_dims():
     x = torch.rand(4, 3, 240, 320, generator=torch.Generator().manual_seed(0))  # a 4-frame batch
     dims = {}
-    for role, name in PRESETS["full"].items():
+    for role, name in preset_models("full").items():
         enc = create_encoder(name, weights="random", seed=0)
         with torch.inference_mode():
             out = enc(enc.prepare(x))

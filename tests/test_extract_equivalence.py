@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from cache.schema import NUM_CHANNELS
+from extract.channels import NUM_CHANNELS
 from extract.encode import FrameEncoder
-from models.encoders import PRESETS, create_encoder
+from extract.streams import preset_models
+from models.encoders import create_encoder
 
 
 @pytest.fixture(scope="module")
 def encoders():
-    return {role: create_encoder(name, "random", seed=3) for role, name in PRESETS["tiny"].items()}
+    return {role: create_encoder(name, "random", seed=3) for role, name in preset_models("tiny").items()}
 
 
 def _frames(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from bench.synthetic import Sizes
 from models.heads import (
-    STREAM_FIELDS,
     ChannelAttention,
     GatedFusion,
     GestureModel,
@@ -17,6 +19,11 @@ from models.heads import (
 )
 
 B, T, C, D, DD, S, H = 3, 8, 12, 16, 8, 12, 16
+MANIFEST = {
+    "class_names": ["a", "b", "c", "d"],
+    "dims": Sizes(frames=T, embed_dim=D, dino_dim=DD, swav_dim=S).dims().to_json(),
+}
+STREAMS = ["all", "twelve", "dino-swav"]
 
 
 def _inputs(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -34,10 +41,7 @@ def _inputs(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def _model(streams: str, dropout: float = 0.0) -> GestureModel:
     torch.manual_seed(0)
-    args = ModelArgs(
-        num_classes=4, streams=streams, embed_dim=D, dino_dim=DD, swav_dim=S, hidden=H, dropout=dropout
-    )
-    return GestureModel(args)
+    return GestureModel(ModelArgs.from_manifest(MANIFEST, streams, H, dropout))
 
 
 def test_block_shapes():
@@ -52,7 +56,7 @@ def test_block_shapes():
     assert lstm(torch.randn(B, T, H)).shape == (B, T, 2 * H) and lstm.out_dim == 2 * H
 
 
-@pytest.mark.parametrize("streams", list(STREAM_FIELDS))
+@pytest.mark.parametrize("streams", STREAMS)
 def test_model_outputs(streams):
     model = _model(streams).eval()
     logits, aux = model(**_inputs())
@@ -81,7 +85,7 @@ def test_masked_frames_get_exactly_zero_attention():
 
 def test_full_model_frame_weights_respect_mask():
     inputs = _inputs()
-    for streams in STREAM_FIELDS:
+    for streams in STREAMS:
         _, aux = _model(streams).eval()(**inputs)
         assert torch.all(aux["frame_weights"][~inputs["valid"]] == 0)
         if "dino_frame_weights" in aux:
@@ -101,18 +105,19 @@ def test_gated_fusion_is_a_convex_combination():
     assert torch.all(out >= lo - 1e-6) and torch.all(out <= hi + 1e-6)
 
 
-@pytest.mark.parametrize("streams", list(STREAM_FIELDS))
+@pytest.mark.parametrize("streams", STREAMS)
 def test_gradients_reach_every_parameter_of_the_used_streams(streams):
     model = _model(streams).train()
     logits, _ = model(**_inputs())
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2])).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
-    names = {n.split(".")[0] for n, _ in model.named_parameters()}
-    if streams == "twelve":  # unused streams hold no weights at all
-        assert not names & {"frame_fusion", "dino_swav_attention", "stream_fusion"}
-    if streams == "dino-swav":
-        assert not names & {"channel_attention", "cnn", "lstm", "frame_attention", "stream_fusion"}
+    names = {".".join(n.split(".")[:2]) for n, _ in model.named_parameters()}
+    used = {"twelve", "dino-swav"} if streams == "all" else {streams}
+    assert {
+        n.split(".")[1] for n in names if n.startswith("heads.")
+    } == used  # unused streams hold no weights
+    assert any(n.startswith("fusions.") for n in names) == (streams == "all")
 
 
 @pytest.mark.parametrize("streams,unused", [("twelve", ("dino_cls", "swav")), ("dino-swav", ("embeddings",))])
@@ -126,9 +131,37 @@ def test_unused_streams_do_not_affect_the_output(streams, unused):
 def test_model_rebuilds_from_plain_args():
     model = _model("all").eval()
     args = model.args.to_dict()
-    assert all(isinstance(v, str | int | float) for v in args.values())
+    assert isinstance(json.loads(json.dumps(args)), dict)  # plain data: a weights_only checkpoint holds it
     clone = GestureModel.from_args(args).eval()
     clone.load_state_dict(model.state_dict())
     torch.testing.assert_close(clone(**_inputs())[0], model(**_inputs())[0])
-    with pytest.raises(ValueError, match="streams"):
-        ModelArgs(num_classes=2, streams="rgb")
+
+
+def test_streams_the_cache_cannot_feed_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="rgb") as info:
+        ModelArgs.from_manifest(MANIFEST, "twelve,rgb", H, 0.0)
+    assert all(name in str(info.value) for name in ("all", "twelve", "dino-swav"))
+    no_dino = {
+        **MANIFEST,
+        "dims": {
+            **MANIFEST["dims"],
+            "fields": {k: v for k, v in MANIFEST["dims"]["fields"].items() if v["stream"] != "dino"},
+        },
+    }
+    assert ModelArgs.from_manifest(no_dino, "all", H, 0.0).streams == ("twelve",)  # all = what it can feed
+    with pytest.raises(ValueError, match="dino-swav"):
+        ModelArgs.from_manifest(no_dino, "dino-swav", H, 0.0)
+
+
+def test_any_cached_vector_field_trains_through_the_generic_head():
+    fields = {**MANIFEST["dims"]["fields"], "mean_rgb": {"shape": [3], "dtype": "float", "stream": "toy"}}
+    args = ModelArgs.from_manifest(
+        {**MANIFEST, "dims": {**MANIFEST["dims"], "fields": fields}}, "twelve,mean_rgb", H, 0.0
+    )
+    assert args.inputs["mean_rgb"] == (3,)
+    model = GestureModel(args).eval()
+    inputs = {**_inputs(), "mean_rgb": torch.randn(B, T, 3)}
+    logits, aux = model(**inputs)
+    assert logits.shape == (B, 4) and "stream_gate" in aux
+    changed = {**inputs, "mean_rgb": inputs["mean_rgb"] + 5}
+    assert not torch.allclose(model(**changed)[0], logits)  # the new field reaches the prediction

@@ -13,8 +13,8 @@ import torch
 import yaml
 from train_fixtures import CLASSES, write_synthetic_cache
 
-from cache.schema import CHANNEL_NAMES
 from errors import CacheError, WeightsUnavailableError
+from extract.channels import CHANNEL_NAMES
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate
@@ -95,7 +95,8 @@ def test_checkpoint_is_self_sufficient_and_weights_only(runs):
     ckpt = torch.load(runs.a / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["class_names"] == list(CLASSES)
     assert ckpt["cache_key"] == "synth0001"
-    assert ckpt["model_args"]["streams"] == "all" and ckpt["model_args"]["embed_dim"] == 16
+    assert ckpt["model_args"]["streams"] == ["twelve", "dino-swav"]  # "all": every head the cache feeds
+    assert ckpt["model_args"]["inputs"]["embeddings"] == [12, 16]
     for key in ("encoders", "dims", "channel_layout", "config"):
         assert key in ckpt["cache"]
     assert ckpt["config"]["cache"] == str(runs.cache)  # Paths stored as plain str

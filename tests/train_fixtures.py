@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from bench.synthetic import Sizes
 from cache.schema import (
-    CHANNEL_NAMES,
     SCHEMA_VERSION,
     Dims,
     create_datasets,
@@ -23,6 +23,7 @@ from cache.schema import (
     field_specs,
     write_attrs,
 )
+from extract.channels import CHANNEL_NAMES
 
 CLASSES = ("fist", "palm", "peace")
 # Channels that carry the class signal; the attention report should find one of them.
@@ -46,7 +47,8 @@ def write_synthetic_cache(
 ) -> Path:
     """Write ``<root>/<key>/{manifest.json, train.h5, val.h5, test.h5}``; return the key dir."""
     counts = counts or {"train": 36, "val": 15, "test": 9}
-    dims = Dims(frames, embed_dim, dino_dim, attn_hw, swav_dim, max_hands=2)
+    sizes = Sizes(frames, embed_dim, dino_dim, attn_hw, swav_dim, max_hands=2)
+    dims = sizes.dims()
     key_dir = Path(root) / key
     key_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -63,7 +65,7 @@ def write_synthetic_cache(
     }
     splits = {}
     for split, n in counts.items():
-        ids = _write_split(key_dir / f"{split}.h5", split, n, dims, classes, rng, signal, meta)
+        ids = _write_split(key_dir / f"{split}.h5", split, n, sizes, classes, rng, signal, meta)
         splits[split] = {"file": f"{split}.h5", "count": n, "sequence_ids": ids}
     manifest = {**meta, "complete": True, "splits": splits}
     (key_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -71,13 +73,14 @@ def write_synthetic_cache(
 
 
 def _write_split(
-    path: Path, split: str, n: int, dims: Dims, classes: tuple[str, ...], rng, signal: float, meta: dict
+    path: Path, split: str, n: int, sizes: Sizes, classes: tuple[str, ...], rng, signal: float, meta: dict
 ) -> list[str]:
+    dims = sizes.dims()
     t, c = dims.frames, len(classes)
     labels = np.arange(n) % c
-    emb = rng.normal(0, 1, (n, t, 12, dims.embed_dim)).astype(np.float32)
-    dino = rng.normal(0, 1, (n, t, dims.dino_dim)).astype(np.float32)
-    swav = rng.normal(0, 1, (n, t, dims.swav_dim)).astype(np.float32)
+    emb = rng.normal(0, 1, (n, t, 12, sizes.embed_dim)).astype(np.float32)
+    dino = rng.normal(0, 1, (n, t, sizes.dino_dim)).astype(np.float32)
+    swav = rng.normal(0, 1, (n, t, sizes.swav_dim)).astype(np.float32)
     for i, y in enumerate(labels):
         emb[i, :, list(SIGNAL_CHANNELS), y] += signal
         dino[i, :, y] += signal
@@ -92,7 +95,7 @@ def _write_split(
             if not valid[i, j]:
                 emb[i, j], dino[i, j], swav[i, j] = emb[i, j - 1], dino[i, j - 1], swav[i, j - 1]
     ids = [f"{classes[y]}/{split}{i:03d}" for i, y in enumerate(labels)]
-    h, w = dims.attn_hw
+    h, w = sizes.attn_hw
     attn = rng.random((n, t, h, w)).astype(np.float32)
     attn /= attn.sum(axis=(2, 3), keepdims=True)
     with h5py.File(path, "w") as f:

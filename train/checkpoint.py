@@ -25,7 +25,8 @@ from errors import CacheError, UserError
 
 CHECKPOINT_FORMAT = "gesture-heads/1"
 # Manifest entries that must agree between a checkpoint and any cache it is evaluated on.
-COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims")
+# "encoders" too: the key hashes them, but a manifest can be edited or copied under another key dir.
+COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims", "encoders")
 # How torch's zip writer words an I/O failure (it raises RuntimeError, not OSError).
 _WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed")
 
@@ -109,7 +110,7 @@ def cache_record(manifest: dict[str, Any]) -> dict[str, Any]:
 def check_compatible(
     ckpt: dict[str, Any], manifest: dict[str, Any], cache_dir: Path, ckpt_path: Path | str = "checkpoint"
 ) -> None:
-    """Refuse a cache whose key, classes, channel layout or dims differ from the checkpoint's."""
+    """Refuse a cache whose key, classes, channel layout, dims or encoders differ from the checkpoint's."""
     record = ckpt["cache"]
     for key in COMPAT_KEYS:
         want, got = record.get(key), manifest.get(key)

@@ -141,7 +141,9 @@ def _plots(
             out_dir / f"attention_{split}.png",
             f"Channel attention per frame (mean over {split})",
         )
-    if "dino_attention" in ((manifest.get("dims") or {}).get("fields") or {}):  # cached whatever the heads read
+    if "dino_attention" in (
+        (manifest.get("dims") or {}).get("fields") or {}
+    ):  # cached whatever the heads read
         files["dino_attention"] = plot_dino_attention(
             split_path(cache_dir, manifest, split),
             manifest.get("config") or {},

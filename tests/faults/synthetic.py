@@ -11,11 +11,11 @@ from typing import Any
 
 from test_cache_store import cid_of, make_record
 
+from bench.synthetic import Sizes
 from cache.assemble import assemble_splits
-from cache.schema import Dims
 from cache.shards import ShardStore
 
-DIMS = Dims(frames=8, embed_dim=32, dino_dim=16, attn_hw=(4, 4), swav_dim=24, max_hands=2)
+DIMS = Sizes(frames=8, embed_dim=32, dino_dim=16, attn_hw=(4, 4), swav_dim=24, max_hands=2).dims()
 CLASSES = ["clap", "point", "wave"]
 
 

@@ -474,17 +474,19 @@ def test_a_cache_from_a_newer_schema_is_refused(zygote, trained, tmp_path, relia
 
 
 def test_a_cache_of_another_encoder_set_is_refused_by_evaluate(zygote, trained, tmp_path, reliability):
-    from train_fixtures import write_synthetic_cache
-
-    other = write_synthetic_cache(tmp_path / "other", key="other0002", embed_dim=24)
+    # The very cache the model trained on, with only the recorded encoders changed: same key, dims,
+    # classes and layout, so nothing but the encoder comparison can refuse it.
+    other = tmp_path / "other" / trained.cache.name
+    shutil.copytree(trained.cache, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["encoders"] = {"cnn": "resnext50", "vit": "hand-gesture-vit"}
+    other_vit = {"name": "vit_b16_hand_gestures", "weights": "random:7"}
+    manifest["encoders"] = {**manifest["encoders"], "vit": other_vit}
     (other / "manifest.json").write_text(json.dumps(manifest))
     out = zygote.run(
         ["evaluate", "--checkpoint", str(trained.best), "--cache", str(other)], log=tmp_path / "e.log"
     )
     assert out.status == 2, out.log[-3000:]
-    line = assert_user_error_line(out.log, str(other), str(trained.best), "does not match")
+    line = assert_user_error_line(out.log, str(other), str(trained.best), "does not match", "encoders")
     reliability.record(
         "bad input",
         "`evaluate` given a cache extracted with other encoders",

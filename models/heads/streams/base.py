@@ -23,6 +23,7 @@ class HeadStream(nn.Module):
 
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]]
+    order: ClassVar[int] = 100  # place in ``all`` and in the fusion fold (the first is the gate's "a")
     out_dim: int
 
     def forward(
@@ -51,7 +52,8 @@ def available_streams(shapes: Shapes) -> dict[str, tuple[str, ...]]:
     Registered heads whose fields are all present come first (they make up ``all``), then one generic
     entry per per-frame vector field that no registered head reads.
     """
-    out = {name: cls.reads for name, cls in sorted(_HEADS.items()) if all(f in shapes for f in cls.reads)}
+    heads = sorted(_HEADS.items(), key=lambda item: (item[1].order, item[0]))
+    out = {name: cls.reads for name, cls in heads if all(f in shapes for f in cls.reads)}
     claimed = {f for cls in _HEADS.values() for f in cls.reads}
     for field, shape in shapes.items():
         if field not in claimed and len(shape) == 1 and field not in out:

@@ -13,6 +13,7 @@ from .base import HeadStream, Shapes, register_head
 @register_head
 class DinoSwavStream(HeadStream):
     name = "dino-swav"
+    order = 1
     reads = ("dino_cls", "swav")
 
     def __init__(self, shapes: Shapes, hidden: int, dropout: float, kernel_size: int) -> None:

@@ -14,6 +14,7 @@ from .base import HeadStream, Shapes, register_head
 @register_head
 class TwelveStream(HeadStream):
     name = "twelve"
+    order = 0
     reads = ("embeddings",)
 
     def __init__(self, shapes: Shapes, hidden: int, dropout: float, kernel_size: int) -> None:
