@@ -22,8 +22,9 @@ class ExtractConfig:
     encoders: str = field(
         default="",
         metadata={
-            "help": "per-role model choice over the preset, ROLE=MODEL,... (e.g. dino=dino_vit_s8,hands=none; "
-            "`pipeline.py extract --list-encoders` shows every role and model)"
+            "help": "per-role model choice over the preset, ROLE=MODEL,... "
+            "(e.g. dino=dino_vit_s8,hands=none); "
+            "a wrong name lists the valid ones"
         },
     )
     weights_revision: str = field(

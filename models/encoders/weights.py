@@ -156,7 +156,8 @@ def resolve_weights(source: WeightSource, encoder: str, revision: str | None = N
     if source.url:
         if revision:
             raise WeightsUnavailableError(
-                f"Encoder '{encoder}' loads {source.url}, a plain URL with no revisions; drop its --weights-revision"
+                f"Encoder '{encoder}' loads {source.url}, a plain URL with no revisions; "
+                "drop its --weights-revision"
             )
         return LocalWeights(source, {source.url: url_file(source.url, encoder)}, None)
     paths = {name: hub_file(str(source.repo), name, encoder, revision) for name in source.files}

@@ -76,7 +76,8 @@ def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
     if unknown or not names:
         valid = ", ".join(["all", *available])
         raise ValueError(
-            f"--streams {choice!r}: {', '.join(unknown) or 'nothing chosen'} not in this cache; valid: {valid}"
+            f"--streams {choice!r}: {', '.join(unknown) or 'nothing chosen'} not in this cache; "
+            f"valid: {valid}"
         )
     return list(dict.fromkeys(names))
 

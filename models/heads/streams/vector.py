@@ -7,7 +7,6 @@ Any cached (T, D) field that no registered head reads trains through this under 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from models.heads.attention import SequenceAttention
 from models.heads.temporal import TemporalCNN
