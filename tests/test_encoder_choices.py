@@ -9,11 +9,11 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from conftest import tiny_extract_config
 
 import models.encoders.digest as digest
 from cache.inspect import cache_info
 from cache.verify import verify_cache
-from conftest import tiny_extract_config
 from errors import UserError, WeightsUnavailableError
 from extract.plan import make_plan
 from extract.run import run as extract
