@@ -10,7 +10,7 @@ HDF5 schema (``Dims.fields``, recorded in the manifest), the cache key, and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -215,6 +215,3 @@ def stream_fields(
         )
     return tuple(out)
 
-
-def iter_streams() -> Iterator[Stream]:
-    yield from (_STREAMS[n] for n in list_streams())
