@@ -43,6 +43,11 @@ COMMANDS = (
 )
 
 
+def _embed_dim(dims: dict[str, Any]) -> int:
+    """D of the 12-channel block; results written before schema v2 recorded it directly."""
+    return dims["fields"]["embeddings"]["shape"][-1] if "fields" in dims else dims["embed_dim"]
+
+
 def _load(pattern: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(RESULTS.glob(pattern))]
 
@@ -105,7 +110,7 @@ def train_table(r: dict[str, Any]) -> list[str]:
     e, ratios = r["epoch_s"], r["ratios"]
     lines = [
         f"**Training from the cache** ({r['sequences']} synthetic sequences of T = {r['dims']['frames']}, "
-        f"D = {r['dims']['fields']['embeddings']['shape'][-1]}; batch {r['batch_size']}; "
+        f"D = {_embed_dim(r['dims'])}; batch {r['batch_size']}; "
         f"cache streamed by {_reader(r['workers_cache'])})",
         "",
         "| epoch from cache | epoch in memory | cache / memory | bytes per sequence | raw float32 "
