@@ -45,7 +45,7 @@ from cache.schema import (
     write_attrs,
 )
 from cache.shards import ShardRef, ShardStore
-from errors import CacheError
+from core.errors import CacheError
 
 SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")
 _AUG_SUFFIX = re.compile(r"#a\d+$")

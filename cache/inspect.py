@@ -12,7 +12,7 @@ import numpy as np
 from cache.manifest import SPLITS, read_manifest
 from cache.schema import Dims, field_specs
 from cache.shards import SHARD_DIR
-from errors import CacheError
+from core.errors import CacheError
 
 
 def _human(n: float) -> str:

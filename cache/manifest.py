@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from errors import CacheError
+from core.errors import CacheError
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")

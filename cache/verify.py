@@ -22,7 +22,7 @@ from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.reader import attr_text
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from cache.shards import SHARD_DIR
-from errors import CacheError
+from core.errors import CacheError
 
 _SHOW = 5  # how many offending sequence indices a message lists
 # What h5py raises for damaged metadata or data (KeyError/ValueError for unreadable object headers).

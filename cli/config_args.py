@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from errors import UserError
+from core.errors import UserError
 
 _UNSET = object()
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from errors import UserError
+from core.errors import UserError
 
 GENERATOR = "gesture-demo/1"
 MARKER = ".gesture-demo.json"  # hidden, so discovery ignores it

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import BadInputError, UserError
 from data.config import DataConfig
 from data.discovery import Dataset, compile_group_regex, group_of
 from data.sequence import Video
-from errors import BadInputError, UserError
 
 SPLITS = ("train", "val", "test")
 SPLIT_FORMAT = "gesture-splits/1"

@@ -22,8 +22,9 @@ from cache.lock import CacheLock
 from cache.schema import CHANNEL_NAMES, FLOAT_FIELDS, SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
 from cli.config_args import config_to_dict, save_config
+from core.errors import BadInputError, UserError
+from core.ranks import EXTRACT_TIMEOUT, process_group
 from data.splits import save_splits, split_params
-from errors import BadInputError, UserError
 from extract.config import ExtractConfig
 from extract.distributed import (
     SharedProgress,
@@ -36,7 +37,6 @@ from extract.encode import FrameEncoder
 from extract.plan import Plan, PlanItem, encoder_identities, make_augmenter, make_plan
 from extract.source import SequenceFrames, collate_items, worker_context
 from models.encoders import PRESETS, Encoder, create_encoder
-from process_group import EXTRACT_TIMEOUT, process_group
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 

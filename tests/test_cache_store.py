@@ -24,8 +24,8 @@ from cache.manifest import read_manifest
 from cache.reader import open_cache
 from cache.schema import Dims, field_specs
 from cache.shards import ShardStore
+from core.errors import CacheError
 from data.sequence import Video
-from errors import CacheError
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = Dims(frames=4, embed_dim=8, dino_dim=6, attn_hw=(2, 2), swav_dim=5, max_hands=2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from errors import UserError, WeightsUnavailableError
+from core.errors import UserError, WeightsUnavailableError
 from models.encoders import (
     PRESETS,
     ROLES,

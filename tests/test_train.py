@@ -14,7 +14,7 @@ import yaml
 from train_fixtures import CLASSES, write_synthetic_cache
 
 from cache.schema import CHANNEL_NAMES
-from errors import CacheError, WeightsUnavailableError
+from core.errors import CacheError, WeightsUnavailableError
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate

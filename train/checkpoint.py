@@ -21,7 +21,7 @@ import torch
 
 from cache.assemble import video_of
 from cache.manifest import fsync_path
-from errors import CacheError, UserError
+from core.errors import CacheError, UserError
 
 CHECKPOINT_FORMAT = "gesture-heads/1"
 # Manifest entries that must agree between a checkpoint and any cache it is evaluated on.

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cache.schema import CHANNEL_NAMES
-from errors import CacheError
+from core.errors import CacheError
 from models.heads.model import GestureModel
 from train.checkpoint import check_compatible, check_unseen, load_checkpoint, write_json_atomic
 from train.config import EvaluateConfig

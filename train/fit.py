@@ -17,10 +17,10 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from errors import BadInputError, CacheError
+from core.errors import BadInputError, CacheError
+from core.ranks import Ranks, bar_disable, process_group
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
 from models.heads.normalize import feature_statistics
-from process_group import Ranks, bar_disable, process_group
 from train.checkpoint import (
     cache_record,
     plain,

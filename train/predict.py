@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from errors import BadInputError
+from core.errors import BadInputError
 from train.checkpoint import load_checkpoint
 from train.config import PredictConfig
 from train.evaluate import model_from_checkpoint

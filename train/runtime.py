@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cache.reader import CacheDataset, open_cache
-from errors import CacheError, UserError
+from core.errors import CacheError, UserError
 from train.prefetch import ThreadPrefetcher
 
 Loader = DataLoader | ThreadPrefetcher

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from errors import WeightsUnavailableError
+from core.errors import WeightsUnavailableError
 
 Role = Literal["cnn", "vit", "dino", "swav", "hands"]
 ROLES: tuple[str, ...] = ("cnn", "vit", "dino", "swav", "hands")

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from errors import WeightsUnavailableError
+from core.errors import WeightsUnavailableError
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from errors import UserError
+from core.errors import UserError
 
 T = TypeVar("T")
 
