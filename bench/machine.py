@@ -7,13 +7,14 @@ Import this module before torch where possible: ``quiet_threads()`` must run bef
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.atomic import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _HZ = os.sysconf("SC_CLK_TCK")
@@ -151,5 +152,5 @@ class LoadMeter:
 def write_result(path: Path, result: dict[str, Any]) -> Path:
     """Write one result as JSON (sorted keys, so reruns diff cleanly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(path, result, sort_keys=True)
     return path

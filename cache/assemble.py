@@ -31,7 +31,6 @@ from cache.manifest import (
     build_manifest,
     mark_incomplete,
     now_iso,
-    publish,
     read_manifest,
     write_manifest,
 )
@@ -45,6 +44,7 @@ from cache.schema import (
     write_attrs,
 )
 from cache.shards import ShardRef, ShardStore
+from core.atomic import publish
 from core.errors import CacheError
 
 SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")

@@ -24,7 +24,7 @@ import numpy as np
 from cache.diskfull import RESUME_ADVICE, disk_full_error
 from cache.guarded import h5_writer
 from cache.key import canonical_json
-from cache.manifest import now_iso, publish
+from cache.manifest import now_iso
 from cache.schema import (
     CHANNEL_NAMES,
     SCHEMA_VERSION,
@@ -35,6 +35,7 @@ from cache.schema import (
     foreign_storage,
     write_attrs,
 )
+from core.atomic import publish
 
 SHARD_DIR = "shards"
 _COUNTER = itertools.count()

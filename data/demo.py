@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.atomic import publish
 from core.errors import UserError
 
 GENERATOR = "gesture-demo/1"
@@ -189,5 +190,5 @@ def write_demo_dataset(
     (staging / MARKER).write_text(json.dumps(marker, indent=1))
     if out.exists():
         shutil.rmtree(out)
-    os.replace(staging, out)
+    publish(staging, out)
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sys
 import time
 from contextlib import ExitStack
@@ -22,6 +21,7 @@ from cache.lock import CacheLock
 from cache.schema import CHANNEL_NAMES, FLOAT_FIELDS, SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
 from cli.config_args import config_to_dict, save_config
+from core.atomic import write_json_atomic
 from core.errors import BadInputError, UserError
 from core.ranks import EXTRACT_TIMEOUT, process_group
 from data.splits import save_splits, split_params
@@ -111,12 +111,6 @@ def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dtype: str) -> dict[str, Any]:
@@ -256,8 +250,10 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             encoders = build_encoders(cfg)
             dims = encoder_dims(encoders, cfg)
             if ranks.is_main:
-                _write_json_atomic(
-                    key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
+                write_json_atomic(
+                    key_dir / "key.json",
+                    {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()},
+                    sort_keys=True,
                 )
             frame_encoder = FrameEncoder(
                 encoders,

@@ -8,19 +8,15 @@ extraction), the videos it was trained on, and the best metric.
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cache.assemble import video_of
-from cache.manifest import fsync_path
+from core.atomic import atomic_path
 from core.errors import CacheError, UserError
 
 CHECKPOINT_FORMAT = "gesture-heads/1"
@@ -32,34 +28,6 @@ _WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write faile
 
 class CheckpointError(UserError):
     """A checkpoint file that is missing, unreadable or not one of ours."""
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success fsync it and os.replace it into place.
-
-    A crash mid-write leaves the previous file intact instead of a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent)  # the rename itself survives a power cut, not only a kill
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from cache.schema import CHANNEL_NAMES
+from core.atomic import write_json_atomic
 from core.errors import CacheError
 from models.heads.model import GestureModel
-from train.checkpoint import check_compatible, check_unseen, load_checkpoint, write_json_atomic
+from train.checkpoint import check_compatible, check_unseen, load_checkpoint
 from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
 from train.metrics import attention_stats, classification_summary

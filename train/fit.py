@@ -17,6 +17,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from core.atomic import atomic_path, write_json_atomic, write_text_atomic
 from core.errors import BadInputError, CacheError
 from core.ranks import Ranks, bar_disable, process_group
 from models.heads.model import STREAM_FIELDS, GestureModel, ModelArgs
@@ -26,8 +27,6 @@ from train.checkpoint import (
     plain,
     save_checkpoint,
     trained_videos,
-    write_json_atomic,
-    write_text_atomic,
 )
 from train.config import TrainConfig, to_plain
 from train.distributed import (
@@ -320,13 +319,11 @@ def _make_run_dir(cfg: TrainConfig) -> Path:
 
 def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     """Rewritten whole each epoch (tiny) so a crash never leaves a half line."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for row in history:
             writer.writerow([_fmt(row[c]) for c in CSV_COLUMNS])
-    tmp.replace(path)
 
 
 def _fmt(v: Any) -> str:
