@@ -58,12 +58,6 @@ class Ranks:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def device(self, base: torch.device) -> torch.device:
-        """``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun; other devices pass through."""
-        if base.type != "cuda" or not self.distributed:
-            return base
-        return torch.device("cuda", self.local_rank)
-
     def broadcast(self, obj: T | None) -> T:
         """Rank 0's ``obj`` on every rank."""
         if not self.distributed:
@@ -125,7 +119,7 @@ class Ranks:
 
 
 def _backend(device: str) -> str:
-    wants_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    wants_cuda = (device == "auto" or device.startswith("cuda")) and torch.cuda.is_available()
     return "cpu:gloo,cuda:nccl" if wants_cuda else "gloo"
 
 

@@ -20,8 +20,9 @@ from cache.assemble import assemble_splits
 from cache.lock import CacheLock
 from cache.schema import CHANNEL_NAMES, FLOAT_FIELDS, SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
-from cli.config_args import config_to_dict, save_config
 from core.atomic import write_json_atomic
+from core.config import config_to_dict, save_config
+from core.device import resolve_device
 from core.errors import BadInputError, UserError
 from core.ranks import EXTRACT_TIMEOUT, process_group
 from data.splits import save_splits, split_params
@@ -48,15 +49,6 @@ class ExtractResult:
     reused: int = 0
     skipped: list[str] = field(default_factory=list)
     forward_calls: int = 0
-
-
-def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA device is available; use --device cpu")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
 
 
 def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
@@ -257,7 +249,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             frame_encoder = FrameEncoder(
                 encoders,
-                ranks.device(resolve_device(cfg.device)),
+                resolve_device(cfg.device, ranks),
                 cfg.crop_mode,
                 cfg.attention_mass,
                 cfg.crop_margin,

@@ -127,16 +127,3 @@ def _describe(key: str, want: Any, got: Any) -> str:
 def _short(items: list[Any], limit: int = 6) -> str:
     head = ",".join(str(x) for x in items[:limit])
     return f"[{head}{',…' if len(items) > limit else ''}]"
-
-
-def plain(obj: Any) -> Any:
-    """Deep-copy to types weights_only can load (dict/list/str/int/float/bool/None); Paths → str."""
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if obj is None or isinstance(obj, str | bool | int | float):
-        return obj
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    return str(obj)

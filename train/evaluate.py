@@ -12,6 +12,7 @@ from torch import nn
 
 from cache.schema import CHANNEL_NAMES
 from core.atomic import write_json_atomic
+from core.device import resolve_device
 from core.errors import CacheError
 from models.heads.model import GestureModel
 from train.checkpoint import check_compatible, check_unseen, load_checkpoint
@@ -23,7 +24,6 @@ from train.runtime import (
     make_loader,
     open_manifest,
     precision_for,
-    resolve_device,
     split_count,
     split_dataset,
     split_path,
