@@ -28,6 +28,7 @@ from cache.manifest import now_iso
 from cache.schema import (
     CHANNEL_NAMES,
     SCHEMA_VERSION,
+    SHARD_DIR,
     Dims,
     create_datasets,
     encode_id,
@@ -37,7 +38,6 @@ from cache.schema import (
 )
 from core.atomic import publish
 
-SHARD_DIR = "shards"
 _COUNTER = itertools.count()
 _TMP_NAME = re.compile(r"^shard-\d+-(?P<host>.+)-(?P<pid>\d+)-\d+\.h5\.tmp$")
 _FOREIGN_TMP_MAX_AGE_S = 24 * 3600  # a tmp from another host is stale once this old

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cache.assemble import video_of
+from cache.schema import video_of
 from core.atomic import atomic_path
 from core.errors import CacheError, UserError
 
