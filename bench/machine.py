@@ -57,6 +57,11 @@ def machine_info(device: str) -> dict[str, Any]:
     }
 
 
+def mfu(frames_per_s: float, gflop_per_frame: float, peak_gflop_per_s: float) -> float:
+    """Model FLOP utilisation: the GFLOP/s the encoders' own FLOPs were done at, over the matmul peak."""
+    return frames_per_s * gflop_per_frame / peak_gflop_per_s
+
+
 def matmul_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8, threads: int = 0) -> float:
     """Best fp32 GFLOP/s of an n x n matmul with all threads (or ``threads``): the roofline the MFU is
     measured against.
