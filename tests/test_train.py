@@ -267,7 +267,7 @@ def test_dino_attention_plot_overlays_the_original_frames(tmp_path):
     # colours that neither the frames nor the colour bar contain.
     inferno = colormaps["inferno"]
     high, low = (
-        tuple((0.55 * 255 * np.array(inferno(v)[:3]) + 0.45 * green).round().astype(int)) for v in (1, 0)
+        tuple((0.55 * 255 * np.array(inferno(v)[:3]) + 0.45 * green).round().astype(int)) for v in (1.0, 0.0)
     )
     high_x, low_x = _colour_pixels(out, high), _colour_pixels(out, low)
     assert len(high_x) > 2000 and len(low_x) > 2000, (len(high_x), len(low_x))
