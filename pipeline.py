@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from cli.config_args import add_config_args, build_config  # noqa: E402
-from errors import UserError  # noqa: E402
+from core.errors import UserError  # noqa: E402
 
 
 @dataclass
@@ -37,8 +37,8 @@ class CachePathConfig:
 
 
 def cmd_extract(cfg) -> int:
+    from core.ranks import is_main_process
     from extract.run import run
-    from process_group import is_main_process
 
     result = run(cfg)
     if is_main_process():  # under torchrun, rank 0 alone prints the cache dir
@@ -47,7 +47,7 @@ def cmd_extract(cfg) -> int:
 
 
 def cmd_train(cfg) -> int:
-    from process_group import is_main_process
+    from core.ranks import is_main_process
     from train.fit import run_train
     from train.runtime import retain_freed_memory
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Extraction throughput: the naive per-image loop, the real pipeline, and the compute bound, in ONE process.
 
-    python bench/extract.py --preset full|tiny [--frames 64] [--naive-frames 8] [--rounds 2] [--device cpu]
+    python -m bench.extract --preset full|tiny [--frames 64] [--naive-frames 8] [--rounds 2] [--device cpu]
 
 All three modes run the same encoder modules on the same demo JPEGs (640x480). ``pipeline`` is
 ``extract.run.run`` end to end (plan, decode + augment in DataLoader workers, encoders, shard writes,
@@ -25,15 +25,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if sys.path[0] == str(ROOT / "bench"):  # run as a script: its folder would shadow packages
-    sys.path[0] = str(ROOT)  # (bench/extract.py is not the `extract` package)
-
-from bench.machine import (  # noqa: E402
+from bench.machine import (
     RESULTS,
     LoadMeter,
     machine_info,
     matmul_peak_gflops,
+    mfu,
     quiet_threads,
     write_result,
 )
@@ -164,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "preset": args.preset,
         "weights": args.weights,
         "device": args.device,
-        "command": " ".join(["python", "bench/extract.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "bench.extract", *(argv if argv is not None else sys.argv[1:])]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     load: dict[str, dict[str, float]] = {}
@@ -249,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "pipeline_over_naive": fps["pipeline"] / fps["naive"],
         "pipeline_over_compute_bound": fps["pipeline"] / fps["compute_bound"],
-        "mfu": fps["pipeline"] * gflop / peak,
+        "mfu": mfu(fps["pipeline"], gflop, peak),
     }
     result.update(
         machine=machine,
@@ -281,12 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         peak_gflop_per_s_samples=peaks,
         achieved_gflop_per_s={k: v * gflop for k, v in fps.items()},
         mfu=ratios["mfu"],
-        mfu_compute_bound=fps["compute_bound"] * gflop / peak,
+        mfu_compute_bound=mfu(fps["compute_bound"], gflop, peak),
         # The machine is shared: wall-clock MFU also counts the cycles other processes took. Per CPU
         # second this process tree actually got (workers included), against one core's matmul peak:
         core_peak_gflop_per_s=core_peak,
         mfu_per_cpu_second={
-            mode: frames_of[mode] * gflop / (load[mode]["own_cpu_s"] * core_peak)
+            mode: mfu(frames_of[mode] / load[mode]["own_cpu_s"], gflop, core_peak)
             for mode in load
             if load[mode].get("own_cpu_s")
         },

@@ -7,13 +7,14 @@ Import this module before torch where possible: ``quiet_threads()`` must run bef
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.atomic import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _HZ = os.sysconf("SC_CLK_TCK")
@@ -54,6 +55,11 @@ def machine_info(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "host": platform.node(),
     }
+
+
+def mfu(frames_per_s: float, gflop_per_frame: float, peak_gflop_per_s: float) -> float:
+    """Model FLOP utilisation: the GFLOP/s the encoders' own FLOPs were done at, over the matmul peak."""
+    return frames_per_s * gflop_per_frame / peak_gflop_per_s
 
 
 def matmul_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8, threads: int = 0) -> float:
@@ -151,5 +157,5 @@ class LoadMeter:
 def write_result(path: Path, result: dict[str, Any]) -> Path:
     """Write one result as JSON (sorted keys, so reruns diff cleanly)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(path, result, sort_keys=True)
     return path

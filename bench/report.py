@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rewrite the README's performance block from bench/results/*.json.
 
-    python bench/report.py [--readme README.md] [--check]
+    python -m bench.report [--readme README.md] [--check]
 
 Only the text between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->`` changes, so the
 table can never drift from the measured numbers by hand-editing. ``--check`` exits 1 when the README
@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.machine import mfu
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -35,11 +37,11 @@ STAGES = (
     ("assemble", "assemble"),
 )
 COMMANDS = (
-    ".venv/bin/python bench/extract.py --preset full --weights random --frames 64 --rounds 2  # ~15 min",
-    ".venv/bin/python bench/extract.py --preset tiny --frames 64 --rounds 2",
-    ".venv/bin/python bench/train.py",
-    ".venv/bin/python bench/sweep.py --preset full    # per-encoder micro-batch sweep (optional)",
-    ".venv/bin/python bench/report.py                 # rewrites this block",
+    ".venv/bin/python -m bench.extract --preset full --weights random --frames 64 --rounds 2  # ~15 min",
+    ".venv/bin/python -m bench.extract --preset tiny --frames 64 --rounds 2",
+    ".venv/bin/python -m bench.train",
+    ".venv/bin/python -m bench.sweep --preset full    # per-encoder micro-batch sweep (optional)",
+    ".venv/bin/python -m bench.report                 # rewrites this block",
 )
 
 
@@ -153,7 +155,7 @@ def _target_row(name: str, op: str, t: dict[str, Any]) -> str:
 def extract_notes(r: dict[str, Any]) -> list[str]:
     """What the full-preset numbers say, in sentences computed from them."""
     fps, st, gflop, peak = r["frames_per_s"], r["stages_s"], r["gflop_per_frame"], r["peak_gflop_per_s"]
-    naive_mfu = fps["naive"] * gflop / peak
+    naive_mfu = mfu(fps["naive"], gflop, peak)
     hands_flops = r["gflop_per_frame_by_role"]["hands"] / gflop
     encoders = sum(st.get(k, 0.0) for k in ("hands", "vit", "cnn", "dino", "swav"))
     workers = st.get("decode", 0.0) + st.get("augment", 0.0)

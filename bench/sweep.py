@@ -2,7 +2,7 @@
 """Per-encoder throughput by micro-batch size (and, for YOLO, memory format): the evidence behind
 ``FrameEncoder.micro_batch`` and the channels_last choice.
 
-    python bench/sweep.py --preset full [--frames 32] [--repeats 2]
+    python -m bench.sweep --preset full [--frames 32] [--repeats 2]
 
 Each role runs on already prepared inputs (its own input size), so this is the encoder's forward alone.
 Writes bench/results/sweep-<preset>-<device>.json: ms/frame and GFLOP/s per setting, best of repeats.
@@ -15,14 +15,9 @@ import copy
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if sys.path[0] == str(ROOT / "bench"):  # run as a script: its folder would shadow packages
-    sys.path[0] = str(ROOT)  # (bench/extract.py is not the `extract` package)
-
-from bench.machine import RESULTS, LoadMeter, machine_info, quiet_threads, write_result  # noqa: E402
+from bench.machine import RESULTS, LoadMeter, machine_info, quiet_threads, write_result
 
 quiet_threads()
 

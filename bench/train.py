@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training from the gzip HDF5 cache vs from memory, cache size on disk, and cache write throughput.
 
-    python bench/train.py [--sequences 384] [--epochs 2] [--workers 0] [--device cpu]
+    python -m bench.train [--sequences 384] [--epochs 2] [--workers 0] [--device cpu]
 
 Builds a realistic-size cache (T = 32, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
 bench/synthetic.py features through the cache's own APIs (``ShardStore.write_shard``, then
@@ -24,11 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if sys.path[0] == str(ROOT / "bench"):  # run as a script: its folder would shadow packages
-    sys.path[0] = str(ROOT)  # (bench/extract.py is not the `extract` package)
-
-from bench.machine import RESULTS, LoadMeter, machine_info, quiet_threads, write_result  # noqa: E402
+from bench.machine import RESULTS, LoadMeter, machine_info, quiet_threads, write_result
 
 quiet_threads()
 
@@ -182,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "device": args.device,
         "machine": machine_info(args.device),
-        "command": " ".join(["python", "bench/train.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "bench.train", *(argv if argv is not None else sys.argv[1:])]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sequences": args.sequences,
         "dims": DIMS.to_json(),

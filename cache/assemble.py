@@ -14,7 +14,6 @@ Callers must hold ``CacheLock(key_dir)``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,31 +30,26 @@ from cache.manifest import (
     build_manifest,
     mark_incomplete,
     now_iso,
-    publish,
     read_manifest,
     write_manifest,
 )
 from cache.schema import (
+    SCALAR_FIELDS,
     SCHEMA_VERSION,
     Dims,
     create_datasets,
     field_specs,
     read_attrs,
+    video_of,
     write_attrs,
 )
 from cache.shards import ShardRef, ShardStore
-from errors import CacheError
+from core.atomic import publish
+from core.errors import CacheError
 
-SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")
-_AUG_SUFFIX = re.compile(r"#a\d+$")
 # The manifest fields that decide what the split files' bytes and labels mean. Config, versions and
 # creation time may differ between runs that want the same splits: those runs change nothing.
 _STABLE_META = ("schema_version", "key", "dims", "channel_layout", "class_names")
-
-
-def video_of(sequence_id: str) -> str:
-    """``<class>/<video_id>`` of a sequence id: augmented copies belong to their video."""
-    return _AUG_SUFFIX.sub("", sequence_id)
 
 
 def _filters(ds: h5py.Dataset) -> tuple[Any, ...]:

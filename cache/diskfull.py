@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from errors import CacheError
+from core.errors import CacheError
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")

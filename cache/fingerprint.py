@@ -12,8 +12,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from core.errors import BadInputError
 from data.sequence import Video
-from errors import BadInputError
 
 FINGERPRINT_VERSION = 1
 

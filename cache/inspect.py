@@ -10,9 +10,8 @@ import h5py
 import numpy as np
 
 from cache.manifest import SPLITS, read_manifest
-from cache.schema import Dims, field_specs
-from cache.shards import SHARD_DIR
-from errors import CacheError
+from cache.schema import SHARD_DIR, Dims, field_specs
+from core.errors import CacheError
 
 
 def _human(n: float) -> str:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from cache.manifest import now_iso
-from errors import CacheError
+from core.errors import CacheError
 
 LOCK_NAME = ".lock"
 

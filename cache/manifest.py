@@ -1,21 +1,20 @@
 """manifest.json: the one file that says whether a cache directory is complete.
 
-It is always published last and atomically (tmp + fsync + os.replace), and it is marked
-incomplete before any split file is replaced, so a crash at any point leaves either the
-old complete cache or a cache that says it is incomplete — never a half-written one that
-claims to be whole. The fsync helpers live here because this is the module about
-publishing files durably.
+It is always published last and atomically (``core.atomic``: tmp + fsync + os.replace +
+directory fsync), and it is marked incomplete before any split file is replaced, so a crash at
+any point leaves either the old complete cache or a cache that says it is incomplete — never a
+half-written one that claims to be whole.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from errors import CacheError
+from core.atomic import write_json_atomic
+from core.errors import CacheError
 
 MANIFEST_NAME = "manifest.json"
 SPLITS = ("train", "val", "test")
@@ -34,30 +33,6 @@ MIRRORED_KEYS = (
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's (or directory's) data to disk so a rename after it is durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """fsync ``tmp``, rename it over ``final`` and fsync the directory: all-or-nothing on disk."""
-    fsync_path(tmp)
-    os.replace(tmp, final)
-    fsync_path(final.parent)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-    publish(tmp, path)
 
 
 def read_manifest(key_dir: Path) -> dict[str, Any] | None:
@@ -84,7 +59,7 @@ def read_manifest(key_dir: Path) -> dict[str, Any] | None:
 
 
 def write_manifest(key_dir: Path, manifest: dict[str, Any]) -> None:
-    write_json_atomic(Path(key_dir) / MANIFEST_NAME, manifest)
+    write_json_atomic(Path(key_dir) / MANIFEST_NAME, manifest, indent=1, sort_keys=True)
 
 
 def mark_incomplete(key_dir: Path) -> None:

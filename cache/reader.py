@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from cache.chunks import direct_reader
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
-from errors import CacheError
+from core.errors import CacheError
 
 
 def _hint(cache_dir: Path) -> str:

@@ -7,6 +7,7 @@ the format is defined once. See DESIGN §5.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,3 +213,14 @@ def foreign_storage(h5: h5py.File) -> list[str]:
 
     visit(h5, "")
     return found
+
+
+# Layout facts that readers (verify, info, train) need as much as the writers (shards, assembly).
+SHARD_DIR = "shards"  # <key_dir>/shards/*.h5: one file per extraction batch
+SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")  # one value per sequence
+_AUG_SUFFIX = re.compile(r"#a\d+$")  # data.sequence: copy K of a video is "<class>/<video>#aK"
+
+
+def video_of(sequence_id: str) -> str:
+    """``<class>/<video_id>`` of a sequence id: augmented copies belong to their video."""
+    return _AUG_SUFFIX.sub("", sequence_id)

@@ -24,9 +24,10 @@ import numpy as np
 from cache.diskfull import RESUME_ADVICE, disk_full_error
 from cache.guarded import h5_writer
 from cache.key import canonical_json
-from cache.manifest import now_iso, publish
+from cache.manifest import now_iso
 from cache.schema import (
     SCHEMA_VERSION,
+    SHARD_DIR,
     Dims,
     create_datasets,
     encode_id,
@@ -34,8 +35,8 @@ from cache.schema import (
     foreign_storage,
     write_attrs,
 )
+from core.atomic import publish
 
-SHARD_DIR = "shards"
 _COUNTER = itertools.count()
 _TMP_NAME = re.compile(r"^shard-\d+-(?P<host>.+)-(?P<pid>\d+)-\d+\.h5\.tmp$")
 _FOREIGN_TMP_MAX_AGE_S = 24 * 3600  # a tmp from another host is stale once this old

@@ -17,12 +17,20 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from cache.assemble import SCALAR_FIELDS, video_of
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.reader import attr_text
-from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
-from cache.shards import SHARD_DIR
-from errors import CacheError
+from cache.schema import (
+    SCALAR_FIELDS,
+    SCHEMA_VERSION,
+    SHARD_DIR,
+    Dims,
+    decode_id,
+    field_specs,
+    foreign_storage,
+    read_attrs,
+    video_of,
+)
+from core.errors import CacheError
 
 _SHOW = 5  # how many offending sequence indices a message lists
 # What h5py raises for damaged metadata or data (KeyError/ValueError for unreadable object headers).

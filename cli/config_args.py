@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from errors import UserError
+from core.errors import UserError
 
 _UNSET = object()
 
@@ -139,25 +139,3 @@ def _instantiate(cls: type, values: dict[str, Any]) -> Any:
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Plain-typed, flat dict of a config (Paths as str, tuples as lists): YAML- and JSON-safe."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            out.update(config_to_dict(v))
-        elif isinstance(v, Path):
-            out[f.name] = str(v)
-        elif isinstance(v, tuple):
-            out[f.name] = list(v)
-        else:
-            out[f.name] = v
-    return out
-
-
-def save_config(cfg: Any, path: Path) -> None:
-    """Write the resolved config beside an output, so a run can be repeated with ``--config``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

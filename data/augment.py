@@ -18,7 +18,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from errors import UserError
+from core.errors import UserError
 
 RECIPE_NAME = "gesture-sequence-aug/1"
 # INTER_AREA for both the plain resize and the augmented path, so copy 0 and copies k >= 1 share pixels'

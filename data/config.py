@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from errors import UserError
+from core.errors import UserError
 
 
 @dataclass

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from errors import UserError
+from core.atomic import publish
+from core.errors import UserError
 
 GENERATOR = "gesture-demo/1"
 MARKER = ".gesture-demo.json"  # hidden, so discovery ignores it
@@ -189,5 +190,5 @@ def write_demo_dataset(
     (staging / MARKER).write_text(json.dumps(marker, indent=1))
     if out.exists():
         shutil.rmtree(out)
-    os.replace(staging, out)
+    publish(staging, out)
     return out

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from core.errors import BadInputError, UserError
 from data.frames import probe_video
 from data.sequence import MAX_VIDEO_KEY_BYTES, Video
-from errors import BadInputError, UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.errors import BadInputError
 from data.sequence import Video
-from errors import BadInputError
 
 # Refuse images above this many pixels before decoding them: a 40 MP frame is already far beyond any
 # video frame, and a decompression bomb would otherwise take all memory.

@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.errors import BadInputError
 from data.frames import MAX_PIXELS, open_image, read_frames
 from data.sampling import sample_indices
 from data.sequence import Video
-from errors import BadInputError
 
 # A thumbnail this flat (e.g. a black fade-in frame) hashes to ~0 and would "match" every other flat frame.
 _MIN_THUMB_STD = 2.0

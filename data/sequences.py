@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from core.errors import BadInputError, UserError
 from data.config import DataConfig
 from data.discovery import Dataset, discover
 from data.leakage import LeakageReport, check_leakage
 from data.sampling import sample_indices
 from data.sequence import Sequence
 from data.splits import resolve_splits
-from errors import BadInputError, UserError
 
 
 def build_sequences(dataset: Dataset, assignment: dict[str, str], cfg: DataConfig) -> list[Sequence]:

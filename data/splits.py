@@ -7,7 +7,6 @@ on a person it trained on. Pre-split datasets (train/ val/ test/ folders) are us
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -16,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from core.atomic import write_json_atomic
+from core.errors import BadInputError, UserError
 from data.config import DataConfig
 from data.discovery import Dataset, compile_group_regex, group_of
 from data.sequence import Video
-from errors import BadInputError, UserError
 
 SPLITS = ("train", "val", "test")
 SPLIT_FORMAT = "gesture-splits/1"
@@ -131,7 +131,7 @@ def assign_splits(
 
 
 def save_splits(path: Path, assignment: dict[str, str], params: dict[str, Any]) -> None:
-    """Write the split with the parameters that made it, atomically (tmp + replace)."""
+    """Write the split with the parameters that made it, atomically (``core.atomic``)."""
     path = Path(path)
     payload = {
         "format": SPLIT_FORMAT,
@@ -139,13 +139,7 @@ def save_splits(path: Path, assignment: dict[str, str], params: dict[str, Any]) 
         "counts": {split: sum(1 for s in assignment.values() if s == split) for split in SPLITS},
         "assignment": dict(sorted(assignment.items())),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, payload, indent=1, default=str)
 
 
 def load_splits(path: Path) -> dict[str, str]:

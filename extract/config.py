@@ -51,8 +51,8 @@ class ExtractConfig:
     dtype: Literal["float16", "float32"] = field(
         default="float16", metadata={"help": "storage dtype of the float feature streams"}
     )
-    device: Literal["auto", "cpu", "cuda"] = field(
-        default="auto", metadata={"help": "where encoders run (auto: cuda when available)"}
+    device: str = field(
+        default="auto", metadata={"help": "where encoders run: auto (cuda when available), cpu, cuda, cuda:N"}
     )
     batch_size: int = field(
         default=2, metadata={"help": "sequences per encoder batch (frames per batch = this x --frames)"}

@@ -31,9 +31,9 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from cache.shards import ShardRef, ShardStore
-from errors import CacheError
+from core.errors import CacheError
+from core.ranks import Ranks
 from extract.plan import Plan, PlanItem
-from process_group import Ranks
 
 # NFS caches directory listings for up to ~60 s: wait that long for other nodes' shards to show.
 VISIBILITY_WAIT_S = 90.0

@@ -9,11 +9,11 @@ from typing import Any
 from cache.fingerprint import content_id, video_fingerprint
 from cache.key import extraction_key
 from cache.schema import SCHEMA_VERSION
+from core.errors import UserError
 from data.augment import SequenceAugmenter
 from data.discovery import Dataset
 from data.sequence import Sequence
 from data.sequences import prepare_sequences
-from errors import UserError
 from extract.config import ExtractConfig
 from extract.streams import NONE, StreamOptions, active_streams, resolve_models, resolve_revisions
 from models.encoders import encoder_identity

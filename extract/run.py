@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sys
 import time
 from contextlib import ExitStack
@@ -21,9 +20,12 @@ from cache.assemble import assemble_splits
 from cache.lock import CacheLock
 from cache.schema import SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
-from cli.config_args import config_to_dict, save_config
+from core.atomic import write_json_atomic
+from core.config import config_to_dict, save_config
+from core.device import resolve_device
+from core.errors import BadInputError, UserError
+from core.ranks import EXTRACT_TIMEOUT, process_group
 from data.splits import save_splits, split_params
-from errors import BadInputError, UserError
 from extract.config import ExtractConfig
 from extract.distributed import (
     SharedProgress,
@@ -37,7 +39,6 @@ from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_pl
 from extract.source import SequenceFrames, collate_items, worker_context
 from extract.streams import StreamOptions, resolve_revisions
 from models.encoders import Encoder, create_encoder
-from process_group import EXTRACT_TIMEOUT, process_group
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -49,15 +50,6 @@ class ExtractResult:
     reused: int = 0
     skipped: list[str] = field(default_factory=list)
     forward_calls: int = 0
-
-
-def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA device is available; use --device cpu")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
 
 
 def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
@@ -122,12 +114,6 @@ def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dims: Dims) -> dict[str, Any]:
@@ -265,13 +251,13 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             if cfg.workers:
                 worker_context()  # the worker server imports its libraries while the encoders build
-            frame_encoder = make_frame_encoder(
-                build_encoders(cfg), cfg, ranks.device(resolve_device(cfg.device))
-            )
+            frame_encoder = make_frame_encoder(build_encoders(cfg), cfg, resolve_device(cfg.device, ranks))
             dims = stream_dims(frame_encoder, cfg)
             if ranks.is_main:
-                _write_json_atomic(
-                    key_dir / "key.json", {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}
+                write_json_atomic(
+                    key_dir / "key.json",
+                    {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()},
+                    sort_keys=True,
                 )
             meta = _meta(cfg, plan, dims)
             frames = job.missing * cfg.dataset.frames

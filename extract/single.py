@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from cache.schema import Dims
+from core.device import resolve_device
+from core.errors import CacheError
 from data.augment import SequenceAugmenter
 from data.discovery import input_videos
 from data.frames import read_frames
 from data.sampling import sample_indices
-from errors import CacheError
 from extract.encode import FrameEncoder
-from extract.run import resolve_device
 from extract.streams import StreamOptions
 from models.encoders import Encoder, create_encoder
 

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import BadInputError
 from data.augment import SequenceAugmenter
 from data.frames import read_frames
 from data.sequence import Sequence
 from data.sequences import augmentation_seed
-from errors import BadInputError
 
 
 class SequenceFrames(Dataset):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the checkout; pytest imports it (pyproject `pythonpath`)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see pipeline.py
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from cache.key import extraction_key
 from cache.reader import CacheDataset, open_cache
 from cache.schema import SCHEMA_VERSION
-from errors import CacheError
+from core.errors import CacheError
 
 STREAMS = ("embeddings", "dino_cls", "dino_attention", "swav")
 

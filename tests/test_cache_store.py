@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import cache.assemble as assemble_mod
-import cache.manifest as manifest_mod
 import cache.shards as shards_mod
+import core.atomic
 from bench.synthetic import Sizes
 from cache.assemble import assemble_splits
 from cache.fingerprint import content_id, video_fingerprint
@@ -25,8 +25,8 @@ from cache.manifest import read_manifest
 from cache.reader import open_cache
 from cache.schema import Dims, field_specs
 from cache.shards import ShardStore
+from core.errors import CacheError
 from data.sequence import Video
-from errors import CacheError
 from extract.channels import CHANNEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,14 +285,14 @@ def test_assembly_is_a_noop_when_nothing_changed(key_dir: Path):
 def test_manifest_is_incomplete_during_assembly_and_written_last(key_dir: Path, monkeypatch):
     members, _ = write_cache(key_dir, LAYOUT)
     events: list[tuple[str, object]] = []
-    real_publish = manifest_mod.publish
+    real_publish = core.atomic.publish
 
     def spy(tmp: Path, final: Path) -> None:
         real_publish(tmp, final)
         state = read_manifest(key_dir)["complete"] if final.name == "manifest.json" else None
         events.append((final.name, state))
 
-    monkeypatch.setattr(manifest_mod, "publish", spy)
+    monkeypatch.setattr(core.atomic, "publish", spy)  # the manifest is written through core.atomic
     monkeypatch.setattr(assemble_mod, "publish", spy)
     swapped = {"train": members["train"], "val": members["val"][::-1], "test": []}
     assemble_splits(key_dir, swapped, CLASSES, meta_for(key_dir))

@@ -17,7 +17,7 @@ from cache.key import extraction_key
 from cache.reader import CacheDataset
 from cache.shards import ShardStore
 from cache.verify import verify_cache
-from errors import CacheError
+from core.errors import CacheError
 
 
 @pytest.fixture

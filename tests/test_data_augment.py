@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from data.augment import SequenceAugmenter, parse_flip_swap
-from errors import UserError
 
 CLASSES = ["push", "swipe_left", "swipe_right"]
 SIZE = 48

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 import data.discovery
+from core.errors import BadInputError
 from data.discovery import discover
 from data.frames import read_frames
-from errors import BadInputError
 
 
 def write_frames(folder: Path, video_id: str, count: int, size=(32, 24), ext="jpg") -> list[Path]:

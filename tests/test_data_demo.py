@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import BadInputError, UserError
 from data.config import DataConfig
 from data.demo import CLASSES, GROUP_REGEX, write_demo_dataset
 from data.discovery import discover
@@ -17,7 +18,6 @@ from data.frames import read_frames
 from data.sequences import augmentation_seed, build_sequences, prepare_sequences
 from data.splits import assign_splits
 from data.summary import summarize
-from errors import BadInputError, UserError
 
 
 @pytest.fixture(scope="module")

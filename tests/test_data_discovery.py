@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import BadInputError, UserError
 from data.discovery import discover, group_of
 from data.frames import read_frames
 from data.splits import assign_splits
-from errors import BadInputError, UserError
 
 
 def write_frame(path: Path, value: int, size: tuple[int, int] = (32, 24)) -> Path:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import BadInputError, UserError
 from data.config import DataConfig
 from data.discovery import discover
 from data.leakage import LeakageWarning, check_leakage, dhash
 from data.sampling import sample_indices
 from data.sequence import Video
 from data.splits import assign_splits, load_splits, resolve_splits, save_splits
-from errors import BadInputError, UserError
 
 # ---------------------------------------------------------------- sampling
 

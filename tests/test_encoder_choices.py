@@ -14,7 +14,7 @@ from conftest import tiny_extract_config
 import models.encoders.digest as digest
 from cache.inspect import cache_info
 from cache.verify import verify_cache
-from errors import UserError, WeightsUnavailableError
+from core.errors import UserError, WeightsUnavailableError
 from extract.plan import make_plan
 from extract.run import run as extract
 from models.encoders import create_encoder, encoder_identity, list_encoders

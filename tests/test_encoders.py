@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from errors import UserError, WeightsUnavailableError
+from core.errors import UserError, WeightsUnavailableError
 from extract.streams import preset_models, presets, roles
 from models.encoders import (
     DinoOutput,

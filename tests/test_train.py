@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 import types
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 import yaml
-from train_fixtures import CLASSES, write_synthetic_cache
+from train_fixtures import CLASSES, write_frames, write_synthetic_cache
 
-from errors import CacheError, WeightsUnavailableError
+from core.errors import CacheError, WeightsUnavailableError
 from extract.channels import CHANNEL_NAMES
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
@@ -45,21 +47,28 @@ def single_thread():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, single_thread):
-    """Two identical-seed runs of the full model, trained with encoders and images made unreachable."""
+    """Two identical-seed runs of the full model, with encoders unreachable and the dataset's frames
+    on disk, where any image opened outside the final DINO overlay plot fails the run."""
     root = tmp_path_factory.mktemp("train")
-    cache = write_synthetic_cache(root / "cache")
-    opened = []
-
-    def no_images(*args, **kwargs):
-        opened.append(args)
-        raise AssertionError("train must not open images")
+    cache = write_synthetic_cache(root / "cache", data_root=str(root / "data"))
+    write_frames(cache, root / "data", (0, 200, 0), size=(16, 12))
+    opened: dict[str, list] = {"overlay": [], "elsewhere": []}
 
     with pytest.MonkeyPatch.context() as mp:
         for mod in [m for m in sys.modules if _forbidden(m)]:
             mp.delitem(sys.modules, mod)
         import PIL.Image
 
-        mp.setattr(PIL.Image, "open", no_images)
+        real_open = PIL.Image.open
+
+        def only_for_the_overlay(fp, *args, **kwargs):
+            if any(frame.name == "plot_dino_attention" for frame in traceback.extract_stack()):
+                opened["overlay"].append(fp)
+                return real_open(fp, *args, **kwargs)
+            opened["elsewhere"].append(fp)
+            raise AssertionError(f"train must not open images: {fp}")
+
+        mp.setattr(PIL.Image, "open", only_for_the_overlay)
         run_a = run_train(_cfg(cache, root / "runs", "a"))
         run_b = run_train(_cfg(cache, root / "runs", "b"))
         imported = sorted(m for m in sys.modules if _forbidden(m))
@@ -76,7 +85,10 @@ def test_run_dir_holds_every_output(runs):
 
 def test_train_imports_no_encoder_and_opens_no_image(runs):
     assert runs.imported == []
-    assert runs.opened == []
+    # Epochs read the cache only. The dataset's frames are there (the final DINO figure drew some
+    # of them under the maps: a few per split and run), yet nothing else opened one.
+    assert runs.opened["elsewhere"] == []
+    assert 0 < len(runs.opened["overlay"]) <= 2 * 2 * 4 * 5  # runs x (val, test) x sequences x frames
 
 
 def test_model_learns_the_synthetic_task(runs):
@@ -224,8 +236,18 @@ def test_early_stopping_stops_after_patience_epochs(tmp_path, single_thread):
     assert len(_csv(run / "metrics.csv")) == info["epochs_run"]
 
 
-def test_dino_attention_plot_overlays_the_original_frames(tmp_path, monkeypatch):
+def _colour_pixels(png: Path, rgb: tuple[int, int, int], tol: int = 12) -> np.ndarray:
+    """x coordinates of the pixels of ``png`` within ``tol`` of ``rgb`` (per channel)."""
     from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int16)  # (H, W, 3)
+    near = (np.abs(pixels - np.array(rgb, dtype=np.int16)) <= tol).all(axis=-1)
+    return np.nonzero(near)[1]
+
+
+def test_dino_attention_plot_overlays_the_original_frames(tmp_path):
+    from matplotlib import colormaps
 
     from train.plots import plot_dino_attention
 
@@ -233,21 +255,30 @@ def test_dino_attention_plot_overlays_the_original_frames(tmp_path, monkeypatch)
     cache = write_synthetic_cache(
         tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0}, data_root=str(frames_root)
     )
-    for i, cls in enumerate(CLASSES):  # the val videos the cache refers to: <class>/val00<i>
-        folder = frames_root / cls
-        folder.mkdir(parents=True)
-        for n in range(8):
-            Image.new("RGB", (32, 24), (40 * n, 80 * i, 120)).save(folder / f"val{i:03d}_frame_{n}.png")
-    opened = []
-    real_open = Image.open
-    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    green = np.array([0, 200, 0])
+    write_frames(cache, frames_root, tuple(green))
+    with h5py.File(cache / "val.h5", "r+") as f:  # attention on the left half of every frame only
+        attn = np.zeros(f["dino_attention"].shape, np.float32)  # (N, T, h, w)
+        attn[..., : attn.shape[-1] // 2] = 1.0
+        f["dino_attention"][...] = attn
     config = json.loads((cache / "manifest.json").read_text())["config"]
     out = plot_dino_attention(cache / "val.h5", config, tmp_path / "overlay.png", "DINO attention")
-    assert out is not None and out.read_bytes()[:4] == b"\x89PNG"
-    assert len(opened) > 0  # the frames were read and drawn under the maps
-    opened.clear()
-    plot_dino_attention(cache / "val.h5", {"data": str(tmp_path / "gone")}, tmp_path / "maps.png", "DINO")
-    assert opened == [] and (tmp_path / "maps.png").stat().st_size > 0
+
+    # The map (inferno, alpha 0.55) blended over the green frames: high and low attention give two
+    # colours that neither the frames nor the colour bar contain.
+    inferno = colormaps["inferno"]
+    high, low = (
+        tuple((0.55 * 255 * np.array(inferno(v)[:3]) + 0.45 * green).round().astype(int)) for v in (1.0, 0.0)
+    )
+    high_x, low_x = _colour_pixels(out, high), _colour_pixels(out, low)
+    assert len(high_x) > 2000 and len(low_x) > 2000, (len(high_x), len(low_x))
+    assert high_x.mean() < low_x.mean()  # the attention sits on the left of each frame, as cached
+
+    maps_only = plot_dino_attention(
+        cache / "val.h5", {"data": str(tmp_path / "gone")}, tmp_path / "maps.png", "DINO"
+    )
+    assert len(_colour_pixels(maps_only, high)) == 0  # no frame under the maps when the data is gone
+    assert len(_colour_pixels(maps_only, tuple(round(255 * c) for c in inferno(1.0)[:3]))) > 2000
 
 
 def test_evaluate_refuses_a_split_holding_videos_the_model_trained_on(runs, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from errors import CacheError
+from core.errors import CacheError
 from train.prefetch import ThreadPrefetcher
 from train.runtime import make_loader
 

@@ -119,3 +119,25 @@ def _create_empty(f: h5py.File, dims: Dims) -> None:
     for name, (shape, dtype) in field_specs(dims).items():
         extra = {"chunks": (1, *shape), "compression": "gzip"} if shape else {}
         f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, **extra)
+
+
+def write_frames(key_dir: Path, data_root: Path, color: tuple[int, int, int], size=(32, 24)) -> int:
+    """The original frames of every sequence in a synthetic cache, as one-colour PNGs; return the count.
+
+    Laid out as the dataset the manifest's ``config.data`` names: ``<class>/<video>_frame_<n>.png``.
+    """
+    from PIL import Image
+
+    manifest = json.loads((Path(key_dir) / "manifest.json").read_text())
+    frames = int(manifest["config"]["frames"])
+    image = Image.new("RGB", size, color)
+    written = 0
+    for split in manifest["splits"].values():
+        for sequence_id in split["sequence_ids"]:
+            cls, video = sequence_id.split("/")
+            folder = Path(data_root) / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(frames):
+                image.save(folder / f"{video}_frame_{n}.png")
+                written += 1
+    return written

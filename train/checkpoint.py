@@ -8,20 +8,16 @@ extraction), the videos it was trained on, and the best metric.
 
 from __future__ import annotations
 
-import json
-import os
 import pickle
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cache.assemble import video_of
-from cache.manifest import fsync_path
-from errors import CacheError, UserError
+from cache.schema import video_of
+from core.atomic import atomic_path
+from core.errors import CacheError, UserError
 
 CHECKPOINT_FORMAT = "gesture-heads/1"
 # Manifest entries that must agree between a checkpoint and any cache it is evaluated on.
@@ -33,34 +29,6 @@ _WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write faile
 
 class CheckpointError(UserError):
     """A checkpoint file that is missing, unreadable or not one of ours."""
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success fsync it and os.replace it into place.
-
-    A crash mid-write leaves the previous file intact instead of a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent)  # the rename itself survives a power cut, not only a kill
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -160,16 +128,3 @@ def _describe(key: str, want: Any, got: Any) -> str:
 def _short(items: list[Any], limit: int = 6) -> str:
     head = ",".join(str(x) for x in items[:limit])
     return f"[{head}{',…' if len(items) > limit else ''}]"
-
-
-def plain(obj: Any) -> Any:
-    """Deep-copy to types weights_only can load (dict/list/str/int/float/bool/None); Paths → str."""
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if obj is None or isinstance(obj, str | bool | int | float):
-        return obj
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    return str(obj)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ class TrainConfig:
     patience: int = _f(10, "stop after this many epochs without improvement (0 disables)")
     metric: Literal["acc", "f1", "loss"] = _f("acc", "validation metric that picks best.pt")
     seed: int = _f(0, "seed for weights, shuffling and dropout")
-    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+    device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
     workers: int = _f(0, "DataLoader worker processes (0: read in a background thread, best on few cores)")
     preload: bool = _f(True, "decode the cache into memory once when it fits")
     hidden: int = _f(128, "hidden size of the heads")
@@ -46,7 +46,7 @@ class EvaluateConfig:
     checkpoint: Path = field(metadata={"help": "checkpoint file (best.pt or last.pt of a run)"})
     split: Literal["val", "test"] = _f("val", "cache split to evaluate")
     cache: Path | None = _f(None, "cache key directory (default: the one the checkpoint was trained on)")
-    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+    device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
     out: Path | None = _f(None, "directory for report.json and plots (default: the checkpoint's folder)")
 
 
@@ -59,7 +59,7 @@ class PredictConfig:
         default=(), metadata={"help": "video files or frame folders to classify", "positional": True}
     )
     top_k: int = _f(3, "number of classes to print per input")
-    device: Literal["auto", "cpu", "cuda"] = _f("auto", "compute device (auto: cuda when available)")
+    device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
 
 
 @dataclass
@@ -67,16 +67,3 @@ class RunsConfig:
     """`pipeline.py runs`: compare finished runs."""
 
     runs_dir: Path = _f(Path("artifacts/runs"), "directory holding the run folders")
-
-
-def to_plain(cfg: Any) -> dict[str, Any]:
-    """Config as plain types (Paths → str, tuples → lists) for YAML and weights_only checkpoints."""
-    out: dict[str, Any] = {}
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if isinstance(v, Path):
-            v = str(v)
-        elif isinstance(v, tuple):
-            v = list(v)
-        out[f.name] = v
-    return out

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from process_group import Ranks
+from core.ranks import Ranks
 from train.loop import EvalOutputs
 
 

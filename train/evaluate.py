@@ -10,9 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from errors import CacheError
+from core.atomic import write_json_atomic
+from core.device import resolve_device
+from core.errors import CacheError
 from models.heads.model import GestureModel
-from train.checkpoint import check_compatible, check_unseen, load_checkpoint, write_json_atomic
+from train.checkpoint import check_compatible, check_unseen, load_checkpoint
 from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
 from train.metrics import attention_stats, classification_summary
@@ -21,7 +23,6 @@ from train.runtime import (
     make_loader,
     open_manifest,
     precision_for,
-    resolve_device,
     split_count,
     split_dataset,
     split_path,

@@ -13,23 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 from tqdm import tqdm
 
-from errors import BadInputError, CacheError
+from core.atomic import atomic_path, write_json_atomic
+from core.config import config_to_dict, save_config, to_plain
+from core.device import resolve_device
+from core.errors import BadInputError, CacheError
+from core.ranks import Ranks, bar_disable, process_group
 from models.heads.model import GestureModel, ModelArgs
 from models.heads.normalize import feature_statistics
-from process_group import Ranks, bar_disable, process_group
 from train.checkpoint import (
     cache_record,
-    plain,
     save_checkpoint,
     trained_videos,
-    write_json_atomic,
-    write_text_atomic,
 )
-from train.config import TrainConfig, to_plain
+from train.config import TrainConfig
 from train.distributed import (
     eval_sampler,
     gather_epoch,
@@ -51,7 +50,6 @@ from train.runtime import (
     make_loader,
     open_manifest,
     precision_for,
-    resolve_device,
     split_count,
     split_dataset,
 )
@@ -126,7 +124,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     Under torchrun, rank 0 creates the run folder and computes the feature statistics, and every
     rank gets both (train/distributed.py).
     """
-    device = ranks.device(resolve_device(cfg.device))
+    device = resolve_device(cfg.device, ranks)
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
     try:  # the choices come from the cache: its recorded fields and the registered heads
@@ -150,7 +148,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     run_dir = ranks.from_main(lambda: _make_run_dir(cfg))
     resolved = replace(cfg, name=run_dir.name, device=device.type)
     if ranks.is_main:
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_plain(resolved), sort_keys=False))
+        save_config(resolved, run_dir / "config.yaml")
 
     model = GestureModel(args)
     stats_loader = make_loader(train_ds, 64, False, cfg.seed, cfg.workers, torch.device("cpu"))
@@ -175,11 +173,11 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     )
     base = {
         "model_args": args.to_dict(),
-        "config": to_plain(resolved),
+        "config": config_to_dict(resolved),
         "class_names": list(manifest["class_names"]),
         "cache_key": str(manifest["key"]),
         "cache_path": str(cache_dir.resolve()),  # evaluate finds the cache from another working dir
-        "cache": plain(cache_record(manifest)),
+        "cache": to_plain(cache_record(manifest)),
         "trained_videos": trained_videos(train_ds.sequence_ids),  # evaluate refuses a re-split cache
         "versions": {"torch": str(torch.__version__)},
     }
@@ -275,12 +273,12 @@ def _payload(
 ) -> dict[str, Any]:
     """A checkpoint: tensors plus plain types only, so weights_only loading works."""
     return {
-        **plain(run.base),
+        **to_plain(run.base),
         "state_dict": state,
         "epoch": epoch,
-        "train_metrics": plain(train_metrics),
-        "val_metrics": plain(val_metrics),
-        "best_metric": plain({k: best[k] for k in ("metric", "split", "value", "epoch")}),
+        "train_metrics": to_plain(train_metrics),
+        "val_metrics": to_plain(val_metrics),
+        "best_metric": to_plain({k: best[k] for k in ("metric", "split", "value", "epoch")}),
     }
 
 
@@ -324,13 +322,11 @@ def _make_run_dir(cfg: TrainConfig) -> Path:
 
 def _write_csv(path: Path, history: list[dict[str, Any]]) -> None:
     """Rewritten whole each epoch (tiny) so a crash never leaves a half line."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for row in history:
             writer.writerow([_fmt(row[c]) for c in CSV_COLUMNS])
-    tmp.replace(path)
 
 
 def _fmt(v: Any) -> str:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from process_group import bar_disable
+from core.ranks import bar_disable
 from train.metrics import epoch_metrics
 from train.runtime import Loader, Precision
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cache.schema import decode_id  # noqa: E402
-from errors import UserError  # noqa: E402
+from core.errors import UserError  # noqa: E402
 
 DPI = 130
 

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from errors import BadInputError
+from core.device import resolve_device
+from core.errors import BadInputError
 from train.checkpoint import load_checkpoint
 from train.config import PredictConfig
 from train.evaluate import model_from_checkpoint
-from train.runtime import precision_for, resolve_device
+from train.runtime import precision_for
 
 
 def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from errors import BadInputError
+from core.errors import BadInputError
 
 COLUMNS = ("name", "streams", "epochs", "lr", "seed", "best", "test acc")
 

@@ -24,14 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cache.reader import CacheDataset, open_cache
 from cache.schema import Dims
-from errors import CacheError, UserError
+from core.errors import CacheError
 from train.prefetch import ThreadPrefetcher
 
 Loader = DataLoader | ThreadPrefetcher
-
-
-class DeviceUnavailableError(UserError):
-    """The requested device (cuda) is not present on this machine."""
 
 
 def seed_everything(seed: int) -> None:
@@ -67,19 +63,6 @@ def deterministic_run(seed: int) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
         torch.backends.cudnn.benchmark = previous[2]
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" → cuda when available, else cpu. Asking for cuda without one is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(
-            "--device cuda was requested but no CUDA GPU is visible; use --device cpu"
-        )
-    if name not in ("cpu", "cuda"):
-        raise DeviceUnavailableError(f"unknown --device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
 
 
 @dataclass

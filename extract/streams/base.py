@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from cache.schema import FieldSpec
-from errors import UserError
+from core.errors import UserError
 
 NONE = "none"  # ``--encoders hands=none``: the role is not run, its stream's datasets are absent
 
@@ -214,4 +214,3 @@ def stream_fields(
             f"two streams declare the same dataset: {sorted(n for n in names if names.count(n) > 1)}"
         )
     return tuple(out)
-

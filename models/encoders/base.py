@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from errors import WeightsUnavailableError
+from core.errors import WeightsUnavailableError
 
 from .weights import LocalWeights, WeightSource, resolve_weights
 

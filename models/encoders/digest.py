@@ -4,7 +4,7 @@ A weight file is hundreds of MB, and its digest is part of every cache key that 
 every ``extract`` would cost seconds each time. The memo maps a file's absolute path to its size, mtime_ns
 and digest; a file whose size or mtime changed is hashed again. The memo lives in the user cache folder
 (``$XDG_CACHE_HOME/gesture-cache/weights-sha256.json``, or ``GESTURE_DIGEST_MEMO``) and is rewritten
-atomically, so concurrent runs can at worst lose each other's entries, never corrupt the file.
+atomically (core/atomic.py), so a crash never leaves a damaged memo.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
+
+from core.atomic import write_json_atomic
 
 _CHUNK = 1 << 20
 
@@ -59,10 +61,7 @@ def file_sha256(path: Path) -> str:
     digest = _hash_file(path)
     memo[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
     try:
-        memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_file.with_name(f"{memo_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, memo_file)
+        write_json_atomic(memo_file, memo, indent=1, sort_keys=True)
     except OSError:
         pass  # a read-only home still works: the digest is just computed again next time
     return digest

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from errors import WeightsUnavailableError
+from core.errors import WeightsUnavailableError
 
 from .digest import file_sha256
 

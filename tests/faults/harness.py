@@ -78,8 +78,11 @@ class Zygote:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self._stderr = open(workdir / "zygote.log", "w")  # noqa: SIM115  (closed in close())
+        # The zygote imports what pytest imports: the checkout (pyproject `pythonpath`) and tests/.
+        path = os.pathsep.join(filter(None, (str(ROOT), str(HERE.parent), os.environ.get("PYTHONPATH"))))
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "zygote.py")],
+            [sys.executable, "-m", "faults.zygote"],
+            env={**os.environ, "PYTHONPATH": path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

@@ -25,7 +25,7 @@ from PIL import Image
 
 import data.frames
 from cache.verify import verify_cache
-from errors import UserError
+from core.errors import UserError
 from extract.run import run
 from faults.harness import (
     assert_user_error_line,

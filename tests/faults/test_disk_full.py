@@ -18,7 +18,7 @@ import pytest
 import cache.shards
 from cache.reader import open_cache
 from cache.verify import verify_cache
-from errors import CacheError, UserError
+from core.errors import CacheError, UserError
 from extract.run import run
 from faults.harness import (
     TOTAL_DEMO_SEQUENCES,

@@ -20,7 +20,7 @@ from train_fixtures import write_synthetic_cache
 from cache.assemble import assemble_splits
 from cache.reader import open_cache
 from cache.verify import verify_cache
-from errors import CacheError
+from core.errors import CacheError
 from faults import synthetic
 from faults.harness import assert_same_arrays, manifest_of, split_arrays
 from train.checkpoint import load_checkpoint

@@ -1,10 +1,11 @@
 """A warm interpreter that forks CLI runs, so each kill -9 trial does not pay ~6 s of imports.
 
-Run as a script by ``faults.harness.Zygote``. The children it forks call ``pipeline.main(argv)``
-(exactly what ``python pipeline.py ARGV`` calls after its imports) or a ``module:function``, in a
-fresh process with its own pid, stdout/stderr redirected to a log file. An uncaught exception
-prints its traceback and exits 1, and native libraries shut down as in a real process (a crash at
-exit shows as a signal), so exit-status and "no Traceback" checks stay meaningful.
+Run as ``python -m faults.zygote`` by ``faults.harness.Zygote``. The children it forks call
+``pipeline.main(argv)`` (exactly what ``python pipeline.py ARGV`` calls after its imports) or a
+``module:function``, in a fresh process with its own pid, stdout/stderr redirected to a log file.
+An uncaught exception prints its traceback and exits 1, and native libraries shut down as in a
+real process (a crash at exit shows as a signal), so exit-status and "no Traceback" checks stay
+meaningful.
 
 Protocol, one JSON object per line. Requests on stdin::
 
@@ -31,11 +32,7 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT), str(HERE.parent)]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _reply_fd = os.dup(1)

@@ -21,3 +21,7 @@ class CacheError(UserError):
 
 class WeightsUnavailableError(UserError):
     """Pretrained weights are neither cached locally nor reachable."""
+
+
+class DeviceUnavailableError(UserError):
+    """A ``--device`` that names no usable device (CUDA asked for but absent, or a bad name)."""

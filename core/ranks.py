@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from errors import UserError
+from core.errors import UserError
 
 T = TypeVar("T")
 
@@ -57,12 +57,6 @@ class Ranks:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def device(self, base: torch.device) -> torch.device:
-        """``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun; other devices pass through."""
-        if base.type != "cuda" or not self.distributed:
-            return base
-        return torch.device("cuda", self.local_rank)
 
     def broadcast(self, obj: T | None) -> T:
         """Rank 0's ``obj`` on every rank."""
@@ -125,7 +119,7 @@ class Ranks:
 
 
 def _backend(device: str) -> str:
-    wants_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    wants_cuda = (device == "auto" or device.startswith("cuda")) and torch.cuda.is_available()
     return "cpu:gloo,cuda:nccl" if wants_cuda else "gloo"
 
 
