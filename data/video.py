@@ -127,6 +127,15 @@ class _Keyframes:
         since_last = position - self.last if self.last is not None else 0
         return max(_MIN_SEEK_GAP, self.widest, since_last)
 
+    def worth_seeking(self, position: int, target: int) -> bool:
+        """Whether a keyframe (probably) lies after ``position`` and at or before ``target``, so that a
+        seek skips frames a forward decode would pay for. Spacing unknown: only a jump of more than a
+        lower bound of it is taken to pass one."""
+        if self.widest and self.last is not None and position > self.last:
+            predicted = self.last + (target - self.last) // self.widest * self.widest  # regular GOPs
+            return predicted > position and target - position > _MIN_SEEK_GAP // 2
+        return target - position > self.gap_bound(position)
+
 
 def _open_stream(path: Path, thread_type: str) -> tuple[Any, Any]:
     import av  # lazy: only datasets of video files pay for PyAV
@@ -171,7 +180,7 @@ def _read_pass(
         while k < len(wanted):
             target = wanted[k]
             # Frame 0 is always decoded first: it fixes the clock's start before any seek.
-            ahead = target - position > keyframes.gap_bound(position)
+            ahead = keyframes.worth_seeking(position, target)
             if clock is not None and last is not None and position >= 0 and ahead and target != pinned:
                 if seeks_left <= 0:
                     raise _NotConstantRate
