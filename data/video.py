@@ -73,8 +73,9 @@ def upright(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(array, quarter_turns)) if quarter_turns else array
 
 
-class _NotConstantRate(Exception):
-    """Timestamps do not name frame indices here; only counting from the first frame is right."""
+class _SeekUnreliable(Exception):
+    """Timestamps do not name frame indices here (variable rate, broken timestamps), or seeking misbehaves:
+    only counting from the first frame is right."""
 
 
 @dataclass
@@ -100,13 +101,13 @@ class _Clock:
 
     def index(self, pts: int | None) -> int:
         if pts is None:
-            raise _NotConstantRate
+            raise _SeekUnreliable
         if self.start is None:
             self.start = int(pts)  # the first frame of a pass from the beginning
         exact = (pts - self.start) / self.ticks_per_frame
         nearest = round(exact)
         if abs(exact - nearest) > _PTS_TOLERANCE:
-            raise _NotConstantRate
+            raise _SeekUnreliable
         return int(nearest)
 
 
@@ -183,24 +184,24 @@ def _read_pass(
             ahead = keyframes.worth_seeking(position, target)
             if clock is not None and last is not None and position >= 0 and ahead and target != pinned:
                 if seeks_left <= 0:
-                    raise _NotConstantRate
+                    raise _SeekUnreliable
                 aim = pinned = target  # one seek per target: one that lands short is decoded forward
                 frames, position = _seek(container, stream, clock.pts(aim), keyframes), -1
                 seeks_left -= 1
             frame = next(frames, None)
             if frame is None:
                 if position < 0:
-                    raise _NotConstantRate  # a seek past the real end: only counting finds the length
+                    raise _SeekUnreliable  # a seek past the real end: only counting finds the length
                 break
             COUNTER.video_frames += 1
             index = position if clock is None else clock.index(frame.pts)
             if position >= 0 and index != position:
-                raise _NotConstantRate  # timestamps and frame counting disagree
+                raise _SeekUnreliable  # timestamps and frame counting disagree
             if position < 0 and index > target:
                 # Demuxers that seek by decode timestamps (B-frames) or by byte estimates (MPEG-PS)
                 # can land after the target: aim earlier, stepping back further each time.
                 if seeks_left <= 0:
-                    raise _NotConstantRate
+                    raise _SeekUnreliable
                 aim = max(0, aim - max(target - aim, index - target, 1))
                 frames = _seek(container, stream, clock.pts(aim), keyframes)
                 seeks_left -= 1
@@ -237,7 +238,7 @@ def read_video(
     try:
         try:
             out, count, tail = _read_pass(path, wanted, seek, thread_type)
-        except _NotConstantRate:
+        except _SeekUnreliable:
             out, count, tail = _read_pass(path, wanted, False, thread_type)
     except BadInputError:
         raise

@@ -3,6 +3,7 @@ frames a decode from the start returns, several segments in one pass, only the w
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -79,7 +80,7 @@ def video_of(path: Path, num_frames: int) -> Video:
 
 @pytest.mark.skipif(
     not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
-    reason="this PyAV cannot write a display matrix (set_display_rotation is PyAV >= 17)",
+    reason="this PyAV cannot write a display matrix (VideoStream.set_display_rotation)",
 )
 @pytest.mark.parametrize("degrees", [90, -90])
 def test_display_matrix_turns_frames_upright(tmp_path, degrees):
@@ -201,3 +202,31 @@ def test_only_the_wanted_frames_of_a_folder_are_opened(tmp_path):
     clip = read_segments(frames, [np.array([3, 150, 150, 299])], len(frames))[0]
     assert COUNTER.images == 3
     assert clip[:, 0, 0, 0].tolist() == [3, 150, 150, 299 % 250]
+
+
+def test_variable_frame_rate_falls_back_to_counting_frames(tmp_path):
+    # Timestamps 40 or 80 ms apart at random: a seek by timestamp would name the wrong frames.
+    path = tmp_path / "vfr.mkv"
+    frames = moving_frames(40)
+    gaps = np.random.default_rng(0).choice([40, 80], size=len(frames))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = 5
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for frame, pts in zip(frames, np.cumsum(gaps) - gaps[0], strict=True):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = int(pts), Fraction(1, 1000)
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    full = read_video(path, list(range(40)), 40, seek=False)
+    wanted = [2, 25, 33, 39]
+
+    got = read_video(path, wanted, 40)
+
+    assert all(np.array_equal(got[i], full[i]) for i in wanted)
+    for i in wanted:  # and they are the frames written there: each is nearest to its own original
+        distances = [np.abs(got[i].astype(int) - f.astype(int)).mean() for f in frames]
+        assert int(np.argmin(distances)) == i
