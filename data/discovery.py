@@ -3,7 +3,7 @@
 Layouts::
 
     root/<class>/<video_id>_frame_<n>.jpg      frames, grouped by video_id, ordered by the number n
-    root/<class>/<video_id>.mp4                video files (.mp4 .avi .mov .webm)
+    root/<class>/<video_id>.mp4                video files (data.video.VIDEO_EXTENSIONS, any letter case)
     root/{train,val,test}/<class>/...          pre-split: the split of every video is taken as given
 """
 
@@ -19,9 +19,9 @@ from tqdm import tqdm
 from core.errors import BadInputError, UserError
 from data.frames import probe_video
 from data.sequence import MAX_VIDEO_KEY_BYTES, Video
+from data.video import VIDEO_EXTENSIONS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm"})
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 FRAME_NAME = re.compile(r"^(?P<video_id>.+)_frame_(?P<number>\d+)$")
 # Files that operating systems drop into folders; never the user's data.

@@ -7,20 +7,20 @@ bad frame is the user's to fix, not a bug.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from core.errors import BadInputError
 from data.sequence import Video
+from data.video import COUNTER, THREAD_TYPE, read_video
 
 # Refuse images above this many pixels before decoding them: a 40 MP frame is already far beyond any
 # video frame, and a decompression bomb would otherwise take all memory.
 MAX_PIXELS = 40_000_000
-
-# Metadata frame counts of some containers are off by a frame or two; a larger shortfall means damage.
-_VIDEO_SHORTFALL_FRACTION = 0.05
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -69,6 +69,7 @@ def load_image(path: Path) -> np.ndarray:
         ) from None
     if size == 0:
         raise BadInputError(f"{path}: is empty (0 bytes); re-export the frame or delete it")
+    COUNTER.images += 1
     try:
         with open_image(path) as image:
             width, height = image.size
@@ -128,7 +129,9 @@ def probe_video(path: Path) -> int:
             stream = container.streams.video[0]
             count = int(stream.frames or 0)
             if count <= 0:
+                stream.thread_type = THREAD_TYPE
                 count = sum(1 for _ in container.decode(stream))
+                COUNTER.video_frames += count
     except BadInputError:
         raise
     except PermissionError:
@@ -140,76 +143,81 @@ def probe_video(path: Path) -> int:
     return count
 
 
-def _decode_video(path: Path, wanted: np.ndarray, expected: int) -> dict[int, np.ndarray]:
-    """Decode frames ``wanted`` (sorted unique) in one pass, stopping after the last one needed."""
-    import av
-
-    out: dict[int, np.ndarray] = {}
-    wanted_set = set(int(i) for i in wanted)
-    last_wanted = int(wanted[-1])
-    decoded = 0
-    last_frame = None
-    last_array: np.ndarray | None = None
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadInputError(
-                    f"{path}: has no video stream (truncated or not a video); re-encode or delete it"
-                )
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(stream)):
-                decoded = index + 1
-                last_frame = frame
-                if index in wanted_set:
-                    out[index] = frame.to_ndarray(format="rgb24")  # (H, W, 3)
-                if index >= last_wanted:
-                    break
-            # Kept only when the video ran out early, to stand in for the missing frames below.
-            short = last_frame is not None and decoded <= last_wanted
-            last_array = last_frame.to_ndarray(format="rgb24") if short else None
-    except BadInputError:
-        raise
-    except PermissionError:
-        raise BadInputError(f"{path}: cannot be read (permission denied); fix its permissions") from None
-    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise _undecodable(path, error) from None
-    if decoded == 0:
-        raise BadInputError(f"{path}: has no decodable frames; re-encode or delete it")
-    if decoded <= last_wanted:
-        shortfall = expected - decoded
-        if shortfall > max(2, _VIDEO_SHORTFALL_FRACTION * expected):
-            raise BadInputError(
-                f"{path}: only {decoded} of its {expected} frames decode (truncated or corrupt); "
-                "re-encode it or delete it"
-            )
-        # A metadata count a frame or two too high: stand in the last real frame for the missing ones.
-        for index in wanted_set:
-            out.setdefault(index, last_array)
-    return out
+# A source is a video file, or the frame files of a folder in source order (index i = frames[i]).
+Source = Path | tuple[Path, ...]
 
 
-def read_frames(video: Video, indices: np.ndarray) -> np.ndarray:
+def read_source(source: Source, wanted: Iterable[int], num_frames: int) -> dict[int, np.ndarray]:
+    """Frames ``wanted`` (source indices) of ``source``, each (H, W, 3) uint8 RGB, by index.
+
+    A video is opened once and read forward, seeking past what no one wants (data/video.py); of a
+    frame folder only the wanted images are opened.
+    """
+    unique = sorted({int(i) for i in wanted})
+    if not unique:
+        return {}
+    if unique[0] < 0 or unique[-1] >= num_frames:
+        raise ValueError(f"indices must lie in [0, {num_frames}) for {_describe(source)}")
+    if isinstance(source, Path):
+        return read_video(source, unique, num_frames)
+    return {i: load_image(source[i]) for i in unique}
+
+
+def read_segments(
+    source: Source, segments: Sequence[np.ndarray], num_frames: int, image_size: int | None = None
+) -> list[np.ndarray]:
+    """Several index arrays of one source (sequences, segments of one recording) read in one pass:
+    one (T_i, H, W, 3) uint8 array per array of ``segments``, each distinct frame decoded once.
+
+    Frames of one array that differ in size are each resized to ``image_size`` (square; the first
+    frame's size when None), with a one-line warning naming the folder, rather than stopping the run.
+    """
+    arrays = [np.asarray(indices, dtype=np.int64) for indices in segments]
+    for indices in arrays:
+        if indices.ndim != 1 or indices.size == 0:
+            raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
+    decoded = read_source(source, (int(i) for a in arrays for i in a), num_frames)
+    return [_stack(source, indices, [decoded[int(i)] for i in indices], image_size) for indices in arrays]
+
+
+def read_frames(video: Video, indices: np.ndarray, image_size: int | None = None) -> np.ndarray:
     """Frames ``indices`` (T,) of ``video`` as (T, H, W, 3) uint8 RGB; each distinct frame is decoded once."""
-    indices = np.asarray(indices, dtype=np.int64)
-    if indices.ndim != 1 or indices.size == 0:
-        raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
-    if indices.min() < 0 or indices.max() >= video.num_frames:
-        raise ValueError(f"indices must lie in [0, {video.num_frames}) for {video.key}")
-    unique = np.unique(indices)
-    if video.video_file is not None:
-        decoded = _decode_video(video.video_file, unique, video.num_frames)
-        names = {int(i): f"{video.video_file} (frame {int(i)})" for i in unique}
-    else:
-        decoded = {int(i): load_image(video.frames[int(i)]) for i in unique}
-        names = {int(i): str(video.frames[int(i)]) for i in unique}
-    first = int(unique[0])
-    ref_h, ref_w = decoded[first].shape[:2]
-    for index in (int(i) for i in unique):
-        height, width = decoded[index].shape[:2]
-        if (height, width) != (ref_h, ref_w):
-            raise BadInputError(
-                f"{names[index]}: is {width}x{height} but {names[first]} is {ref_w}x{ref_h}; "
-                "all frames of one video must have the same size, so resize them"
-            )
-    return np.stack([decoded[int(i)] for i in indices])  # (T, H, W, 3)
+    return read_segments(source_of(video), [indices], video.num_frames, image_size)[0]
+
+
+def source_of(video: Video) -> Source:
+    return video.video_file if video.video_file is not None else tuple(video.frames)
+
+
+def _describe(source: Source) -> str:
+    """The file or folder a user would look at: the video, or the folder of the frames."""
+    return str(source) if isinstance(source, Path) else str(Path(source[0]).parent)
+
+
+def _stack(
+    source: Source, indices: np.ndarray, frames: list[np.ndarray], image_size: int | None
+) -> np.ndarray:
+    """(T, H, W, 3): frames of one size as they are; of several sizes, each resized to one."""
+    sizes = {frame.shape[:2] for frame in frames}
+    if len(sizes) == 1:
+        return np.stack(frames)
+    import cv2  # albumentations' own dependency; INTER_AREA as the augmenter resizes
+
+    height, width = (image_size, image_size) if image_size else frames[0].shape[:2]
+    folder = _describe(source)
+    if folder not in _WARNED_MIXED_SIZES:
+        _WARNED_MIXED_SIZES.add(folder)
+        odd = next(int(i) for i, f in zip(indices, frames, strict=True) if f.shape != frames[0].shape)
+        name = source[odd].name if not isinstance(source, Path) else f"frame {odd}"
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        # tqdm.write: a line of its own even while the extraction's progress bar is drawn.
+        tqdm.write(
+            f"warning: {folder}: frames differ in size ({shown}; e.g. {name}); "
+            f"each is resized to {width}x{height}",
+            file=sys.stderr,
+        )
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+# Folders already warned about in this process: one line per folder, not one per sequence.
+_WARNED_MIXED_SIZES: set[str] = set()

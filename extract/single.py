@@ -57,7 +57,7 @@ def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> 
     for path in paths:
         for video in input_videos(Path(path)):
             indices, valid, _ = sample_indices(video.num_frames, frames)
-            clip, _ = resize(read_frames(video, indices), -1, None)  # (T, S, S, 3)
+            clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
             out = encoder(torch.from_numpy(clip))
             # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
             out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}

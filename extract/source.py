@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from core.errors import BadInputError
 from data.augment import SequenceAugmenter
-from data.frames import read_frames
+from data.frames import read_segments, source_of
 from data.sequence import Sequence
 from data.sequences import augmentation_seed
 
@@ -35,18 +35,41 @@ class SequenceFrames(Dataset):
         return len(self.sequences)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        """A batch (the DataLoader's fetcher calls this when it exists): the sequences of one source
+        (augmented copies, segments of one recording) are decoded together, in one pass over it."""
+        groups: dict[object, list[int]] = {}
+        for i in indices:
+            video = self.sequences[i].video
+            groups.setdefault(video.video_file or video.frames, []).append(i)
+        items: dict[int, dict[str, Any]] = {}
+        for group in groups.values():
+            video = self.sequences[group[0]].video
+            try:
+                start = time.perf_counter()
+                clips = read_segments(
+                    source_of(video),
+                    [self.sequences[i].indices for i in group],
+                    video.num_frames,
+                    self.augmenter.image_size,
+                )
+                decode = (time.perf_counter() - start) / len(group)
+                items.update(
+                    (i, self._augment(i, clip, decode)) for i, clip in zip(group, clips, strict=True)
+                )
+            except BadInputError as e:
+                items.update((i, {"index": i, "error": str(e)}) for i in group)
+        return [items[i] for i in indices]
+
+    def _augment(self, i: int, frames: Any, decode_seconds: float) -> dict[str, Any]:
         seq = self.sequences[i]
-        try:
-            start = time.perf_counter()
-            frames = read_frames(seq.video, seq.indices)
-            decoded = time.perf_counter()
-            frames, label = self.augmenter(frames, seq.label, augmentation_seed(seq, self.base_seed))
-            done = time.perf_counter()
-        except BadInputError as e:
-            return {"index": i, "error": str(e)}
+        start = time.perf_counter()
+        frames, label = self.augmenter(frames, seq.label, augmentation_seed(seq, self.base_seed))
         # Worker-side seconds travel with the item: the worker's clock is the only one that sees them,
         # and two clock reads per sequence cost nothing next to decoding 32 frames.
-        seconds = {"decode": decoded - start, "augment": done - decoded}
+        seconds = {"decode": decode_seconds, "augment": time.perf_counter() - start}
         return {"index": i, "frames": torch.from_numpy(frames), "label": int(label), "seconds": seconds}
 
 

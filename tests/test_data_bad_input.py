@@ -210,12 +210,18 @@ def test_frame_deleted_after_discovery(root):
         read_frames(video, np.arange(4))
 
 
-def test_frames_of_mixed_sizes(root):
+def test_frames_of_mixed_sizes_are_resized_with_one_warning(root, capsys):
+    import data.frames
+
+    data.frames._WARNED_MIXED_SIZES.clear()
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(root / "wave" / "w1_frame_2.jpg")
-    with pytest.raises(BadInputError) as error:
-        read_frames(only_video(root), np.arange(4))
-    assert_one_line(error, "w1_frame_2.jpg")
-    assert "64x48" in str(error.value) and "32x24" in str(error.value)
+    video = only_video(root)
+    first = read_frames(video, np.arange(4), image_size=16)
+    again = read_frames(video, np.arange(4), image_size=16)
+    assert first.shape == (4, 16, 16, 3) and np.array_equal(first, again)
+    assert first[2].max() == 0 and first[3].min() > 0  # each frame resized in place, not dropped
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "w1_frame_2.jpg" in lines[0] and "64x48" in lines[0] and "32x24" in lines[0]
 
 
 def png_claiming_size(path: Path, width: int, height: int) -> None:
