@@ -12,6 +12,7 @@ import numpy as np
 from cache.manifest import SPLITS, read_manifest
 from cache.schema import Dims, field_specs
 from cache.shards import SHARD_DIR
+from cache.subjects import subject_lines
 from errors import CacheError
 
 
@@ -107,6 +108,7 @@ def cache_info(key_dir: Path) -> str:
     for k, v in sorted((manifest.get("config") or {}).items()):
         out.append(f"  {k}: {json.dumps(v, sort_keys=True)}")
     out.append(f"sequences:  {_counts(manifest)}")
+    out.extend(subject_lines(d))
     table = {}
     raw = stored = 0
     split_bytes = 0

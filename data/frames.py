@@ -194,11 +194,11 @@ def read_frames(video: Video, indices: np.ndarray) -> np.ndarray:
     indices = np.asarray(indices, dtype=np.int64)
     if indices.ndim != 1 or indices.size == 0:
         raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
-    if indices.min() < 0 or indices.max() >= video.num_frames:
-        raise ValueError(f"indices must lie in [0, {video.num_frames}) for {video.key}")
+    if indices.min() < 0 or indices.max() >= video.source_length:  # indices into the source
+        raise ValueError(f"indices must lie in [0, {video.source_length}) for {video.key}")
     unique = np.unique(indices)
     if video.video_file is not None:
-        decoded = _decode_video(video.video_file, unique, video.num_frames)
+        decoded = _decode_video(video.video_file, unique, video.source_length)
         names = {int(i): f"{video.video_file} (frame {int(i)})" for i in unique}
     else:
         decoded = {int(i): load_image(video.frames[int(i)]) for i in unique}

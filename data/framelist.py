@@ -1,0 +1,181 @@
+"""The frames of one frame folder, listed from names alone, and a memo that makes a second listing free.
+
+A corpus like Jester holds millions of frame files, so listing never opens or stats a frame: one
+``os.scandir`` per folder, names ordered by their number (``00001.jpg``, ``img_12.png``,
+``frame-0003.jpg``). A folder of contiguous, uniformly named frames is stored as a pattern (prefix,
+width, first number, count, suffix) instead of a million ``Path`` objects, and ``ListingMemo`` keeps those
+listings on disk keyed by each folder's mtime, so an unchanged tree is planned again without listing it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from errors import BadInputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+# The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
+_NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
+MEMO_VERSION = 1
+
+# (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
+Pattern = tuple[str, int, int, int, str]
+
+
+class FrameList(Sequence[Path]):
+    """Frame paths of one folder in numeric order, built lazily from a pattern or a tuple of names."""
+
+    __slots__ = ("folder", "names", "pattern")
+
+    def __init__(self, folder: Path, names: tuple[str, ...] = (), pattern: Pattern | None = None) -> None:
+        self.folder = Path(folder)
+        self.names = names
+        self.pattern = pattern
+
+    def name(self, index: int) -> str:
+        if self.pattern is None:
+            return self.names[index]
+        prefix, width, first, count, suffix = self.pattern
+        if not -count <= index < count:
+            raise IndexError(index)
+        return f"{prefix}{first + index % count:0{width}d}{suffix}"
+
+    def __len__(self) -> int:
+        return self.pattern[3] if self.pattern is not None else len(self.names)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        return self.folder / self.name(index)
+
+    def __iter__(self) -> Iterator[Path]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.folder, len(self)))
+
+    def __getstate__(self) -> tuple:
+        return (self.folder, self.names, self.pattern)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.folder, self.names, self.pattern = state
+
+    def __repr__(self) -> str:
+        return f"FrameList({str(self.folder)!r}, {len(self)} frames)"
+
+
+def _as_pattern(numbered: list[tuple[int, str]]) -> Pattern | None:
+    """The pattern that spells exactly these (number, name) pairs, or None."""
+    first_number, first_name = numbered[0]
+    match = _NUMBER.match(first_name)
+    if match is None:
+        return None
+    prefix, digits, rest = match["prefix"], match["digits"], match["rest"]
+    for width in (len(digits), 0):
+        pattern = (prefix, width, first_number, len(numbered), rest)
+        if all(f"{prefix}{first_number + i:0{width}d}{rest}" == name for i, (_, name) in enumerate(numbered)):
+            return pattern
+    return None
+
+
+def number_frames(folder: Path, names: list[str]) -> FrameList:
+    """Order frame ``names`` of ``folder`` numerically; a name without a number, or two frames with one
+    number, leave the order unknown and are bad input naming the file."""
+    numbered: list[tuple[int, str]] = []
+    for name in names:
+        match = _NUMBER.match(name.rsplit(".", 1)[0])
+        if match is None:
+            raise BadInputError(f"{folder / name}: frame name has no number to order it by; rename it")
+        numbered.append((int(match["digits"]), name))
+    numbered.sort()
+    for (n_a, a), (n_b, b) in zip(numbered, numbered[1:], strict=False):
+        if n_a == n_b:
+            raise BadInputError(
+                f"{folder / b}: has the same frame number {n_a} as {a}, so the frame order is ambiguous; "
+                "rename or delete one"
+            )
+    if not numbered:
+        return FrameList(folder)
+    pattern = _as_pattern(numbered)
+    return FrameList(folder, pattern=pattern) if pattern else FrameList(folder, tuple(n for _, n in numbered))
+
+
+def frame_names(folder: Path) -> list[str]:
+    """Names of the image files in ``folder``, from one directory read; hidden files are ignored."""
+    try:
+        with os.scandir(folder) as entries:
+            return [
+                e.name
+                for e in entries
+                if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+            ]
+    except FileNotFoundError:
+        raise BadInputError(
+            f"{folder}: frame folder does not exist; check the path or the annotation"
+        ) from None
+    except NotADirectoryError:
+        raise BadInputError(f"{folder}: is a file, not a frame folder; check the path") from None
+    except OSError as error:
+        raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
+
+
+class ListingMemo:
+    """Folder listings persisted between runs, each valid while its folder's mtime is unchanged.
+
+    Adding, removing or renaming a frame changes the folder's mtime, so the folder is listed again; a frame
+    rewritten in place keeps the listing right (its name did not change). Without a path it only lists.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] = {}
+        self.changed = False
+        if self.path is not None and self.path.is_file():
+            try:
+                with open(self.path, "rb") as handle:
+                    version, entries = pickle.load(handle)
+                if version == MEMO_VERSION:
+                    self.entries = entries
+            except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError):
+                self.entries = {}  # a damaged memo only costs a fresh listing
+
+    def frames(self, folder: Path) -> FrameList:
+        """The numerically ordered frames of ``folder``, from the memo when the folder is unchanged."""
+        key = str(folder)
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            raise BadInputError(
+                f"{folder}: frame folder does not exist; check the path or annotation"
+            ) from None
+        except OSError as error:
+            raise BadInputError(f"{folder}: cannot be read ({error.strerror or error}); check it") from None
+        known = self.entries.get(key)
+        if known is not None and known[0] == mtime:
+            return FrameList(folder, known[1] or (), known[2])
+        listing = number_frames(folder, frame_names(folder))
+        self.entries[key] = (mtime, listing.names or None, listing.pattern)
+        self.changed = True
+        return listing
+
+    def save(self) -> None:
+        """Write the memo atomically (tmp + replace); a read-only place just means no memo."""
+        if self.path is None or not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as handle:
+                pickle.dump((MEMO_VERSION, self.entries), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
