@@ -1,4 +1,4 @@
-"""What ``predict`` can run over: video files, frame folders in any numeric naming, and id lists.
+"""What ``predict`` can run over: video files, still images, frame folders in any numeric naming, id lists.
 
 An id list is a text file (``.csv``, ``.txt``, ``.lst``) with one clip a line, the first ``;`` or ``,``
 field naming a frame folder beside the list or under its ``20bn-jester-v1/`` folder, which is how the
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.discovery import FRAME_NAME, input_videos
-from data.framelist import frame_names, number_frames
+from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
 from data.sequence import Video
 from errors import BadInputError
 
@@ -57,6 +57,8 @@ def predict_inputs(path: Path) -> list[Video]:
     path = Path(path).expanduser()
     if path.is_file() and path.suffix.lower() in ID_LIST_SUFFIXES:
         return _id_list(path)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:  # a still image (HaGRID): one frame
+        return [Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))]
     if path.is_dir():
         video = _numbered_folder(path)
         if video is not None:
