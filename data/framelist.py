@@ -14,13 +14,15 @@ import pickle
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from errors import BadInputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+_IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES | {s.upper() for s in IMAGE_SUFFIXES})
 # The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
 _NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 
 # (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
 Pattern = tuple[str, int, int, int, str]
@@ -29,12 +31,18 @@ Pattern = tuple[str, int, int, int, str]
 class FrameList(Sequence[Path]):
     """Frame paths of one folder in numeric order, built lazily from a pattern or a tuple of names."""
 
-    __slots__ = ("folder", "names", "pattern")
+    # The folder is kept as a string: a memo of a million-frame corpus unpickles tens of thousands of
+    # these, and a Path costs ~10x a str to rebuild.
+    __slots__ = ("_folder", "names", "pattern")
 
     def __init__(self, folder: Path, names: tuple[str, ...] = (), pattern: Pattern | None = None) -> None:
-        self.folder = Path(folder)
+        self._folder = os.fspath(folder)
         self.names = names
         self.pattern = pattern
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._folder)
 
     def name(self, index: int) -> str:
         if self.pattern is None:
@@ -50,7 +58,7 @@ class FrameList(Sequence[Path]):
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return tuple(self[i] for i in range(*index.indices(len(self))))
-        return self.folder / self.name(index)
+        return Path(self._folder, self.name(index))
 
     def __iter__(self) -> Iterator[Path]:
         return (self[i] for i in range(len(self)))
@@ -61,13 +69,13 @@ class FrameList(Sequence[Path]):
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self.folder, len(self)))
+        return hash((self._folder, len(self)))
 
     def __getstate__(self) -> tuple:
-        return (self.folder, self.names, self.pattern)
+        return (self._folder, self.names, self.pattern)
 
     def __setstate__(self, state: tuple) -> None:
-        self.folder, self.names, self.pattern = state
+        self._folder, self.names, self.pattern = state
 
     def __repr__(self) -> str:
         return f"FrameList({str(self.folder)!r}, {len(self)} frames)"
@@ -87,9 +95,22 @@ def _as_pattern(numbered: list[tuple[int, str]]) -> Pattern | None:
     return None
 
 
+def _contiguous(names: list[str]) -> Pattern | None:
+    """Fast path for the common case, names like 00001.jpg .. 00036.jpg: parse one name, not all."""
+    first = _NUMBER.match(min(names))
+    if first is None:
+        return None
+    prefix, digits, rest = first["prefix"], first["digits"], first["rest"]
+    start, width = int(digits), len(digits)
+    expected = {f"{prefix}{n:0{width}d}{rest}" for n in range(start, start + len(names))}
+    return (prefix, width, start, len(names), rest) if expected.issuperset(names) else None
+
+
 def number_frames(folder: Path, names: list[str]) -> FrameList:
     """Order frame ``names`` of ``folder`` numerically; a name without a number, or two frames with one
     number, leave the order unknown and are bad input naming the file."""
+    if names and (pattern := _contiguous(names)) is not None:  # names in a folder are unique
+        return FrameList(folder, pattern=pattern)
     numbered: list[tuple[int, str]] = []
     for name in names:
         match = _NUMBER.match(name.rsplit(".", 1)[0])
@@ -112,12 +133,13 @@ def number_frames(folder: Path, names: list[str]) -> FrameList:
 def frame_names(folder: Path) -> list[str]:
     """Names of the image files in ``folder``, from one directory read; hidden files are ignored."""
     try:
-        with os.scandir(folder) as entries:
-            return [
-                e.name
-                for e in entries
-                if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
-            ]
+        names = os.listdir(folder)  # names only: no DirEntry, no stat
+        return [
+            n
+            for n in names
+            if (n.endswith(_IMAGE_ENDINGS) or os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+            and not n.startswith(".")
+        ]
     except FileNotFoundError:
         raise BadInputError(
             f"{folder}: frame folder does not exist; check the path or the annotation"
@@ -138,15 +160,38 @@ class ListingMemo:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self.entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] = {}
+        # signature -> (annotation file stamps, consulted folder mtimes, the parsed result)
+        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = {}
+        self.consulted: dict[str, int] = {}  # folder -> mtime_ns (-1: missing) seen by this run
         self.changed = False
         if self.path is not None and self.path.is_file():
             try:
                 with open(self.path, "rb") as handle:
-                    version, entries = pickle.load(handle)
+                    version, entries, results = pickle.load(handle)
                 if version == MEMO_VERSION:
-                    self.entries = entries
-            except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError):
-                self.entries = {}  # a damaged memo only costs a fresh listing
+                    self.entries, self.results = entries, results
+            except (OSError, EOFError, ValueError, TypeError, AttributeError, pickle.UnpicklingError):
+                self.entries, self.results = {}, {}  # a damaged memo only costs a fresh listing
+
+    def result(self, signature: str, files: list[Path]) -> Any | None:
+        """A whole parse kept by ``keep``, when its annotation files and every folder it consulted are
+        unchanged: an unchanged corpus is planned again from one stat per folder."""
+        stored = self.results.get(signature)
+        if stored is None or stored[0] != _stamps(files):
+            return None
+        for folder, mtime in stored[1].items():
+            try:
+                if os.stat(folder).st_mtime_ns != mtime:
+                    return None
+            except OSError:
+                if mtime != -1:
+                    return None
+        return stored[2]
+
+    def keep(self, signature: str, files: list[Path], result: Any) -> None:
+        """Remember ``result`` of parsing with ``files`` and the folders consulted since construction."""
+        self.results[signature] = (_stamps(files), dict(self.consulted), result)
+        self.changed = True
 
     def frames(self, folder: Path) -> FrameList:
         """The numerically ordered frames of ``folder``, from the memo when the folder is unchanged."""
@@ -154,11 +199,13 @@ class ListingMemo:
         try:
             mtime = os.stat(folder).st_mtime_ns
         except FileNotFoundError:
+            self.consulted[key] = -1
             raise BadInputError(
                 f"{folder}: frame folder does not exist; check the path or annotation"
             ) from None
         except OSError as error:
             raise BadInputError(f"{folder}: cannot be read ({error.strerror or error}); check it") from None
+        self.consulted[key] = mtime
         known = self.entries.get(key)
         if known is not None and known[0] == mtime:
             return FrameList(folder, known[1] or (), known[2])
@@ -175,7 +222,21 @@ class ListingMemo:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp")
             with open(tmp, "wb") as handle:
-                pickle.dump((MEMO_VERSION, self.entries), handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    (MEMO_VERSION, self.entries, self.results), handle, protocol=pickle.HIGHEST_PROTOCOL
+                )
             os.replace(tmp, self.path)
         except OSError:
             pass
+
+
+def _stamps(files: list[Path]) -> tuple:
+    """(path, size, mtime_ns) of each file; None for a missing one."""
+    out = []
+    for path in files:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path), None, None))
+    return tuple(out)

@@ -63,6 +63,7 @@ def build_dataset(
     """Check every raw sample and turn it into a ``Video``. ``classes`` fixes the label order (a corpus's
     label file); without it the classes are the sorted label names that occur."""
     raws = list(raws)
+    root = Path(root)  # one object shared by every sample (a memo pickles it once)
     if classes is None:
         fixed = False
         classes = sorted({raw.label for raw in raws})
@@ -104,7 +105,7 @@ def build_dataset(
             label=label_of[raw.label],
             video_id=raw.video_id,
             num_frames=end - raw.start + 1,
-            root=Path(root),
+            root=root,
             frames=() if is_file else raw.source,
             video_file=raw.source if is_file else None,
             group=raw.subject or "",
@@ -141,7 +142,7 @@ def build_dataset(
         videos = [replace(video, label=label_of[video.class_name]) for video in videos]
         classes = used
     return Dataset(
-        root=Path(root),
+        root=root,
         classes=list(classes),
         videos=videos,
         skipped=problems.skipped,

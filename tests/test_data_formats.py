@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from corpus_replicas import IPN_A, egogesture, hagrid, ipn, jester, manifest, nvgesture, wlasl
+from corpus_replicas import IPN_A, egogesture, frame, hagrid, ipn, jester, manifest, nvgesture, wlasl
 
 from data.config import DataConfig
 from data.formats.hagrid import annotation_arrays
@@ -99,3 +99,18 @@ def test_listing_memo_reuses_an_unchanged_folder_and_relists_a_changed_one(tmp_p
     assert len(again.frames(folder)) == 12 and not again.changed
     (folder / f"{IPN_A}_000013.jpg").write_bytes((folder / f"{IPN_A}_000001.jpg").read_bytes())
     assert len(again.frames(folder)) == 13 and again.changed
+
+
+def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged(tmp_path):
+    ipn(tmp_path)
+    memo = tmp_path / "memo.pkl"
+    cfg = DataConfig(data=tmp_path)
+    first = read_samples(cfg, memo_path=memo)
+    assert samples(read_samples(cfg, memo_path=memo)) == samples(first)
+    notes = tmp_path / "Annot_List.txt"
+    notes.write_text(notes.read_text().replace(",G02,", ",G03,"))  # same size, new content
+    assert f"G03/{IPN_A}@5-11" in samples(read_samples(cfg, memo_path=memo))
+    for n in (13, 14):  # the recording grows: a segment may now reach frames it could not before
+        frame(tmp_path / "frames" / IPN_A / f"{IPN_A}_{n:06d}.jpg", n)
+    grown = next(v for v in read_samples(cfg, memo_path=memo).videos if v.video_id == IPN_A)
+    assert grown.source_length == 14

@@ -47,6 +47,12 @@ class Format:
         """True when the files at ``root`` look like this format (cheap: a few names, no listing)."""
         raise NotImplementedError
 
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        """Every file the parse depends on besides the frame folders it lists, so a whole parse can be
+        reused while they and those folders are unchanged; None: never reuse a parse."""
+        return None
+
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         """Every sample under ``root``; bad input goes through ``problems``."""
         raise NotImplementedError
@@ -95,9 +101,16 @@ def read_dataset(root: Path, fmt: str, options: FormatOptions) -> Dataset:
         print(f"format: {fmt} (detected at {root}; pass --format to choose another)", file=sys.stderr)
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not known; choose one of auto, {', '.join(format_names())}")
-    dataset = FORMATS[fmt]().read(root, options, Problems(options.on_bad))
-    if options.memo is not None:
-        options.memo.save()
+    cls, memo = FORMATS[fmt], options.memo
+    files = cls.annotation_files(root, options) if memo is not None else None
+    signature = f"{fmt}\0{root.resolve()}\0{options.manifest}\0{options.group_regex}\0{options.on_bad}"
+    if memo is not None and files is not None and (kept := memo.result(signature, files)) is not None:
+        return kept
+    dataset = cls().read(root, options, Problems(options.on_bad))
+    if memo is not None:
+        if files is not None:
+            memo.keep(signature, files, dataset)
+        memo.save()
     return dataset
 
 

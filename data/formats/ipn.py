@@ -39,6 +39,10 @@ class IPNHand(Format):
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
         return (root / "frames").is_dir() and any((root / n).is_file() for n in (ALL, *SPLIT_LISTS.values()))
 
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        return [root / ALL, *(root / name for name in SPLIT_LISTS.values())]
+
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         if all((root / name).is_file() for name in SPLIT_LISTS.values()):
             files = [(split, root / name) for split, name in SPLIT_LISTS.items()]

@@ -48,6 +48,10 @@ class Jester(Format):
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
         return (root / LABELS).is_file() and (root / FRAMES).is_dir()
 
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        return [root / LABELS, *(root / name for name in SPLIT_FILES.values())]
+
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         labels_path = root / LABELS
         if not labels_path.is_file():
