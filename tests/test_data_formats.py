@@ -114,3 +114,16 @@ def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged
         frame(tmp_path / "frames" / IPN_A / f"{IPN_A}_{n:06d}.jpg", n)
     grown = next(v for v in read_samples(cfg, memo_path=memo).videos if v.video_id == IPN_A)
     assert grown.source_length == 14
+
+
+def test_predict_runs_over_the_jester_test_csv_and_numbered_folders(tmp_path):
+    from data.inputs import predict_inputs
+
+    jester(tmp_path)
+    [clip] = predict_inputs(tmp_path / "jester-v1-test.csv")  # ids only: clip 4, 3 frames
+    assert clip.num_frames == 3 and clip.frames[0] == tmp_path / "20bn-jester-v1" / "4" / "00001.jpg"
+    [folder] = predict_inputs(tmp_path / "20bn-jester-v1" / "1")
+    assert folder.num_frames == 5 and folder.label == -1
+    (tmp_path / "ids.txt").write_text("1\n77\n")
+    with pytest.raises(Exception, match=r"ids.txt:2: id '77' has no frame folder"):
+        predict_inputs(tmp_path / "ids.txt")
