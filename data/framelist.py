@@ -95,18 +95,34 @@ def _as_pattern(numbered: list[tuple[int, str]]) -> Pattern | None:
     return None
 
 
+_FORMS: dict[tuple[str, int, str], re.Pattern[str]] = {}
+
+
 def _contiguous(names: list[str]) -> Pattern | None:
-    """Fast path for the common case, names like 00001.jpg .. 00036.jpg: parse one name, not all."""
-    first = _NUMBER.match(min(names))
-    if first is None:
+    """Fast path for the common case, names like 00001.jpg .. 00036.jpg, checked without a Python step
+    per name: the lowest and highest names (same prefix, suffix and digit width, so their order is the
+    numeric order) span exactly len(names) numbers, and one regex pass finds every name of that form.
+    Names in a folder are unique, so that is exactly the contiguous run."""
+    low, high = _NUMBER.match(min(names)), _NUMBER.match(max(names))
+    if low is None or high is None:
         return None
-    prefix, digits, rest = first["prefix"], first["digits"], first["rest"]
+    prefix, digits, rest = low["prefix"], low["digits"], low["rest"]
+    if (high["prefix"], len(high["digits"]), high["rest"]) != (prefix, len(digits), rest):
+        return None
     start, width = int(digits), len(digits)
-    expected = {f"{prefix}{n:0{width}d}{rest}" for n in range(start, start + len(names))}
-    return (prefix, width, start, len(names), rest) if expected.issuperset(names) else None
+    if int(high["digits"]) - start + 1 != len(names):
+        return None
+    form = _FORMS.get((prefix, width, rest))
+    if form is None:
+        form = _FORMS[(prefix, width, rest)] = re.compile(
+            f"(?:{re.escape(prefix)}\\d{{{width}}}{re.escape(rest)}\n)*"
+        )
+    if form.fullmatch("\n".join(names) + "\n") is None:
+        return None
+    return (prefix, width, start, len(names), rest)
 
 
-def number_frames(folder: Path, names: list[str]) -> FrameList:
+def number_frames(folder: str | Path, names: list[str]) -> FrameList:
     """Order frame ``names`` of ``folder`` numerically; a name without a number, or two frames with one
     number, leave the order unknown and are bad input naming the file."""
     if names and (pattern := _contiguous(names)) is not None:  # names in a folder are unique
@@ -115,14 +131,14 @@ def number_frames(folder: Path, names: list[str]) -> FrameList:
     for name in names:
         match = _NUMBER.match(name.rsplit(".", 1)[0])
         if match is None:
-            raise BadInputError(f"{folder / name}: frame name has no number to order it by; rename it")
+            raise BadInputError(f"{Path(folder, name)}: frame name has no number to order it by; rename it")
         numbered.append((int(match["digits"]), name))
     numbered.sort()
     for (n_a, a), (n_b, b) in zip(numbered, numbered[1:], strict=False):
         if n_a == n_b:
             raise BadInputError(
-                f"{folder / b}: has the same frame number {n_a} as {a}, so the frame order is ambiguous; "
-                "rename or delete one"
+                f"{Path(folder, b)}: has the same frame number {n_a} as {a}, so the frame order is "
+                "ambiguous; rename or delete one"
             )
     if not numbered:
         return FrameList(folder)
@@ -130,16 +146,9 @@ def number_frames(folder: Path, names: list[str]) -> FrameList:
     return FrameList(folder, pattern=pattern) if pattern else FrameList(folder, tuple(n for _, n in numbered))
 
 
-def frame_names(folder: Path) -> list[str]:
-    """Names of the image files in ``folder``, from one directory read; hidden files are ignored."""
+def _listdir(folder: str | Path) -> list[str]:
     try:
-        names = os.listdir(folder)  # names only: no DirEntry, no stat
-        return [
-            n
-            for n in names
-            if (n.endswith(_IMAGE_ENDINGS) or os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
-            and not n.startswith(".")
-        ]
+        return os.listdir(folder)  # names only: no DirEntry, no stat
     except FileNotFoundError:
         raise BadInputError(
             f"{folder}: frame folder does not exist; check the path or the annotation"
@@ -148,6 +157,30 @@ def frame_names(folder: Path) -> list[str]:
         raise BadInputError(f"{folder}: is a file, not a frame folder; check the path") from None
     except OSError as error:
         raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
+
+
+def _images(names: list[str]) -> list[str]:
+    return [
+        n
+        for n in names
+        if (n.endswith(_IMAGE_ENDINGS) or os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+        and not n.startswith(".")
+    ]
+
+
+def frame_names(folder: str | Path) -> list[str]:
+    """Names of the image files in ``folder``, from one directory read; hidden files are ignored."""
+    return _images(_listdir(folder))
+
+
+def list_frames(folder: str | Path) -> FrameList:
+    """The numerically ordered frames of ``folder``. A folder holding nothing but contiguously numbered
+    images (the usual case) is recognised from one parsed name, without filtering or parsing the rest."""
+    names = _listdir(folder)
+    pattern = _contiguous(names) if names else None
+    if pattern is not None and pattern[4].lower() in IMAGE_SUFFIXES:
+        return FrameList(folder, pattern=pattern)
+    return number_frames(folder, _images(names))
 
 
 class ListingMemo:
@@ -193,9 +226,9 @@ class ListingMemo:
         self.results[signature] = (_stamps(files), dict(self.consulted), result)
         self.changed = True
 
-    def frames(self, folder: Path) -> FrameList:
+    def frames(self, folder: str | Path) -> FrameList:
         """The numerically ordered frames of ``folder``, from the memo when the folder is unchanged."""
-        key = str(folder)
+        key = os.fspath(folder)
         try:
             mtime = os.stat(folder).st_mtime_ns
         except FileNotFoundError:
@@ -209,7 +242,7 @@ class ListingMemo:
         known = self.entries.get(key)
         if known is not None and known[0] == mtime:
             return FrameList(folder, known[1] or (), known[2])
-        listing = number_frames(folder, frame_names(folder))
+        listing = list_frames(folder)
         self.entries[key] = (mtime, listing.names or None, listing.pattern)
         self.changed = True
         return listing

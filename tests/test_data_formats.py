@@ -127,3 +127,27 @@ def test_predict_runs_over_the_jester_test_csv_and_numbered_folders(tmp_path):
     (tmp_path / "ids.txt").write_text("1\n77\n")
     with pytest.raises(Exception, match=r"ids.txt:2: id '77' has no frame folder"):
         predict_inputs(tmp_path / "ids.txt")
+
+
+@pytest.mark.parametrize(
+    ("names", "ordered"),
+    [
+        (["00003.jpg", "00001.jpg", "00002.jpg"], ["00001.jpg", "00002.jpg", "00003.jpg"]),
+        (["00004.jpg", "00001.jpg", "00002.jpg"], ["00001.jpg", "00002.jpg", "00004.jpg"]),  # a gap
+        (["00003.jpg", "00002b.jpg", "00001.jpg"], ["00001.jpg", "00002b.jpg", "00003.jpg"]),  # odd one in
+        (
+            ["00002.jpg", "00001.jpg", "0000a.jpg"],
+            ["0000a.jpg", "00001.jpg", "00002.jpg"],
+        ),  # "0000a" carries the number 0
+        (
+            ["frame-0003.jpg", "frame-0002.jpg", ".DS_Store", "notes.txt"],
+            ["frame-0002.jpg", "frame-0003.jpg"],
+        ),
+    ],
+)
+def test_listing_orders_frames_by_number_and_ignores_other_files(tmp_path, names, ordered):
+    from data.framelist import list_frames
+
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ordered

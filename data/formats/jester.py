@@ -14,6 +14,7 @@ Each clip folder is read once (names only); the listing memo makes a second plan
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from data.discovery import Dataset
@@ -58,6 +59,7 @@ class Jester(Format):
             raise BadInputError(f"{labels_path}: label list missing; this is not a Jester root")
         classes = [line.strip() for line in read_lines(labels_path) if line.strip()]
         listing = options.listing()
+        frames_root = str(root / FRAMES)  # strings: Path arithmetic per clip costs more than the listing
         raws: list[RawSample] = []
         for split, name in SPLIT_FILES.items():
             path = root / name
@@ -73,7 +75,7 @@ class Jester(Format):
                     continue
                 clip, label = parts[0].strip(), parts[1].strip()
                 try:
-                    frames = listing.frames(root / FRAMES / clip)
+                    frames = listing.frames(os.path.join(frames_root, clip))
                 except BadInputError as error:
                     problems.report(f"{where}: id {clip!r} has no frame folder ({error})")
                     continue
