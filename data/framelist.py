@@ -22,7 +22,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 _IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES | {s.upper() for s in IMAGE_SUFFIXES})
 # The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
 _NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
-MEMO_VERSION = 2
+MEMO_VERSION = 3
 
 # (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
 Pattern = tuple[str, int, int, int, str]
@@ -192,19 +192,20 @@ class ListingMemo:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self.entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] = {}
+        # Two files: the kept parses (read first), and the folder listings, read only when a parse must
+        # be redone, so an unchanged corpus never pays for loading its listings.
+        self.results_path = self.path.with_name(self.path.name + ".parsed") if self.path else None
+        self._entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] | None = None
         # signature -> (annotation file stamps, consulted folder mtimes, the parsed result)
-        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = {}
+        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = _load(self.results_path)
         self.consulted: dict[str, int] = {}  # folder -> mtime_ns (-1: missing) seen by this run
         self.changed = False
-        if self.path is not None and self.path.is_file():
-            try:
-                with open(self.path, "rb") as handle:
-                    version, entries, results = pickle.load(handle)
-                if version == MEMO_VERSION:
-                    self.entries, self.results = entries, results
-            except (OSError, EOFError, ValueError, TypeError, AttributeError, pickle.UnpicklingError):
-                self.entries, self.results = {}, {}  # a damaged memo only costs a fresh listing
+
+    @property
+    def entries(self) -> dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]]:
+        if self._entries is None:
+            self._entries = _load(self.path)
+        return self._entries
 
     def result(self, signature: str, files: list[Path]) -> Any | None:
         """A whole parse kept by ``keep``, when its annotation files and every folder it consulted are
@@ -253,14 +254,34 @@ class ListingMemo:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with open(tmp, "wb") as handle:
-                pickle.dump(
-                    (MEMO_VERSION, self.entries, self.results), handle, protocol=pickle.HIGHEST_PROTOCOL
-                )
-            os.replace(tmp, self.path)
         except OSError:
-            pass
+            return
+        if self._entries is not None:
+            _dump(self.path, self._entries)
+        _dump(self.results_path, self.results)
+
+
+def _load(path: Path | None) -> dict:
+    """A memo file's dict; missing, stale or damaged only costs a fresh listing."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            version, payload = pickle.load(handle)
+        return payload if version == MEMO_VERSION and isinstance(payload, dict) else {}
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
+        return {}
+
+
+def _dump(path: Path, payload: dict) -> None:
+    """Write atomically (tmp + replace); a read-only place just means no memo."""
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump((MEMO_VERSION, payload), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _stamps(files: list[Path]) -> tuple:
