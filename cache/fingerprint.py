@@ -1,4 +1,4 @@
-"""Content addresses for stored sequences: which video bytes, which augmented copy.
+"""Content addresses for stored sequences: which source bytes, which segment, which augmented copy.
 
 A sequence is reused only when its content id matches, so a changed, added or removed
 frame changes the fingerprint and forces re-extraction of that one video (DESIGN §5).
@@ -26,14 +26,9 @@ def _relative(path: Path, root: Path) -> str:
         return Path(os.path.relpath(path, root)).as_posix()
 
 
-def video_fingerprint(video: Video) -> str:
-    """sha256 hex over the video key, and each file's relative path, size and mtime_ns, in order.
-
-    The key (``<class>/<video_id>``) is included because the stored record carries the
-    sequence id and label; two videos with identical file listings must not share it.
-    """
-    h = hashlib.sha256()
-    h.update(f"fingerprint-v{FINGERPRINT_VERSION}\0{video.key}\0{len(video.files)}\0".encode())
+def _source_entries(video: Video) -> bytes:
+    """Each source file's relative path, size and mtime_ns, in order: the source's fingerprint."""
+    parts = []
     for path in video.files:
         try:
             st = os.stat(path)
@@ -41,7 +36,32 @@ def video_fingerprint(video: Video) -> str:
             raise BadInputError(
                 f"{path}: cannot read file ({exc.strerror}); check the dataset folder"
             ) from exc
-        h.update(f"{_relative(Path(path), Path(video.root))}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        parts.append(f"{_relative(Path(path), Path(video.root))}\0{st.st_size}\0{st.st_mtime_ns}\0")
+    return "".join(parts).encode()
+
+
+def video_fingerprint(video: Video, sources: dict[tuple[str, str], bytes] | None = None) -> str:
+    """sha256 hex over the sample key, its segment bounds, and the source's fingerprint (each file's
+    relative path, size and mtime_ns, in order).
+
+    The key (``<class>/<video_id>``, plus ``@<start>-<end>`` for a segment) is included because the stored
+    record carries the sequence id and label; two samples with identical file listings must not share it.
+    ``sources`` memoises the source part per source, so 40 segments of one recording stat its files once.
+    A whole-source sample hashes exactly as fingerprint v1 did, so existing caches stay valid.
+    """
+    h = hashlib.sha256()
+    h.update(f"fingerprint-v{FINGERPRINT_VERSION}\0{video.key}\0{len(video.files)}\0".encode())
+    if video.is_segment:
+        h.update(f"segment\0{video.start}\0{video.end}\0{video.source_length}\0".encode())
+    folder = getattr(video.frames, "folder", None)
+    source = video.video_file or folder
+    if sources is None or source is None:
+        h.update(_source_entries(video))
+        return h.hexdigest()
+    memo_key = (str(source), str(video.root))
+    if memo_key not in sources:
+        sources[memo_key] = _source_entries(video)
+    h.update(sources[memo_key])
     return h.hexdigest()
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from cache.manifest import SPLITS, read_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
+from cache.subjects import subject_lines
 from core.errors import CacheError
 
 
@@ -123,6 +124,7 @@ def cache_info(key_dir: Path) -> str:
     for k, v in sorted((manifest.get("config") or {}).items()):
         out.append(f"  {k}: {json.dumps(v, sort_keys=True)}")
     out.append(f"sequences:  {_counts(manifest)}")
+    out.extend(subject_lines(d))
     table = {}
     raw = stored = 0
     split_bytes = 0

@@ -47,6 +47,34 @@ class DataConfig:
         default="error",
         metadata={"help": "bad frames/videos: 'error' stops with a message, 'skip' drops and counts"},
     )
+    format: str = field(
+        default="auto",
+        metadata={
+            "help": "dataset format: auto (detect and say which), folders, manifest, jester, ipn, "
+            "egogesture, nvgesture, hagrid, wlasl (see README, Bringing your corpus)"
+        },
+    )
+    manifest: Path | None = field(
+        default=None,
+        metadata={"help": "CSV or JSONL of path,label[,start,end,subject,split] (paths relative to --data)"},
+    )
+    split: Literal["auto", "random", "official"] = field(
+        default="auto",
+        metadata={
+            "help": "official: the format's own split (validation from its training part when it has none); "
+            "random: stratified, each known subject in one split; auto: official where the format ships one"
+        },
+    )
+    windows: str | None = field(
+        default=None,
+        metadata={
+            "help": "W:S sliding windows of W frames every S frames over whole recordings "
+            "(segment-annotated formats), labelled by overlap"
+        },
+    )
+    background_label: str = field(
+        default="no_gesture", metadata={"help": "label of a window no gesture covers at least half of"}
+    )
     split_file: Path | None = field(
         default=None,
         metadata={"help": "JSON file of the split: reused when it exists, written on first use"},
@@ -65,5 +93,9 @@ class DataConfig:
             )
         if self.augment_copies < 0:
             raise UserError(f"--augment-copies must be 0 or more, got {self.augment_copies}")
+        if self.windows is not None:
+            from data.windows import parse_windows
+
+            parse_windows(self.windows)
         if self.on_bad_frame not in ("error", "skip"):
             raise UserError(f"--on-bad-frame must be 'error' or 'skip', got {self.on_bad_frame!r}")

@@ -37,7 +37,9 @@ class Dataset:
     classes: list[str]
     videos: list[Video]
     skipped: list[str] = field(default_factory=list)
-    presplit: bool = False
+    presplit: bool = False  # the samples carry an official split (split folders, a format's split files)
+    format: str = "folders"
+    notes: list[str] = field(default_factory=list)  # one-line remarks for stderr (e.g. missing videos)
 
     @property
     def num_frames(self) -> int:

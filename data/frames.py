@@ -182,7 +182,7 @@ def read_segments(
 
 def read_frames(video: Video, indices: np.ndarray, image_size: int | None = None) -> np.ndarray:
     """Frames ``indices`` (T,) of ``video`` as (T, H, W, 3) uint8 RGB; each distinct frame is decoded once."""
-    return read_segments(source_of(video), [indices], video.num_frames, image_size)[0]
+    return read_segments(source_of(video), [indices], video.source_length, image_size)[0]
 
 
 def source_of(video: Video) -> Source:

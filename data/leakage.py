@@ -99,7 +99,7 @@ def _gray_frame(path: Path) -> np.ndarray | None:
 
 def _video_hashes(video: Video, frames_per_video: int) -> tuple[list[int], int]:
     """dHashes of a few frames spread over the video, and how many frames could not be read."""
-    indices = np.unique(sample_indices(video.num_frames, frames_per_video)[0])
+    indices = video.start + np.unique(sample_indices(video.num_frames, frames_per_video)[0])
     if video.video_file is not None:
         try:
             grays = [np.asarray(Image.fromarray(f).convert("L")) for f in read_frames(video, indices)]

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
 
 from core.errors import BadInputError, UserError
 from data.config import DataConfig
-from data.discovery import Dataset, discover
+from data.discovery import Dataset
+from data.formats import FormatOptions, is_segment_format, read_dataset
+from data.framelist import ListingMemo
 from data.leakage import LeakageReport, check_leakage
 from data.sampling import sample_indices
-from data.sequence import Sequence
+from data.sequence import Sequence, Video
 from data.splits import resolve_splits
+from data.windows import make_windows
 
 
 def build_sequences(dataset: Dataset, assignment: dict[str, str], cfg: DataConfig) -> list[Sequence]:
@@ -27,6 +34,7 @@ def build_sequences(dataset: Dataset, assignment: dict[str, str], cfg: DataConfi
                 "re-split, or add the video to it"
             )
         indices, valid, length = sample_indices(video.num_frames, cfg.frames)  # (T,), (T,)
+        indices = indices + np.int32(video.start)  # indices into the source, within the segment
         indices.flags.writeable = False  # shared by the copies below
         valid.flags.writeable = False
         copies = cfg.augment_copies if split == "train" else 0
@@ -57,15 +65,51 @@ class PreparedData:
     leakage: LeakageReport
 
 
-def prepare_sequences(cfg: DataConfig, check_duplicates: bool = True) -> PreparedData:
-    """discover -> splits -> leakage check -> sequences in one call. Print ``PreparedData.leakage.warnings()``
-    on stderr: near-duplicate frames are reported, not raised."""
+def read_samples(cfg: DataConfig, memo_path: Path | None = None) -> Dataset:
+    """The dataset at ``cfg.data`` in its format (``--format``, detected for ``auto``), cut into sliding
+    windows when ``cfg.windows`` asks for them. ``memo_path`` persists folder listings between runs."""
     if cfg.data is None:
         raise UserError("no dataset given; pass --data DIR")
-    dataset = discover(cfg.data, group_regex=cfg.group_regex, on_bad=cfg.on_bad_frame)
+    options = FormatOptions(
+        manifest=cfg.manifest,
+        group_regex=cfg.group_regex,
+        on_bad=cfg.on_bad_frame,
+        memo=ListingMemo(memo_path) if memo_path is not None else None,
+    )
+    fmt = cfg.format if cfg.format != "auto" or cfg.manifest is None else "manifest"
+    dataset = read_dataset(cfg.data, fmt, options)
+    if cfg.windows is not None:
+        if not is_segment_format(dataset.format):
+            raise UserError(
+                f"--windows needs a segment-annotated format (ipn, egogesture, nvgesture, wlasl, manifest), "
+                f"not {dataset.format}"
+            )
+        dataset = make_windows(dataset, cfg.windows, cfg.background_label)
+    return dataset
+
+
+def _for_leakage_check(videos: list[Video], assignment: dict[str, str]) -> list[Video]:
+    """Videos whose official split the policy changed (validation taken from train, --split random) lose
+    it for the check; a key given in two official splits keeps both, so the conflict is still caught."""
+    counts = Counter(video.key for video in videos)
+    return [
+        replace(v, split=None)
+        if v.split is not None and counts[v.key] == 1 and assignment.get(v.key) != v.split
+        else v
+        for v in videos
+    ]
+
+
+def prepare_sequences(
+    cfg: DataConfig, check_duplicates: bool = True, memo_path: Path | None = None
+) -> PreparedData:
+    """read -> splits -> leakage check -> sequences in one call. Print ``PreparedData.leakage.warnings()``
+    and ``dataset.notes`` on stderr: near-duplicate frames are reported, not raised."""
+    dataset = read_samples(cfg, memo_path)
     assignment = resolve_splits(dataset, cfg)
+    videos = _for_leakage_check(dataset.videos, assignment)
     if check_duplicates:
-        leakage = check_leakage(dataset.videos, assignment)
+        leakage = check_leakage(videos, assignment)
     else:
-        leakage = check_leakage(dataset.videos, {})  # still rejects a pre-split video in two splits
+        leakage = check_leakage(videos, {})  # still rejects a pre-split video in two splits
     return PreparedData(dataset, assignment, build_sequences(dataset, assignment, cfg), leakage)

@@ -10,6 +10,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,24 @@ def _check_ratios(val: float, test: float) -> None:
 
 
 def _split_group(video: Video, pattern: re.Pattern[str] | None) -> str:
-    # Without a regex match the video is its own group. Its key, not its bare id: ids like "001" are
-    # often reused by every class and must not tie unrelated videos together.
+    # A --group-regex match names the group; else the subject the format knows; else the recording for
+    # segments (two segments of one recording share its background and person); else the video itself.
+    # Its key, not its bare id: ids like "001" are often reused by every class and must not tie unrelated
+    # videos together.
     if pattern is not None and pattern.search(video.video_id):
         return "g:" + group_of(video.video_id, pattern)
+    if pattern is None and video.subject:
+        return "s:" + video.subject
+    if video.is_segment:
+        return "r:" + video.video_id
     return "v:" + video.key
+
+
+def subject_of(video: Video, pattern: re.Pattern[str] | None = None) -> str | None:
+    """The subject a split keeps together: the --group-regex match, else the format's subject."""
+    if pattern is not None and pattern.search(video.video_id):
+        return group_of(video.video_id, pattern)
+    return video.subject if pattern is None else None
 
 
 def _majority_label(videos: list[Video]) -> int:
@@ -130,8 +144,11 @@ def assign_splits(
     return {video.key: split_of[group] for group, vs in sorted(members.items()) for video in vs}
 
 
-def save_splits(path: Path, assignment: dict[str, str], params: dict[str, Any]) -> None:
-    """Write the split with the parameters that made it, atomically (``core.atomic``)."""
+def save_splits(
+    path: Path, assignment: dict[str, str], params: dict[str, Any], subjects: dict[str, str] | None = None
+) -> None:
+    """Write the split with the parameters that made it, atomically (``core.atomic``). ``subjects``
+    (video key -> subject, where known) lets ``cache info`` count subjects per split."""
     path = Path(path)
     payload = {
         "format": SPLIT_FORMAT,
@@ -139,6 +156,8 @@ def save_splits(path: Path, assignment: dict[str, str], params: dict[str, Any]) 
         "counts": {split: sum(1 for s in assignment.values() if s == split) for split in SPLITS},
         "assignment": dict(sorted(assignment.items())),
     }
+    if subjects:
+        payload["subjects"] = dict(sorted(subjects.items()))
     write_json_atomic(path, payload, indent=1, default=str)
 
 
@@ -174,9 +193,41 @@ def split_params(dataset: Dataset, cfg: DataConfig) -> dict[str, Any]:
     }
 
 
+def dataset_subjects(dataset: Dataset, group_regex: str | None) -> dict[str, str]:
+    """Video key -> subject, for the videos whose subject is known."""
+    pattern = compile_group_regex(group_regex)
+    return {v.key: s for v in dataset.videos if (s := subject_of(v, pattern))}
+
+
+def _official(dataset: Dataset, cfg: DataConfig) -> dict[str, str]:
+    """The format's split as given; without a validation part, validation comes from its training part
+    (stratified, subject-disjoint where subjects are known) and the test part stays untouched."""
+    lacking = next((v for v in dataset.videos if v.split is None), None)
+    if lacking is not None:
+        raise BadInputError(
+            f"{lacking.video_file or lacking.root}: sample '{lacking.key}' has no official split while "
+            "others have one; give every sample a split, or use --split random"
+        )
+    assignment = assign_splits(dataset.videos, cfg.val, cfg.test, cfg.seed)
+    if cfg.val > 0 and "val" not in assignment.values():
+        train = [replace(v, split=None) for v in dataset.videos if v.split == "train"]
+        assignment.update(assign_splits(train, cfg.val, 0.0, cfg.seed, cfg.group_regex))
+    return assignment
+
+
 def resolve_splits(dataset: Dataset, cfg: DataConfig) -> dict[str, str]:
-    """The split to use: pre-split folders as given, else ``cfg.split_file`` when it exists, else a new
-    ``assign_splits`` (written to ``cfg.split_file`` when one is named, for reuse)."""
+    """The split to use: the official split (``--split official``, or ``auto`` where the dataset ships one),
+    else ``cfg.split_file`` when it exists, else a new ``assign_splits`` (written to ``cfg.split_file``
+    when one is named, for reuse)."""
+    mode = getattr(cfg, "split", "auto")
+    if mode == "official" and not dataset.presplit:
+        raise UserError(
+            f"{dataset.root}: this {dataset.format} dataset ships no official split; use --split random"
+        )
+    if dataset.presplit and mode != "random":
+        return _official(dataset, cfg)
+    if dataset.presplit:  # --split random over a dataset that ships a split: ignore the given one
+        dataset = replace(dataset, videos=[replace(v, split=None) for v in dataset.videos], presplit=False)
     split_file = Path(cfg.split_file) if cfg.split_file is not None else None
     if not dataset.presplit and split_file is not None and split_file.exists():
         stored = load_splits(split_file)
@@ -189,5 +240,7 @@ def resolve_splits(dataset: Dataset, cfg: DataConfig) -> dict[str, str]:
         return {video.key: stored[video.key] for video in dataset.videos}
     assignment = assign_splits(dataset.videos, cfg.val, cfg.test, cfg.seed, cfg.group_regex)
     if split_file is not None and not split_file.exists():
-        save_splits(split_file, assignment, split_params(dataset, cfg))
+        save_splits(
+            split_file, assignment, split_params(dataset, cfg), dataset_subjects(dataset, cfg.group_regex)
+        )
     return assignment

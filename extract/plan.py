@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cache.fingerprint import content_id, video_fingerprint
@@ -90,10 +92,15 @@ def make_augmenter(cfg: ExtractConfig, class_names: list[str]) -> SequenceAugmen
 
 def make_plan(cfg: ExtractConfig) -> Plan:
     """Discover the dataset, fix the split, check leakage, and address every sequence by content."""
-    prepared = prepare_sequences(cfg.dataset)
+    # Folder listings of the dataset, kept between runs (data/framelist.py); outside every key directory.
+    root_id = hashlib.sha256(str(Path(cfg.dataset.data or "").resolve()).encode()).hexdigest()[:16]
+    prepared = prepare_sequences(cfg.dataset, memo_path=Path(cfg.cache_dir) / ".listings" / f"{root_id}.pkl")
+    for line in prepared.dataset.notes:
+        print(line, file=sys.stderr)
     for line in prepared.leakage.warnings():
         print(f"warning: {line}", file=sys.stderr)
-    fingerprints = {v.key: video_fingerprint(v) for v in prepared.dataset.videos}
+    sources: dict[tuple[str, str], bytes] = {}  # each source's files are statted once, however many segments
+    fingerprints = {v.key: video_fingerprint(v, sources) for v in prepared.dataset.videos}
     items = [PlanItem(s, content_id(fingerprints[s.video.key], s.aug_index)) for s in prepared.sequences]
     spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes))
     return Plan(prepared.dataset, prepared.assignment, items, extraction_key(spec), spec)

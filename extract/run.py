@@ -25,7 +25,7 @@ from core.config import config_to_dict, save_config
 from core.device import resolve_device
 from core.errors import BadInputError, UserError
 from core.ranks import EXTRACT_TIMEOUT, process_group
-from data.splits import save_splits, split_params
+from data.splits import dataset_subjects, save_splits, split_params
 from extract.config import ExtractConfig
 from extract.distributed import (
     SharedProgress,
@@ -280,7 +280,12 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             dims = _load_dims(key_dir)
             meta = _meta(cfg, plan, dims)
             done = {it.content_id for it in plan.items}
-        save_splits(key_dir / "splits.json", plan.assignment, split_params(plan.dataset, cfg.dataset))
+        save_splits(
+            key_dir / "splits.json",
+            plan.assignment,
+            split_params(plan.dataset, cfg.dataset),
+            dataset_subjects(plan.dataset, cfg.dataset.group_regex),
+        )
         assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta)
         save_config(cfg, key_dir / "config.yaml")
         result.skipped = [*plan.dataset.skipped, *result.skipped]  # what discovery skipped counts too

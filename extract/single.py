@@ -12,9 +12,10 @@ from cache.schema import Dims
 from core.device import resolve_device
 from core.errors import CacheError
 from data.augment import SequenceAugmenter
-from data.discovery import input_videos
 from data.frames import read_frames
+from data.inputs import predict_inputs
 from data.sampling import sample_indices
+from data.windows import window_starts
 from extract.encode import FrameEncoder
 from extract.streams import StreamOptions
 from models.encoders import Encoder, create_encoder
@@ -38,10 +39,25 @@ def encoders_from_manifest(manifest: dict[str, Any]) -> dict[str, Encoder]:
     return encoders
 
 
-def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> list[dict[str, np.ndarray]]:
-    """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was.
+def _clips(video, frames: int, windows: tuple[int, int] | None):
+    """(indices, valid, start, end) of the whole video, or of each W:S window over it (indices into it)."""
+    if windows is None:
+        yield (*sample_indices(video.num_frames, frames)[:2], 0, video.num_frames - 1)
+        return
+    for start in window_starts(video.num_frames, *windows):
+        end = min(start + windows[0], video.num_frames) - 1
+        indices, valid, _ = sample_indices(end - start + 1, frames)
+        yield indices + np.int32(start), valid, start, end
 
-    Each dict also has ``"input"``, the readable name of the video it came from.
+
+def extract_inputs(
+    paths: list[Path], manifest: dict[str, Any], device: str, windows: tuple[int, int] | None = None
+) -> list[dict[str, np.ndarray]]:
+    """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was;
+    with ``windows`` (W, S), one per sliding window of W frames every S frames.
+
+    Each dict also has ``"input"``, the readable name of the video it came from, and ``"start"``/``"end"``,
+    the frame range (0-based, inclusive) it covers.
     """
     try:
         cfg = manifest["config"]
@@ -55,14 +71,13 @@ def extract_inputs(paths: list[Path], manifest: dict[str, Any], device: str) -> 
     resize = SequenceAugmenter(image_size, flip=False)
     results = []
     for path in paths:
-        for video in input_videos(Path(path)):
-            indices, valid, _ = sample_indices(video.num_frames, frames)
-            clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
-            out = encoder(torch.from_numpy(clip))
-            # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
-            out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
-            out.update(
-                valid=valid, frame_indices=indices, input=str(video.video_file or video.root / video.video_id)
-            )
-            results.append(out)
+        for video in predict_inputs(Path(path)):
+            for indices, valid, start, end in _clips(video, frames, windows):
+                clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
+                out = encoder(torch.from_numpy(clip))
+                # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
+                out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
+                name = str(video.video_file or video.root / video.video_id)
+                out.update(valid=valid, frame_indices=indices, input=name, start=start, end=end)
+                results.append(out)
     return results

@@ -43,7 +43,10 @@ class SequenceFrames(Dataset):
         groups: dict[object, list[int]] = {}
         for i in indices:
             video = self.sequences[i].video
-            groups.setdefault(video.video_file or video.frames, []).append(i)
+            # One key per source: a frame list is named by its first file and length (segments of one
+            # recording share it; two videos never do).
+            key = video.video_file or (str(video.frames[0]), len(video.frames))
+            groups.setdefault(key, []).append(i)
         items: dict[int, dict[str, Any]] = {}
         for group in groups.values():
             video = self.sequences[group[0]].video
@@ -52,7 +55,7 @@ class SequenceFrames(Dataset):
                 clips = read_segments(
                     source_of(video),
                     [self.sequences[i].indices for i in group],
-                    video.num_frames,
+                    video.source_length,
                     self.augmenter.image_size,
                 )
                 decode = (time.perf_counter() - start) / len(group)

@@ -92,3 +92,14 @@ def test_config_to_dict_is_flat_and_plain(tmp_path: Path):
 def test_to_plain_walks_nested_values():
     got = to_plain({"p": Path("a/b"), 3: (1, {"x": torch.tensor(2.5)}), "none": None})
     assert got == {"p": "a/b", "3": [1, {"x": 2.5}], "none": None}
+
+
+def test_a_sealed_memo_opens_only_for_the_user_who_wrote_it(tmp_path, monkeypatch):
+    from core.sealed import seal, unseal
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "me"))
+    blob = seal({"folder": ["00001.jpg"]})
+    assert unseal(blob) == {"folder": ["00001.jpg"]}
+    assert unseal(blob[:40] + bytes([blob[40] ^ 1]) + blob[41:]) is None  # tampered
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "colleague"))  # another user's secret
+    assert unseal(blob) is None  # a copied cache's memo is rebuilt, never unpickled

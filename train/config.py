@@ -58,6 +58,9 @@ class PredictConfig:
     inputs: tuple[str, ...] = field(
         default=(), metadata={"help": "video files or frame folders to classify", "positional": True}
     )
+    windows: str | None = _f(
+        None, "W:S: classify sliding windows of W frames every S frames; prints a timeline"
+    )
     top_k: int = _f(3, "number of classes to print per input")
     device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
 

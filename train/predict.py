@@ -14,6 +14,7 @@ import torch
 
 from core.device import resolve_device
 from core.errors import BadInputError
+from data.windows import parse_windows
 from train.checkpoint import load_checkpoint
 from train.config import PredictConfig
 from train.evaluate import model_from_checkpoint
@@ -35,7 +36,9 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     model = model_from_checkpoint(ckpt, device)
     from extract.single import extract_inputs  # lazy: only predict loads encoders
 
-    arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type)
+    windows = parse_windows(cfg.windows) if cfg.windows else None
+    extra = {"windows": windows} if windows else {}
+    arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
     class_names = list(ckpt["class_names"])
     k = min(cfg.top_k, len(class_names))
     precision = precision_for(device)
@@ -45,7 +48,15 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
         probs = _probabilities(model, item, device, precision)  # (classes,)
         order = np.argsort(-probs, kind="stable")[:k]
         top = [{"class": class_names[i], "probability": float(probs[i])} for i in order]
-        results.append({"input": str(path), "prediction": top[0]["class"], "top": top})
+        result = {"input": str(path), "prediction": top[0]["class"], "top": top}
+        results.append(result)
+        if windows is not None:  # a timeline: one line per window
+            result.update(start=int(item["start"]), end=int(item["end"]))
+            if len(results) == 1 or results[-2]["input"] != str(path):
+                print(f"{path}\n  {'start':>7} {'end':>7}  {'class':<24} probability")
+            best = top[0]
+            print(f"  {result['start']:>7} {result['end']:>7}  {best['class']:<24} {best['probability']:.4f}")
+            continue
         print(str(path))
         for rank, t in enumerate(top, 1):
             print(f"  {rank}. {t['class']:<24} {t['probability']:.4f}")

@@ -1,0 +1,119 @@
+"""Dataset formats: one module per corpus layout, each turning a root folder into a ``Dataset`` of samples.
+
+A format module defines a ``Format`` subclass decorated with ``@register``; its docstring shows the layout
+it reads. ``--format auto`` asks every format, most specific first, whether it recognises the root.
+Every module in this package is imported on first use, so adding a format is adding one file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from core.errors import BadInputError, UserError
+from data.discovery import Dataset
+from data.framelist import ListingMemo
+from data.samples import Problems
+
+FORMATS: dict[str, type[Format]] = {}
+
+
+@dataclass
+class FormatOptions:
+    """What a format may need besides the root."""
+
+    manifest: Path | None = None
+    group_regex: str | None = None
+    on_bad: str = "error"
+    memo: ListingMemo | None = None
+
+    def listing(self) -> ListingMemo:
+        return self.memo if self.memo is not None else ListingMemo()
+
+
+class Format:
+    """One corpus layout. ``priority``: auto-detection asks higher first (the generic ``folders`` last)."""
+
+    name: ClassVar[str] = ""
+    priority: ClassVar[int] = 10
+    segments: ClassVar[bool] = False  # annotates gestures as segments of longer recordings
+
+    @classmethod
+    def recognises(cls, root: Path, options: FormatOptions) -> bool:
+        """True when the files at ``root`` look like this format (cheap: a few names, no listing)."""
+        raise NotImplementedError
+
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        """Every file the parse depends on besides the frame folders it lists, so a whole parse can be
+        reused while they and those folders are unchanged; None: never reuse a parse."""
+        return None
+
+    def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
+        """Every sample under ``root``; bad input goes through ``problems``."""
+        raise NotImplementedError
+
+
+def register(cls: type[Format]) -> type[Format]:
+    """Class decorator: make a format available to ``--format`` under ``cls.name``."""
+    if not cls.name or cls.name in FORMATS:
+        raise ValueError(f"format name {cls.name!r} is empty or taken")
+    FORMATS[cls.name] = cls
+    return cls
+
+
+def _import_all() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+def format_names() -> list[str]:
+    _import_all()
+    return sorted(FORMATS)
+
+
+def detect(root: Path, options: FormatOptions) -> str:
+    """The name of the first format, by priority, that recognises ``root``."""
+    _import_all()
+    for cls in sorted(FORMATS.values(), key=lambda c: (-c.priority, c.name)):
+        if cls.recognises(root, options):
+            return cls.name
+    raise BadInputError(
+        f"{root}: no dataset format recognises this folder; pass --format "
+        f"({', '.join(format_names())}) or a --manifest FILE"
+    )
+
+
+def read_dataset(root: Path, fmt: str, options: FormatOptions) -> Dataset:
+    """Read ``root`` as format ``fmt`` (``auto``: detect it and say which on stderr)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise BadInputError(f"{root}: dataset folder does not exist; check the --data path")
+    if not root.is_dir():
+        raise BadInputError(f"{root}: is a file, not a dataset folder; pass the folder that holds the data")
+    _import_all()
+    if fmt == "auto":
+        fmt = detect(root, options)
+        print(f"format: {fmt} (detected at {root}; pass --format to choose another)", file=sys.stderr)
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not known; choose one of auto, {', '.join(format_names())}")
+    cls, memo = FORMATS[fmt], options.memo
+    files = cls.annotation_files(root, options) if memo is not None else None
+    signature = f"{fmt}\0{root.resolve()}\0{options.manifest}\0{options.group_regex}\0{options.on_bad}"
+    if memo is not None and files is not None and (kept := memo.result(signature, files)) is not None:
+        return kept
+    dataset = cls().read(root, options, Problems(options.on_bad))
+    if memo is not None:
+        if files is not None:
+            memo.keep(signature, files, dataset)
+        memo.save()
+    return dataset
+
+
+def is_segment_format(name: str) -> bool:
+    _import_all()
+    return name in FORMATS and FORMATS[name].segments

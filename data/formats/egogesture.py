@@ -1,0 +1,94 @@
+"""``egogesture``: EgoGesture, gestures annotated as segments of egocentric recordings.
+
+Layout::
+
+    images/SubjectXX/SceneY/Color/rgbN/000001.jpg              the frames of recording N
+    labels-final-revised1/SubjectXX/SceneY/GroupN.csv          header-less rows 'label,start,end'
+
+Bounds are 1-based and inclusive; labels are the class numbers 1..83. The subject is ``SubjectXX``. The
+official split is by subject, as published with the dataset: validation subjects 1 7 12 13 24 29 33 34 35
+37, test subjects 2 9 11 14 18 19 28 31 41 47, training the others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from core.errors import BadInputError
+from data.discovery import Dataset
+from data.formats import Format, FormatOptions, register
+from data.formats.jester import read_lines
+from data.samples import Problems, RawSample, build_dataset
+
+LABELS = "labels-final-revised1"
+VAL_SUBJECTS = frozenset({1, 7, 12, 13, 24, 29, 33, 34, 35, 37})
+TEST_SUBJECTS = frozenset({2, 9, 11, 14, 18, 19, 28, 31, 41, 47})
+_GROUP = re.compile(r"^Group(\d+)\.csv$", re.IGNORECASE)
+_SUBJECT = re.compile(r"^Subject(\d+)$", re.IGNORECASE)
+
+
+def official_split(subject: str) -> str:
+    number = int(_SUBJECT.match(subject)[1])  # type: ignore[index]
+    return "val" if number in VAL_SUBJECTS else "test" if number in TEST_SUBJECTS else "train"
+
+
+def _folders(path: Path) -> list[str]:
+    with os.scandir(path) as entries:
+        return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+
+
+@register
+class EgoGesture(Format):
+    name = "egogesture"
+    segments = True
+
+    @classmethod
+    def recognises(cls, root: Path, options: FormatOptions) -> bool:
+        return (root / LABELS).is_dir() and (root / "images").is_dir()
+
+    def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
+        if not (root / LABELS).is_dir():
+            raise BadInputError(f"{root / LABELS}: label folder missing; this is not an EgoGesture root")
+        listing = options.listing()
+        raws: list[RawSample] = []
+        for subject in _folders(root / LABELS):
+            if not _SUBJECT.match(subject):
+                problems.report(f"{root / LABELS / subject}: not a SubjectXX folder; move it out")
+                continue
+            split = official_split(subject)
+            for scene in _folders(root / LABELS / subject):
+                with os.scandir(root / LABELS / subject / scene) as entries:
+                    groups = sorted(e.name for e in entries if e.is_file())
+                for name in groups:
+                    group = _GROUP.match(name)
+                    path = root / LABELS / subject / scene / name
+                    if group is None:
+                        problems.report(f"{path}: not a GroupN.csv label file; move it out")
+                        continue
+                    recording = f"{subject}/{scene}/rgb{group[1]}"
+                    folder = root / "images" / subject / scene / "Color" / f"rgb{group[1]}"
+                    for number, line in enumerate(read_lines(path), 1):
+                        if not line.strip():
+                            continue
+                        where = f"{path}:{number}"
+                        cells = [c.strip() for c in line.split(",")]
+                        try:
+                            label, start, end = cells[0], int(cells[1]) - 1, int(cells[2]) - 1
+                            if len(cells) != 3 or not label:
+                                raise ValueError
+                        except (ValueError, IndexError):
+                            problems.report(f"{where}: expected 'label,start,end', got {line.strip()!r}")
+                            continue
+                        if start < 0:
+                            problems.report(f"{where}: start must be 1 or more (frames are 1-based)")
+                            continue
+                        try:
+                            frames = listing.frames(folder)
+                        except BadInputError as error:
+                            problems.report(f"{where}: recording has no frame folder ({error})")
+                            continue
+                        raws.append(RawSample(label, recording, frames, where, start, end, subject, split))
+        classes = sorted({raw.label for raw in raws}, key=lambda s: (len(s), s))  # numeric order of ids
+        return build_dataset(root, self.name, raws, problems, classes if raws else None)

@@ -1,0 +1,145 @@
+"""``hagrid``: HaGRID still images, each a one-frame sample, with annotated boxes and landmarks.
+
+Layout::
+
+    hagrid_dataset/<class>/<image_id>.jpg          (or <class>/ directly under --data)
+    annotations/{train,val,test}/<class>.json      {image_id: {bboxes, labels, user_id, ...}}
+
+``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRIDv2 adds
+``united_bbox``, ``united_label`` and ``hand_landmarks``. The annotation folder is the official split,
+``user_id`` the subject. Extract with ``--frames 1``. The parsed annotations ride on the sample
+(``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import BadInputError
+from data.discovery import Dataset
+from data.formats import Format, FormatOptions, register
+from data.framelist import IMAGE_SUFFIXES, FrameList
+from data.samples import Problems, RawSample, build_dataset
+from data.sequence import Video
+
+SPLITS = {"train": "train", "val": "val", "test": "test"}
+LANDMARKS = 21  # points per hand (MediaPipe layout)
+FIELDS = ("bboxes", "labels", "user_id", "united_bbox", "united_label", "hand_landmarks")
+
+
+def _numbers(value: Any, size: int) -> bool:
+    return isinstance(value, list) and len(value) == size and all(isinstance(v, int | float) for v in value)
+
+
+def check_entry(entry: Any) -> str | None:
+    """What is wrong with one image's annotation, or None when it has the expected shape."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    boxes, labels = entry.get("bboxes"), entry.get("labels")
+    if not isinstance(boxes, list) or not all(_numbers(b, 4) for b in boxes):
+        return "'bboxes' is not a list of [x, y, w, h]"
+    if (
+        not isinstance(labels, list)
+        or len(labels) != len(boxes)
+        or not all(isinstance(x, str) for x in labels)
+    ):
+        return "'labels' is not a list of names, one per box"
+    if "user_id" in entry and not isinstance(entry["user_id"], str):
+        return "'user_id' is not a string"
+    marks = entry.get("hand_landmarks")
+    if marks is not None and (not isinstance(marks, list) or not all(isinstance(h, list) for h in marks)):
+        return "'hand_landmarks' is not a list of point lists"
+    return None
+
+
+def annotation_arrays(video: Video, max_hands: int = 4) -> dict[str, np.ndarray]:
+    """A sample's annotated hands as fixed-shape arrays (K = ``max_hands``), for storing beside YOLO's:
+    ``annotated_boxes`` (K, 4) float32 normalised x1, y1, x2, y2 (padding 0), ``annotated_count`` () uint8,
+    ``annotated_landmarks`` (K, 21, 2) float32 normalised x, y (NaN where absent)."""
+    entry = video.annotations or {}
+    boxes = np.zeros((max_hands, 4), np.float32)  # (K, 4)
+    for i, (x, y, w, h) in enumerate((entry.get("bboxes") or [])[:max_hands]):
+        boxes[i] = (x, y, x + w, y + h)
+    marks = np.full((max_hands, LANDMARKS, 2), np.nan, np.float32)  # (K, 21, 2)
+    for i, hand in enumerate((entry.get("hand_landmarks") or [])[:max_hands]):
+        points = np.asarray([p for p in hand if _numbers(p, 2)], np.float32).reshape(-1, 2)[:LANDMARKS]
+        marks[i, : len(points)] = points
+    count = np.uint8(min(len(entry.get("bboxes") or []), max_hands))
+    return {"annotated_boxes": boxes, "annotated_count": count, "annotated_landmarks": marks}
+
+
+def _images(folder: Path) -> dict[str, str]:
+    """image id -> file name, from one directory read."""
+    try:
+        with os.scandir(folder) as entries:
+            return {
+                os.path.splitext(e.name)[0]: e.name
+                for e in entries
+                if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+            }
+    except OSError:
+        return {}
+
+
+@register
+class HaGRID(Format):
+    name = "hagrid"
+
+    @classmethod
+    def recognises(cls, root: Path, options: FormatOptions) -> bool:
+        notes = root / "annotations"
+        return notes.is_dir() and any((notes / s).is_dir() for s in SPLITS) and not (root / "frames").is_dir()
+
+    def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
+        images_root = root / "hagrid_dataset" if (root / "hagrid_dataset").is_dir() else root
+        raws: list[RawSample] = []
+        listed: dict[str, dict[str, str]] = {}
+        for folder, split in SPLITS.items():
+            split_dir = root / "annotations" / folder
+            if not split_dir.is_dir():
+                continue
+            for path in sorted(split_dir.glob("*.json")):
+                label = path.stem
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as error:
+                    problems.report(
+                        f"{path}:{error.lineno}: not valid JSON ({error.msg}); fix or re-download it"
+                    )
+                    continue
+                except (OSError, UnicodeDecodeError) as error:
+                    problems.report(f"{path}: cannot be read ({error}); re-download it")
+                    continue
+                if not isinstance(data, dict):
+                    problems.report(
+                        f"{path}: expected an object keyed by image id, got {type(data).__name__}"
+                    )
+                    continue
+                if label not in listed:
+                    listed[label] = _images(images_root / label)
+                for image_id, entry in data.items():
+                    where = f"{path}: image '{image_id}'"
+                    wrong = check_entry(entry)
+                    if wrong is not None:
+                        problems.report(f"{where}: {wrong}; fix the annotation")
+                        continue
+                    name = listed[label].get(image_id)
+                    if name is None:
+                        problems.report(
+                            f"{where}: has no image {images_root / label / image_id}.jpg; "
+                            "download it or drop the entry"
+                        )
+                        continue
+                    notes = {k: entry[k] for k in FIELDS if k in entry}
+                    frames = FrameList(images_root / label, (name,))
+                    raws.append(
+                        RawSample(label, image_id, frames, where, 0, 0, entry.get("user_id"), split, notes)
+                    )
+        if not raws and not problems.skipped:
+            raise BadInputError(f"{root / 'annotations'}: no train/val/test <class>.json annotations found")
+        return build_dataset(root, self.name, raws, problems)

@@ -1,0 +1,83 @@
+"""``ipn``: IPN Hand, gestures annotated as segments of long recordings.
+
+Layout::
+
+    frames/<video>/<video>_000001.jpg    the frames of each recording
+    Annot_List.txt                       header 'video,label,id,t_start,t_end,frames', one segment a line
+    Annot_TrainList.txt, Annot_TestList.txt   (optional) the official split, same columns
+
+``t_start``/``t_end`` are 1-based and inclusive. The subject is the recording name up to its first '_'
+(e.g. ``1CM1`` of ``1CM1_1_R_#217``); ``--group-regex`` overrides it. When the train/test lists exist they
+are the official split (validation then comes from the training part); otherwise ``Annot_List.txt`` is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import BadInputError
+from data.discovery import Dataset
+from data.formats import Format, FormatOptions, register
+from data.formats.jester import read_lines
+from data.samples import Problems, RawSample, build_dataset
+
+ALL = "Annot_List.txt"
+SPLIT_LISTS = {"train": "Annot_TrainList.txt", "test": "Annot_TestList.txt"}
+HEADER = ("video", "label", "id", "t_start", "t_end", "frames")
+
+
+def subject_of(video: str) -> str:
+    return video.split("_", 1)[0]
+
+
+@register
+class IPNHand(Format):
+    name = "ipn"
+    segments = True
+
+    @classmethod
+    def recognises(cls, root: Path, options: FormatOptions) -> bool:
+        return (root / "frames").is_dir() and any((root / n).is_file() for n in (ALL, *SPLIT_LISTS.values()))
+
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        return [root / ALL, *(root / name for name in SPLIT_LISTS.values())]
+
+    def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
+        if all((root / name).is_file() for name in SPLIT_LISTS.values()):
+            files = [(split, root / name) for split, name in SPLIT_LISTS.items()]
+        elif (root / ALL).is_file():
+            files = [(None, root / ALL)]
+        else:
+            raise BadInputError(f"{root / ALL}: annotation list missing; this is not an IPN Hand root")
+        listing = options.listing()
+        raws: list[RawSample] = []
+        for split, path in files:
+            for number, line in enumerate(read_lines(path), 1):
+                cells = [c.strip() for c in line.split(",")]
+                if number == 1 and cells[0].lower() == "video":
+                    continue  # the header
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                if len(cells) != len(HEADER) or not cells[0] or not cells[1]:
+                    problems.report(
+                        f"{where}: expected {','.join(HEADER)}, got {line.strip()!r}; fix the line"
+                    )
+                    continue
+                try:
+                    start, end = int(cells[3]) - 1, int(cells[4]) - 1  # 1-based inclusive -> 0-based
+                except ValueError:
+                    problems.report(f"{where}: t_start/t_end must be frame numbers, got {line.strip()!r}")
+                    continue
+                if start < 0:
+                    problems.report(f"{where}: t_start must be 1 or more (frames are 1-based); fix the line")
+                    continue
+                video = cells[0]
+                try:
+                    frames = listing.frames(root / "frames" / video)
+                except BadInputError as error:
+                    problems.report(f"{where}: video {video!r} has no frame folder ({error})")
+                    continue
+                raws.append(RawSample(cells[1], video, frames, where, start, end, subject_of(video), split))
+        return build_dataset(root, self.name, raws, problems)

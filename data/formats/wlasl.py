@@ -1,0 +1,107 @@
+"""``wlasl``: WLASL sign-language glosses, segments of source videos listed in one JSON file.
+
+Layout::
+
+    WLASL_v0.3.json     [{"gloss": "book", "instances": [{"video_id": "69241", "frame_start": 1,
+                          "frame_end": -1, "signer_id": 118, "split": "train", ...}, ...]}, ...]
+    videos/<video_id>.mp4
+
+``frame_start`` is 1-based, ``frame_end`` inclusive and -1 means to the end. ``signer_id`` is the subject,
+``split`` (train/val/test) the official split. Instances whose video is missing (many links of the
+corpus are dead) are counted and listed, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from core.errors import BadInputError
+from data.discovery import Dataset
+from data.formats import Format, FormatOptions, register
+from data.samples import Problems, RawSample, build_dataset
+
+INDEX = "WLASL_v0.3.json"
+SPLITS = {"train": "train", "val": "val", "test": "test"}
+
+
+@register
+class WLASL(Format):
+    name = "wlasl"
+    segments = True
+
+    @classmethod
+    def recognises(cls, root: Path, options: FormatOptions) -> bool:
+        return (root / INDEX).is_file() or any(root.glob("WLASL_v*.json"))
+
+    def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
+        path = (
+            root / INDEX if (root / INDEX).is_file() else next(iter(sorted(root.glob("WLASL_v*.json"))), None)
+        )
+        if path is None:
+            raise BadInputError(f"{root / INDEX}: index missing; this is not a WLASL root")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise BadInputError(
+                f"{path}:{error.lineno}: not valid JSON ({error.msg}); re-download it"
+            ) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadInputError(f"{path}: cannot be read ({error}); re-download it") from None
+        if not isinstance(data, list):
+            raise BadInputError(f"{path}: expected a list of {{gloss, instances}}, got {type(data).__name__}")
+        try:
+            with os.scandir(root / "videos") as entries:
+                present = {e.name for e in entries}
+        except OSError:
+            present = set()
+        raws: list[RawSample] = []
+        missing: list[str] = []
+        for number, item in enumerate(data):
+            where = f"{path}: entry {number}"
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("gloss"), str)
+                or not isinstance(item.get("instances"), list)
+            ):
+                problems.report(f"{where}: expected {{'gloss': str, 'instances': [...]}}; fix the entry")
+                continue
+            for k, inst in enumerate(item["instances"]):
+                here = f"{where} ('{item['gloss']}') instance {k}"
+                try:
+                    video_id = str(inst["video_id"])
+                    start, end = int(inst["frame_start"]) - 1, int(inst["frame_end"])
+                    split = SPLITS[str(inst.get("split", "train"))]
+                except (TypeError, KeyError, ValueError):
+                    problems.report(
+                        f"{here}: needs video_id, frame_start, frame_end and split "
+                        "train/val/test; fix the instance"
+                    )
+                    continue
+                if f"{video_id}.mp4" not in present:
+                    missing.append(video_id)
+                    continue
+                if start < 0:
+                    problems.report(f"{here}: frame_start must be 1 or more (1-based); fix it")
+                    continue
+                signer = inst.get("signer_id")
+                raws.append(
+                    RawSample(
+                        item["gloss"],
+                        video_id,
+                        root / "videos" / f"{video_id}.mp4",
+                        here,
+                        start,
+                        None if end == -1 else end - 1,
+                        None if signer is None else str(signer),
+                        split,
+                    )
+                )
+        notes = []
+        if missing:
+            notes.append(
+                f"wlasl: {len(missing)} instance(s) have no video in {root / 'videos'} and are left "
+                f"out: {', '.join(missing)}"
+            )
+        return build_dataset(root, self.name, raws, problems, notes=notes)

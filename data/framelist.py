@@ -1,0 +1,296 @@
+"""The frames of one frame folder, listed from names alone, and a memo that makes a second listing free.
+
+A corpus like Jester holds millions of frame files, so listing never opens or stats a frame: one
+``os.scandir`` per folder, names ordered by their number (``00001.jpg``, ``img_12.png``,
+``frame-0003.jpg``). A folder of contiguous, uniformly named frames is stored as a pattern (prefix,
+width, first number, count, suffix) instead of a million ``Path`` objects, and ``ListingMemo`` keeps those
+listings on disk keyed by each folder's mtime, so an unchanged tree is planned again without listing it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.atomic import atomic_path
+from core.errors import BadInputError
+from core.sealed import seal, unseal
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+_IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES | {s.upper() for s in IMAGE_SUFFIXES})
+# The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
+_NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
+MEMO_VERSION = 3
+
+# (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
+Pattern = tuple[str, int, int, int, str]
+
+
+class FrameList(Sequence[Path]):
+    """Frame paths of one folder in numeric order, built lazily from a pattern or a tuple of names."""
+
+    # The folder is kept as a string: a memo of a million-frame corpus unpickles tens of thousands of
+    # these, and a Path costs ~10x a str to rebuild.
+    __slots__ = ("_folder", "names", "pattern")
+
+    def __init__(self, folder: Path, names: tuple[str, ...] = (), pattern: Pattern | None = None) -> None:
+        self._folder = os.fspath(folder)
+        self.names = names
+        self.pattern = pattern
+
+    @property
+    def folder(self) -> Path:
+        return Path(self._folder)
+
+    def name(self, index: int) -> str:
+        if self.pattern is None:
+            return self.names[index]
+        prefix, width, first, count, suffix = self.pattern
+        if not -count <= index < count:
+            raise IndexError(index)
+        return f"{prefix}{first + index % count:0{width}d}{suffix}"
+
+    def __len__(self) -> int:
+        return self.pattern[3] if self.pattern is not None else len(self.names)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        return Path(self._folder, self.name(index))
+
+    def __iter__(self) -> Iterator[Path]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._folder, len(self)))
+
+    def __getstate__(self) -> tuple:
+        return (self._folder, self.names, self.pattern)
+
+    def __setstate__(self, state: tuple) -> None:
+        self._folder, self.names, self.pattern = state
+
+    def __repr__(self) -> str:
+        return f"FrameList({str(self.folder)!r}, {len(self)} frames)"
+
+
+def _as_pattern(numbered: list[tuple[int, str]]) -> Pattern | None:
+    """The pattern that spells exactly these (number, name) pairs, or None."""
+    first_number, first_name = numbered[0]
+    match = _NUMBER.match(first_name)
+    if match is None:
+        return None
+    prefix, digits, rest = match["prefix"], match["digits"], match["rest"]
+    for width in (len(digits), 0):
+        pattern = (prefix, width, first_number, len(numbered), rest)
+        if all(f"{prefix}{first_number + i:0{width}d}{rest}" == name for i, (_, name) in enumerate(numbered)):
+            return pattern
+    return None
+
+
+_FORMS: dict[tuple[str, int, str], re.Pattern[str]] = {}
+
+
+def _contiguous(names: list[str]) -> Pattern | None:
+    """Fast path for the common case, names like 00001.jpg .. 00036.jpg, checked without a Python step
+    per name: the lowest and highest names (same prefix, suffix and digit width, so their order is the
+    numeric order) span exactly len(names) numbers, and one regex pass finds every name of that form.
+    Names in a folder are unique, so that is exactly the contiguous run."""
+    low, high = _NUMBER.match(min(names)), _NUMBER.match(max(names))
+    if low is None or high is None:
+        return None
+    prefix, digits, rest = low["prefix"], low["digits"], low["rest"]
+    if (high["prefix"], len(high["digits"]), high["rest"]) != (prefix, len(digits), rest):
+        return None
+    start, width = int(digits), len(digits)
+    if int(high["digits"]) - start + 1 != len(names):
+        return None
+    form = _FORMS.get((prefix, width, rest))
+    if form is None:
+        form = _FORMS[(prefix, width, rest)] = re.compile(
+            f"(?:{re.escape(prefix)}\\d{{{width}}}{re.escape(rest)}\n)*"
+        )
+    if form.fullmatch("\n".join(names) + "\n") is None:
+        return None
+    return (prefix, width, start, len(names), rest)
+
+
+def number_frames(folder: str | Path, names: list[str]) -> FrameList:
+    """Order frame ``names`` of ``folder`` numerically; a name without a number, or two frames with one
+    number, leave the order unknown and are bad input naming the file."""
+    if names and (pattern := _contiguous(names)) is not None:  # names in a folder are unique
+        return FrameList(folder, pattern=pattern)
+    numbered: list[tuple[int, str]] = []
+    for name in names:
+        match = _NUMBER.match(name.rsplit(".", 1)[0])
+        if match is None:
+            raise BadInputError(f"{Path(folder, name)}: frame name has no number to order it by; rename it")
+        numbered.append((int(match["digits"]), name))
+    numbered.sort()
+    for (n_a, a), (n_b, b) in zip(numbered, numbered[1:], strict=False):
+        if n_a == n_b:
+            raise BadInputError(
+                f"{Path(folder, b)}: has the same frame number {n_a} as {a}, so the frame order is "
+                "ambiguous; rename or delete one"
+            )
+    if not numbered:
+        return FrameList(folder)
+    pattern = _as_pattern(numbered)
+    return FrameList(folder, pattern=pattern) if pattern else FrameList(folder, tuple(n for _, n in numbered))
+
+
+def _listdir(folder: str | Path) -> list[str]:
+    try:
+        return os.listdir(folder)  # names only: no DirEntry, no stat
+    except FileNotFoundError:
+        raise BadInputError(
+            f"{folder}: frame folder does not exist; check the path or the annotation"
+        ) from None
+    except NotADirectoryError:
+        raise BadInputError(f"{folder}: is a file, not a frame folder; check the path") from None
+    except OSError as error:
+        raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
+
+
+def _images(names: list[str]) -> list[str]:
+    return [
+        n
+        for n in names
+        if (n.endswith(_IMAGE_ENDINGS) or os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+        and not n.startswith(".")
+    ]
+
+
+def frame_names(folder: str | Path) -> list[str]:
+    """Names of the image files in ``folder``, from one directory read; hidden files are ignored."""
+    return _images(_listdir(folder))
+
+
+def list_frames(folder: str | Path) -> FrameList:
+    """The numerically ordered frames of ``folder``. A folder holding nothing but contiguously numbered
+    images (the usual case) is recognised from one parsed name, without filtering or parsing the rest."""
+    names = _listdir(folder)
+    pattern = _contiguous(names) if names else None
+    if pattern is not None and pattern[4].lower() in IMAGE_SUFFIXES:
+        return FrameList(folder, pattern=pattern)
+    return number_frames(folder, _images(names))
+
+
+class ListingMemo:
+    """Folder listings persisted between runs, each valid while its folder's mtime is unchanged.
+
+    Adding, removing or renaming a frame changes the folder's mtime, so the folder is listed again; a frame
+    rewritten in place keeps the listing right (its name did not change). Without a path it only lists.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        # Two files: the kept parses (read first), and the folder listings, read only when a parse must
+        # be redone, so an unchanged corpus never pays for loading its listings.
+        self.results_path = self.path.with_name(self.path.name + ".parsed") if self.path else None
+        self._entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] | None = None
+        # signature -> (annotation file stamps, consulted folder mtimes, the parsed result)
+        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = _load(self.results_path)
+        self.consulted: dict[str, int] = {}  # folder -> mtime_ns (-1: missing) seen by this run
+        self.changed = False
+
+    @property
+    def entries(self) -> dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]]:
+        if self._entries is None:
+            self._entries = _load(self.path)
+        return self._entries
+
+    def result(self, signature: str, files: list[Path]) -> Any | None:
+        """A whole parse kept by ``keep``, when its annotation files and every folder it consulted are
+        unchanged: an unchanged corpus is planned again from one stat per folder."""
+        stored = self.results.get(signature)
+        if stored is None or stored[0] != _stamps(files):
+            return None
+        for folder, mtime in stored[1].items():
+            try:
+                if os.stat(folder).st_mtime_ns != mtime:
+                    return None
+            except OSError:
+                if mtime != -1:
+                    return None
+        return stored[2]
+
+    def keep(self, signature: str, files: list[Path], result: Any) -> None:
+        """Remember ``result`` of parsing with ``files`` and the folders consulted since construction."""
+        self.results[signature] = (_stamps(files), dict(self.consulted), result)
+        self.changed = True
+
+    def frames(self, folder: str | Path) -> FrameList:
+        """The numerically ordered frames of ``folder``, from the memo when the folder is unchanged."""
+        key = os.fspath(folder)
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            self.consulted[key] = -1
+            raise BadInputError(
+                f"{folder}: frame folder does not exist; check the path or annotation"
+            ) from None
+        except OSError as error:
+            raise BadInputError(f"{folder}: cannot be read ({error.strerror or error}); check it") from None
+        self.consulted[key] = mtime
+        known = self.entries.get(key)
+        if known is not None and known[0] == mtime:
+            return FrameList(folder, known[1] or (), known[2])
+        listing = list_frames(folder)
+        self.entries[key] = (mtime, listing.names or None, listing.pattern)
+        self.changed = True
+        return listing
+
+    def save(self) -> None:
+        """Write the memo atomically (tmp + replace); a read-only place just means no memo."""
+        if self.path is None or not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        if self._entries is not None:
+            _dump(self.path, self._entries)
+        _dump(self.results_path, self.results)
+
+
+def _load(path: Path | None) -> dict:
+    """A memo file's dict; missing, stale or damaged only costs a fresh listing."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        memo = unseal(path.read_bytes())  # None unless this user wrote it: a shared cache runs no code
+        version, payload = memo if isinstance(memo, tuple) and len(memo) == 2 else (None, None)
+        return payload if version == MEMO_VERSION and isinstance(payload, dict) else {}
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
+        return {}
+
+
+def _dump(path: Path, payload: dict) -> None:
+    """Write sealed and atomically; a read-only place just means no memo."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(seal((MEMO_VERSION, payload)))
+    except OSError:
+        pass
+
+
+def _stamps(files: list[Path]) -> tuple:
+    """(path, size, mtime_ns) of each file; None for a missing one."""
+    out = []
+    for path in files:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path), None, None))
+    return tuple(out)

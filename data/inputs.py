@@ -1,0 +1,66 @@
+"""What ``predict`` can run over: video files, still images, frame folders in any numeric naming, id lists.
+
+An id list is a text file (``.csv``, ``.txt``, ``.lst``) with one clip a line, the first ``;`` or ``,``
+field naming a frame folder beside the list or under its ``20bn-jester-v1/`` folder, which is how the
+Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/jester-v1-test.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import BadInputError
+from data.discovery import FRAME_NAME, input_videos
+from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
+from data.sequence import Video
+
+ID_LIST_SUFFIXES = frozenset({".csv", ".txt", ".lst"})
+JESTER_FRAMES = "20bn-jester-v1"
+
+
+def _numbered_folder(folder: Path) -> Video | None:
+    """One unlabelled video of a folder of numbered frames (00001.jpg, img_12.png), or None when the
+    frames follow the ``<video_id>_frame_<n>`` naming (several videos in one folder)."""
+    names = frame_names(folder)
+    if not names or any(FRAME_NAME.match(name.rsplit(".", 1)[0]) for name in names):
+        return None
+    frames = number_frames(folder, names)
+    return Video("?", -1, folder.name, len(frames), folder.parent, frames=frames)
+
+
+def _id_list(path: Path) -> list[Video]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(f"{path}: cannot be read ({error}); pass a text file of ids") from None
+    videos = []
+    for number, line in enumerate(lines, 1):
+        clip = line.replace(",", ";").split(";", 1)[0].strip()
+        if not clip:
+            continue
+        folder = next(
+            (f for f in (path.parent / clip, path.parent / JESTER_FRAMES / clip) if f.is_dir()), None
+        )
+        if folder is None:
+            raise BadInputError(
+                f"{path}:{number}: id {clip!r} has no frame folder beside the list or under "
+                f"{JESTER_FRAMES}/; fix the line or add the frames"
+            )
+        videos.extend(predict_inputs(folder))
+    if not videos:
+        raise BadInputError(f"{path}: lists no ids; put one clip id a line")
+    return videos
+
+
+def predict_inputs(path: Path) -> list[Video]:
+    """Unlabelled videos (label -1) for ``predict`` from one INPUT argument."""
+    path = Path(path).expanduser()
+    if path.is_file() and path.suffix.lower() in ID_LIST_SUFFIXES:
+        return _id_list(path)
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:  # a still image (HaGRID): one frame
+        return [Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))]
+    if path.is_dir():
+        video = _numbered_folder(path)
+        if video is not None:
+            return [video]
+    return input_videos(path)

@@ -1,0 +1,153 @@
+"""Every dataset format parses a tiny replica of its corpus into exactly the samples the corpus means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from corpus_replicas import IPN_A, egogesture, frame, hagrid, ipn, jester, manifest, nvgesture, wlasl
+
+from data.config import DataConfig
+from data.formats.hagrid import annotation_arrays
+from data.frames import read_frames
+from data.sequences import read_samples
+
+WRITERS = {
+    "jester": jester,
+    "ipn": ipn,
+    "egogesture": egogesture,
+    "nvgesture": nvgesture,
+    "hagrid": hagrid,
+    "wlasl": wlasl,
+}
+CLASSES = {  # label index order: Jester's label file, numeric ids in number order, else names sorted
+    "jester": ["Thumb Up", "Swiping Left"],
+    "ipn": ["G01", "G02"],
+    "egogesture": ["5", "12"],
+    "nvgesture": ["1", "2"],
+    "hagrid": ["call", "like"],
+    "wlasl": ["book", "drink"],
+}
+
+
+def samples(dataset) -> dict:
+    return {v.key: (v.class_name, v.start, v.end, v.subject, v.split) for v in dataset.videos}
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_format_is_detected_and_parses_into_the_expected_samples(tmp_path, name, capsys):
+    expected = WRITERS[name](tmp_path)
+    dataset = read_samples(DataConfig(data=tmp_path))  # --format auto
+    assert dataset.format == name and f"format: {name}" in capsys.readouterr().err
+    assert samples(dataset) == expected
+    assert dataset.classes == CLASSES[name]
+
+
+def test_manifest_reads_videos_and_numerically_ordered_frame_folders(tmp_path):
+    path, expected = manifest(tmp_path)
+    dataset = read_samples(DataConfig(data=tmp_path, manifest=path))
+    assert dataset.format == "manifest" and samples(dataset) == expected
+    folder = next(v for v in dataset.videos if v.key == "wave/frames/take2")
+    assert [p.name for p in folder.frames] == ["img_1.png", "img_2.png", "img_10.png", "img_11.png"]
+    assert read_frames(folder, np.array([2]))[0, 0, -1, 0] == 10  # frame 'img_10' is the third
+
+
+def test_segments_index_the_source_and_read_its_frames(tmp_path):
+    ipn(tmp_path)
+    dataset = read_samples(DataConfig(data=tmp_path))
+    segment = next(v for v in dataset.videos if v.key == f"G02/{IPN_A}@5-11")
+    assert segment.source_length == 12 and segment.frames[5].name == f"{IPN_A}_000006.jpg"
+    pixels = read_frames(segment, np.array([5, 11]))  # source indices: frames 6 and 12 of the recording
+    assert np.allclose(pixels[:, 0, -1, 0], [90, 180], atol=6)
+
+
+def test_hagrid_annotations_ride_on_the_sample(tmp_path):
+    hagrid(tmp_path)
+    video = next(v for v in read_samples(DataConfig(data=tmp_path)).videos if v.key == "call/a1")
+    assert video.annotations["labels"] == ["call", "no_gesture"]
+    assert video.annotations["united_label"] == ["call"]
+    arrays = annotation_arrays(video, max_hands=3)
+    assert arrays["annotated_count"] == 2
+    assert np.allclose(arrays["annotated_boxes"][0], [0.1, 0.2, 0.4, 0.6])
+    assert np.allclose(arrays["annotated_landmarks"][0, 20], [0.15, 0.25])
+    assert np.isnan(arrays["annotated_landmarks"][1]).all() and not arrays["annotated_boxes"][2].any()
+
+
+def test_wlasl_lists_instances_without_video_and_goes_on(tmp_path):
+    wlasl(tmp_path)
+    dataset = read_samples(DataConfig(data=tmp_path))
+    assert len(dataset.videos) == 2
+    assert any("1 instance(s) have no video" in note and "00002" in note for note in dataset.notes)
+
+
+def test_format_can_be_forced_and_unknown_names_are_refused(tmp_path):
+    ipn(tmp_path)
+    assert read_samples(DataConfig(data=tmp_path, format="ipn")).format == "ipn"
+    with pytest.raises(Exception, match="--format 'ipnn' is not known"):
+        read_samples(DataConfig(data=tmp_path, format="ipnn"))
+
+
+def test_listing_memo_reuses_an_unchanged_folder_and_relists_a_changed_one(tmp_path):
+    from data.framelist import ListingMemo
+
+    ipn(tmp_path)
+    memo_path = tmp_path / "memo.pkl"
+    folder = tmp_path / "frames" / IPN_A
+    first = ListingMemo(memo_path)
+    assert len(first.frames(folder)) == 12
+    first.save()
+    again = ListingMemo(memo_path)
+    assert len(again.frames(folder)) == 12 and not again.changed
+    (folder / f"{IPN_A}_000013.jpg").write_bytes((folder / f"{IPN_A}_000001.jpg").read_bytes())
+    assert len(again.frames(folder)) == 13 and again.changed
+
+
+def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged(tmp_path):
+    ipn(tmp_path)
+    memo = tmp_path / "memo.pkl"
+    cfg = DataConfig(data=tmp_path)
+    first = read_samples(cfg, memo_path=memo)
+    assert samples(read_samples(cfg, memo_path=memo)) == samples(first)
+    notes = tmp_path / "Annot_List.txt"
+    notes.write_text(notes.read_text().replace(",G02,", ",G03,"))  # same size, new content
+    assert f"G03/{IPN_A}@5-11" in samples(read_samples(cfg, memo_path=memo))
+    for n in (13, 14):  # the recording grows: a segment may now reach frames it could not before
+        frame(tmp_path / "frames" / IPN_A / f"{IPN_A}_{n:06d}.jpg", n)
+    grown = next(v for v in read_samples(cfg, memo_path=memo).videos if v.video_id == IPN_A)
+    assert grown.source_length == 14
+
+
+def test_predict_runs_over_the_jester_test_csv_and_numbered_folders(tmp_path):
+    from data.inputs import predict_inputs
+
+    jester(tmp_path)
+    [clip] = predict_inputs(tmp_path / "jester-v1-test.csv")  # ids only: clip 4, 3 frames
+    assert clip.num_frames == 3 and clip.frames[0] == tmp_path / "20bn-jester-v1" / "4" / "00001.jpg"
+    [folder] = predict_inputs(tmp_path / "20bn-jester-v1" / "1")
+    assert folder.num_frames == 5 and folder.label == -1
+    (tmp_path / "ids.txt").write_text("1\n77\n")
+    with pytest.raises(Exception, match=r"ids.txt:2: id '77' has no frame folder"):
+        predict_inputs(tmp_path / "ids.txt")
+
+
+@pytest.mark.parametrize(
+    ("names", "ordered"),
+    [
+        (["00003.jpg", "00001.jpg", "00002.jpg"], ["00001.jpg", "00002.jpg", "00003.jpg"]),
+        (["00004.jpg", "00001.jpg", "00002.jpg"], ["00001.jpg", "00002.jpg", "00004.jpg"]),  # a gap
+        (["00003.jpg", "00002b.jpg", "00001.jpg"], ["00001.jpg", "00002b.jpg", "00003.jpg"]),  # odd one in
+        (
+            ["00002.jpg", "00001.jpg", "0000a.jpg"],
+            ["0000a.jpg", "00001.jpg", "00002.jpg"],
+        ),  # "0000a" carries the number 0
+        (
+            ["frame-0003.jpg", "frame-0002.jpg", ".DS_Store", "notes.txt"],
+            ["frame-0002.jpg", "frame-0003.jpg"],
+        ),
+    ],
+)
+def test_listing_orders_frames_by_number_and_ignores_other_files(tmp_path, names, ordered):
+    from data.framelist import list_frames
+
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ordered
