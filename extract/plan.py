@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Plan:
     items: list[PlanItem]
     key: str
     key_spec: dict[str, Any]
+    options: StreamOptions = field(default_factory=StreamOptions)
 
     def members(self, done: set[str]) -> dict[str, list[str]]:
         """Split -> content ids of the finished sequences, in plan order."""
@@ -64,12 +65,16 @@ def encoder_identities(cfg: ExtractConfig) -> dict[str, dict[str, Any]]:
     }
 
 
-def key_spec(cfg: ExtractConfig, augmenter: SequenceAugmenter) -> dict[str, Any]:
+def stream_options(cfg: ExtractConfig, dataset_format: str = "") -> StreamOptions:
+    """The stream flags of ``cfg``, and the format whose annotations the annotations stream stores."""
+    return replace(StreamOptions.from_config(cfg), annotations=dataset_format)
+
+
+def key_spec(cfg: ExtractConfig, augmenter: SequenceAugmenter, options: StreamOptions) -> dict[str, Any]:
     """Everything that changes how a sequence becomes bytes. Not the dataset, not the split.
 
     Per active stream: the identities of its encoders and the options it declares it keys on.
     """
-    options = StreamOptions.from_config(cfg)
     identities = encoder_identities(cfg)
     streams = {
         s.name: {"encoders": {role: identities[role] for role in s.roles}, **s.key(options)}
@@ -102,5 +107,6 @@ def make_plan(cfg: ExtractConfig) -> Plan:
     sources: dict[tuple[str, str], bytes] = {}  # each source's files are statted once, however many segments
     fingerprints = {v.key: video_fingerprint(v, sources) for v in prepared.dataset.videos}
     items = [PlanItem(s, content_id(fingerprints[s.video.key], s.aug_index)) for s in prepared.sequences]
-    spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes))
-    return Plan(prepared.dataset, prepared.assignment, items, extraction_key(spec), spec)
+    options = stream_options(cfg, prepared.dataset.format)
+    spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes), options)
+    return Plan(prepared.dataset, prepared.assignment, items, extraction_key(spec), spec, options)

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from extract.distributed import (
 from extract.encode import FrameEncoder
 from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_plan
 from extract.source import SequenceFrames, collate_items, worker_context
-from extract.streams import StreamOptions, resolve_revisions
+from extract.streams import resolve_revisions
 from models.encoders import Encoder, create_encoder
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -63,10 +63,8 @@ def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
     }
 
 
-def make_frame_encoder(
-    encoders: dict[str, Encoder], cfg: ExtractConfig, device: torch.device
-) -> FrameEncoder:
-    return FrameEncoder(encoders, device, StreamOptions.from_config(cfg))
+def make_frame_encoder(encoders: dict[str, Encoder], plan: Plan, device: torch.device) -> FrameEncoder:
+    return FrameEncoder(encoders, device, plan.options)
 
 
 def stream_dims(frame_encoder: FrameEncoder, cfg: ExtractConfig) -> Dims:
@@ -96,10 +94,9 @@ def _versions() -> dict[str, str]:
 def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
     from extract.streams import get_stream
 
-    options = StreamOptions.from_config(cfg)
-    extra: dict[str, Any] = {"channel_layout": []}
+    extra: dict[str, Any] = {"channel_layout": [], "stream_options": asdict(plan.options)}
     for name in dims.streams:
-        extra.update(get_stream(name).meta(options))
+        extra.update(get_stream(name).meta(plan.options))
     return {
         "schema_version": SCHEMA_VERSION,
         "key": plan.key,
@@ -196,7 +193,10 @@ def extract_missing(
                 else:
                     raise BadInputError(item["error"])
             if good:
-                out = frame_encoder(torch.cat([g["frames"] for g in good]))  # frames (n*T, S, S, 3)
+                # where each frame came from, for streams that store what a sample carries (annotations)
+                seqs = [todo[g["index"]].sequence for g in good]
+                samples = [(seq.video, int(i)) for seq in seqs for i in seq.indices]
+                out = frame_encoder(torch.cat([g["frames"] for g in good]), samples)  # frames (n*T, S, S, 3)
                 for j, g in enumerate(good):
                     rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
                     pending.append(_record(todo[g["index"]], g["label"], rows, dims))
@@ -251,7 +251,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             if cfg.workers:
                 worker_context()  # the worker server imports its libraries while the encoders build
-            frame_encoder = make_frame_encoder(build_encoders(cfg), cfg, resolve_device(cfg.device, ranks))
+            frame_encoder = make_frame_encoder(build_encoders(cfg), plan, resolve_device(cfg.device, ranks))
             dims = stream_dims(frame_encoder, cfg)
             if ranks.is_main:
                 write_json_atomic(

@@ -62,7 +62,8 @@ def extract_inputs(
     try:
         cfg = manifest["config"]
         frames, image_size = int(cfg["frames"]), int(cfg["image_size"])
-        options = StreamOptions.from_config(cfg)
+        recorded = manifest.get("stream_options")
+        options = StreamOptions(**recorded) if isinstance(recorded, dict) else StreamOptions.from_config(cfg)
         dims = Dims.from_json(manifest["dims"])
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None

@@ -10,6 +10,7 @@ from conftest import tiny_extract_argv, tiny_extract_config
 from corpus_replicas import IPN_A, hagrid, ipn
 
 import pipeline
+from cache.verify import verify_cache
 from extract.run import run
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate
@@ -96,6 +97,14 @@ def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_pat
     with h5py.File(key_dir / "test.h5", "r") as h5:  # the official split, one frame per sample
         assert [s.decode() for s in h5["sequence_ids"][...]] == ["call/c1"]
         assert h5["embeddings"].shape[1] == 1
+        # the corpus's own annotations, stored under their own names beside YOLO's boxes
+        assert "hand_boxes" in h5 and h5["annotated_count"][0, 0] == 2
+        np.testing.assert_allclose(
+            h5["annotated_boxes"][0, 0, :2], [[0.1, 0.2, 0.4, 0.6], [0.5, 0.5, 0.7, 0.7]]
+        )
+        assert h5["annotated_landmarks_valid"][0, 0].tolist() == [1, 0, 0, 0]
+        np.testing.assert_allclose(h5["annotated_landmarks"][0, 0, 0], np.full((21, 2), [0.15, 0.25]))
+    assert verify_cache(key_dir) == []
     with h5py.File(key_dir / "val.h5", "r") as h5:
         assert [s.decode() for s in h5["sequence_ids"][...]] == ["like/b1"]
     run_dir = _train(key_dir, tmp_path / "runs")

@@ -12,7 +12,7 @@ import pkgutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from core.errors import BadInputError, UserError
 from data.discovery import Dataset
@@ -56,6 +56,24 @@ class Format:
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         """Every sample under ``root``; bad input goes through ``problems``."""
         raise NotImplementedError
+
+    @classmethod
+    def annotation_fields(cls) -> tuple[tuple[str, tuple[int, ...], str, tuple[float, float] | None], ...]:
+        """(name, per-frame shape, dtype, bounds) of the annotations this corpus ships (HaGRID's boxes and
+        landmarks), stored by the ``annotations`` stream beside the encoders' outputs; empty: none."""
+        return ()
+
+    @classmethod
+    def annotation_arrays(cls, video: Any, frame: int) -> dict[str, Any]:
+        """One frame's annotations as arrays of ``annotation_fields``'s shapes."""
+        raise NotImplementedError
+
+
+def format_class(name: str) -> type[Format]:
+    _import_all()
+    if name not in FORMATS:
+        raise UserError(f"unknown format {name!r}; valid: {', '.join(sorted(FORMATS))}")
+    return FORMATS[name]
 
 
 def register(cls: type[Format]) -> type[Format]:

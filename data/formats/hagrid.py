@@ -60,17 +60,25 @@ def check_entry(entry: Any) -> str | None:
 def annotation_arrays(video: Video, max_hands: int = 4) -> dict[str, np.ndarray]:
     """A sample's annotated hands as fixed-shape arrays (K = ``max_hands``), for storing beside YOLO's:
     ``annotated_boxes`` (K, 4) float32 normalised x1, y1, x2, y2 (padding 0), ``annotated_count`` () uint8,
-    ``annotated_landmarks`` (K, 21, 2) float32 normalised x, y (NaN where absent)."""
+    ``annotated_landmarks`` (K, 21, 2) float32 normalised x, y (0 where absent) and
+    ``annotated_landmarks_valid`` (K,) uint8, 1 for a hand whose 21 points are annotated."""
     entry = video.annotations or {}
     boxes = np.zeros((max_hands, 4), np.float32)  # (K, 4)
     for i, (x, y, w, h) in enumerate((entry.get("bboxes") or [])[:max_hands]):
         boxes[i] = (x, y, x + w, y + h)
-    marks = np.full((max_hands, LANDMARKS, 2), np.nan, np.float32)  # (K, 21, 2)
+    marks = np.zeros((max_hands, LANDMARKS, 2), np.float32)  # (K, 21, 2)
+    valid = np.zeros(max_hands, np.uint8)  # (K,)
     for i, hand in enumerate((entry.get("hand_landmarks") or [])[:max_hands]):
         points = np.asarray([p for p in hand if _numbers(p, 2)], np.float32).reshape(-1, 2)[:LANDMARKS]
         marks[i, : len(points)] = points
+        valid[i] = len(points) == LANDMARKS
     count = np.uint8(min(len(entry.get("bboxes") or []), max_hands))
-    return {"annotated_boxes": boxes, "annotated_count": count, "annotated_landmarks": marks}
+    return {
+        "annotated_boxes": boxes,
+        "annotated_count": count,
+        "annotated_landmarks": marks,
+        "annotated_landmarks_valid": valid,
+    }
 
 
 def _images(folder: Path) -> dict[str, str]:
@@ -86,9 +94,26 @@ def _images(folder: Path) -> dict[str, str]:
         return {}
 
 
+MAX_HANDS = 4  # annotated hands kept per image, as many as YOLO's boxes
+
+
 @register
 class HaGRID(Format):
     name = "hagrid"
+
+    @classmethod
+    def annotation_fields(cls) -> tuple[tuple[str, tuple[int, ...], str, tuple[float, float] | None], ...]:
+        k = MAX_HANDS
+        return (
+            ("annotated_boxes", (k, 4), "float32", (0.0, 1.0)),
+            ("annotated_count", (), "uint8", (0, k)),
+            ("annotated_landmarks", (k, LANDMARKS, 2), "float32", None),
+            ("annotated_landmarks_valid", (k,), "uint8", (0, 1)),
+        )
+
+    @classmethod
+    def annotation_arrays(cls, video: Video, frame: int) -> dict[str, np.ndarray]:
+        return annotation_arrays(video, MAX_HANDS)  # a still image: its one frame
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:

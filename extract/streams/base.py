@@ -31,6 +31,7 @@ class StreamOptions:
     attention_mass: float = 0.6
     crop_margin: float = 0.1
     dino_heads: bool = False
+    annotations: str = ""  # the dataset format whose annotations are stored ("" when it ships none)
 
     @classmethod
     def from_config(cls, cfg: Any) -> StreamOptions:
@@ -45,7 +46,8 @@ class FrameBatch:
 
     ``frames`` (N, 3, S, S) float in [0, 1] on the device; ``outputs`` holds every field the streams
     before this one wrote, (N, ...) tensors; ``run(role, images)`` calls that role's encoder in
-    micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it).
+    micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it);
+    ``samples`` says where each frame came from, (sample, source frame index) per frame, when known.
     """
 
     frames: torch.Tensor
@@ -54,6 +56,7 @@ class FrameBatch:
     options: StreamOptions
     run: Callable[[str, torch.Tensor], Any]
     stage: Callable[[str], AbstractContextManager]
+    samples: list[tuple[Any, int]] | None = None
 
 
 class Stream:
@@ -65,6 +68,10 @@ class Stream:
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         """Streams whose outputs this one reads (so they run first)."""
         return ()
+
+    def active(self, options: StreamOptions) -> bool:
+        """Whether this stream runs at all (beyond having a model for each role); role-less streams say."""
+        return True
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
         """The options that change this stream's bytes (part of the cache key)."""
@@ -179,7 +186,11 @@ def resolve_revisions(text: str) -> dict[str, str]:
 
 def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[Stream]:
     """Streams whose roles all have a model, in an order where every stream runs after what it needs."""
-    active = {s.name: s for s in _STREAMS.values() if all(models.get(r, NONE) != NONE for r in s.roles)}
+    active = {
+        s.name: s
+        for s in _STREAMS.values()
+        if all(models.get(r, NONE) != NONE for r in s.roles) and s.active(options)
+    }
     if not active:
         raise UserError("--encoders: every role is none, so there is nothing to extract")
     for s in active.values():
