@@ -69,7 +69,8 @@ def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     assert arrays["annotated_count"] == 2
     assert np.allclose(arrays["annotated_boxes"][0], [0.1, 0.2, 0.4, 0.6])
     assert np.allclose(arrays["annotated_landmarks"][0, 20], [0.15, 0.25])
-    assert np.isnan(arrays["annotated_landmarks"][1]).all() and not arrays["annotated_boxes"][2].any()
+    assert arrays["annotated_landmarks_valid"].tolist() == [1, 0, 0]  # the second hand has no points
+    assert not arrays["annotated_landmarks"][1].any() and not arrays["annotated_boxes"][2].any()
 
 
 def test_wlasl_lists_instances_without_video_and_goes_on(tmp_path):

@@ -208,7 +208,7 @@ def test_empty_val_split_selects_by_train_metric(tmp_path, single_thread):
     )
     run = run_train(_cfg(cache, tmp_path / "runs", "noval", epochs=2, streams="twelve"))
     ckpt = load_checkpoint(run / "best.pt")
-    assert ckpt["best_metric"]["split"] == "train" and ckpt["model_args"]["streams"] == "twelve"
+    assert ckpt["best_metric"]["split"] == "train" and ckpt["model_args"]["streams"] == ["twelve"]
     assert "train" in json.loads((run / "report.json").read_text())
 
 
