@@ -161,3 +161,25 @@ def save_config(cfg: Any, path: Path) -> None:
     """Write the resolved config beside an output, so a run can be repeated with ``--config``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def option_names(cls: type) -> list[str]:
+    """The flag names (``lr``, ``batch_size``) of a config class: what grids and search spaces may name."""
+    return [f.name for f in _leaf_fields(cls)]
+
+
+def coerce_option(cls: type, name: str, value: Any, source: str) -> Any:
+    """One option of ``cls`` from a plain (YAML) value, exactly as a flag would be checked.
+
+    An unknown option or a value of the wrong type is a UserError naming ``source``.
+    """
+    leaves = {f.name: f for f in _leaf_fields(cls)}
+    key = str(name).replace("-", "_")
+    if key not in leaves:
+        raise UserError(f"{source}: unknown option '{name}' (valid: {', '.join(sorted(leaves))})")
+    f = leaves[key]
+    tp = _unwrap_optional(f.type)
+    # int(2.5) and float(True) would pass silently: a number must be of the option's kind.
+    if tp in (int, float) and isinstance(value, bool) or tp is int and isinstance(value, float):
+        raise UserError(f"{source}: bad value for '{key}': {value!r} (must be {tp.__name__})")
+    return _coerce(f, value, source)
