@@ -17,15 +17,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from cache.schema import decode_id
 from errors import BadInputError
 from models.heads.model import STREAM_FIELDS
 from train.arrays import decode_cache
 from train.config import TrainConfig
-from train.jobs import Job, run_jobs
-from train.runtime import open_manifest, split_count
+from train.jobs import Job, is_finished, run_jobs
+from train.runtime import open_manifest, split_count, split_path
 from train.subjects import subjects_of, video_id
 
 POOL = ("train", "val")
@@ -76,24 +78,22 @@ def run_folds(cfg: TrainConfig) -> Path:
     manifest = open_manifest(Path(cfg.cache))
     name = cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{time.strftime('%Y%m%d-%H%M%S')}"
     cv_dir = Path(cfg.out) / name
-    decoded = decode_cache(Path(cfg.cache), STREAM_FIELDS[cfg.streams], cv_dir, splits=POOL)
-    try:
-        pool = [(s, i) for s in POOL if split_count(manifest, s) for i in range(split_count(manifest, s))]
-        pool_ids = [decoded.ids(s)[i] for s, i in pool]
-        labels = np.concatenate(
-            [np.asarray(decoded.arrays(s)["labels"]) for s in POOL if split_count(manifest, s)]
-        )
-        subjects = subjects_of(manifest, pool_ids)
-        groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]
-        val_sets = make_folds(labels, groups, str(cfg.folds), cfg.seed, subjects is not None)
-        jobs = [
-            _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, groups, subjects is not None)
-            for i, val in enumerate(val_sets)
-        ]
-        cv_dir.mkdir(parents=True, exist_ok=True)
-        run_dirs = run_jobs(jobs, decoded)
-    finally:
-        decoded.remove()
+    pool, pool_ids, labels = _pool(Path(cfg.cache), manifest)
+    subjects = subjects_of(manifest, pool_ids)
+    groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]
+    val_sets = make_folds(labels, groups, str(cfg.folds), cfg.seed, subjects is not None)
+    jobs = [
+        _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, groups, subjects is not None)
+        for i, val in enumerate(val_sets)
+    ]
+    cv_dir.mkdir(parents=True, exist_ok=True)
+    if any(not is_finished(job) for job in jobs):
+        decoded = decode_cache(Path(cfg.cache), STREAM_FIELDS[cfg.streams], cv_dir, splits=POOL)
+        try:
+            run_jobs(jobs, decoded)
+        finally:
+            decoded.remove()
+    run_dirs = [job.run_dir for job in jobs]
     summary = summarize(run_dirs, cfg)
     (cv_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(format_folds(summary))
@@ -123,6 +123,19 @@ def _fold_job(
         "train_count": len(pool) - len(held),
     }
     return Job(replace(cfg, out=cv_dir, name=f"fold-{i}"), members, {"fold.json": extra})
+
+
+def _pool(cache: Path, manifest: dict[str, Any]) -> tuple[list[tuple[str, int]], list[str], np.ndarray]:
+    """(split, row) of every train+val sequence, their ids and labels (small datasets only)."""
+    pool, ids, labels = [], [], []
+    for split in POOL:
+        if not split_count(manifest, split):
+            continue
+        with h5py.File(split_path(cache, manifest, split), "r", locking=False) as h5:
+            ids += [decode_id(raw) for raw in h5["sequence_ids"][...]]
+            labels.append(h5["labels"][...].astype(np.int64))
+        pool += [(split, i) for i in range(split_count(manifest, split))]
+    return pool, ids, np.concatenate(labels)
 
 
 def summarize(run_dirs: list[Path], cfg: TrainConfig) -> dict[str, Any]:

@@ -70,9 +70,8 @@ def run_jobs(jobs: list[Job], decoded: DecodedCache, parallel: int = 1) -> list[
     if skipped:
         print(f"resuming: {skipped} of {len(jobs)} runs already finished", flush=True)
     if parallel <= 1 or len(pending) <= 1:
-        _DECODED[str(decoded.dir)] = decoded
         for job in pending:
-            run_job(str(decoded.dir), job)
+            run_job(decoded, job)
     else:
         _run_parallel(pending, decoded, parallel)
     return [job.run_dir for job in jobs]
@@ -104,14 +103,13 @@ def _init_worker(threads: int) -> None:
 
 
 def run_job(
-    decoded_dir: str, job: Job, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
+    decoded: DecodedCache | str, job: Job, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
 ) -> Path:
-    """One training over the decoded arrays (in whichever process runs it)."""
+    """One training over the decoded arrays (an open DecodedCache, or its folder in a worker process)."""
     from train.fit import run_train
 
-    decoded = _DECODED.get(decoded_dir)
-    if decoded is None:
-        decoded = _DECODED[decoded_dir] = DecodedCache.open(Path(decoded_dir))
+    if isinstance(decoded, str):
+        decoded = _DECODED.get(decoded) or _DECODED.setdefault(decoded, DecodedCache.open(Path(decoded)))
     source = (
         SplitSource.as_stored(decoded)
         if job.members is None
