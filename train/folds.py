@@ -83,7 +83,7 @@ def run_folds(cfg: TrainConfig) -> Path:
     groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]
     val_sets = make_folds(labels, groups, str(cfg.folds), cfg.seed, subjects is not None)
     jobs = [
-        _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, groups, subjects is not None)
+        _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, pool_ids, groups, subjects is not None)
         for i, val in enumerate(val_sets)
     ]
     cv_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +107,7 @@ def _fold_job(
     k: int,
     val: np.ndarray,
     pool: list[tuple[str, int]],
+    pool_ids: list[str],
     groups: list[str],
     subjects_known: bool,
 ) -> Job:
@@ -119,6 +120,7 @@ def _fold_job(
         "folds": k,
         "grouped_by": "subject" if subjects_known else "video",
         "val_groups": sorted({groups[j] for j in held}),
+        "val_sequences": [pool_ids[j] for j in sorted(held)],
         "val_count": len(held),
         "train_count": len(pool) - len(held),
     }
