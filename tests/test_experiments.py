@@ -171,7 +171,12 @@ def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
 
 def test_bad_experiment_input_is_one_line_and_exit_2(subject_cache, tmp_path, capsys):
     base = ["--cache", str(subject_cache), "--out", str(tmp_path)]
-    for grid, words in [("lrr=1,2", "unknown option 'lrr'"), ("lr=fast", "bad value for 'lr'")]:
+    bad_grids = [
+        ("lrr=1,2", "unknown option 'lrr'"),
+        ("lr=fast", "bad value for 'lr'"),
+        ("epochs=1.5", "bad value for 'epochs'"),  # int(1.5) would silently train 1 epoch
+    ]
+    for grid, words in bad_grids:
         code, err = _run_cli(["sweep", *base, "--grid", grid], capsys)
         assert code == 2 and words in err and len(err.splitlines()) == 1
     code, err = _run_cli(["train", *base, "--folds", "5"], capsys)
