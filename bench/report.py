@@ -19,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+SWEEP_COST = ("<!-- sweep-cost:start -->", "<!-- sweep-cost:end -->")  # its own block: bench/sweep_cost.py
 STAGES = (
     ("decode", "decode*"),
     ("augment", "augment*"),
@@ -39,6 +40,7 @@ COMMANDS = (
     ".venv/bin/python bench/extract.py --preset tiny --frames 64 --rounds 2",
     ".venv/bin/python bench/train.py",
     ".venv/bin/python bench/sweep.py --preset full    # per-encoder micro-batch sweep (optional)",
+    ".venv/bin/python bench/sweep_cost.py             # sweep vs separate trains (~20 min)",
     ".venv/bin/python bench/report.py                 # rewrites this block",
 )
 
@@ -282,12 +284,43 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def rewrite(readme: str, block: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README has no {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+def sweep_cost_block(results: list[dict[str, Any]]) -> str:
+    """bench/sweep_cost.py: 12 separate train processes vs one sweep, and --parallel 2 memory."""
+    if not results:
+        return "_Run `bench/sweep_cost.py` to fill this table._"
+    r = results[0]
+    s, b, mem, ratios = r["seconds"], r["rchar_bytes"], r["peak_memory_bytes"], r["ratios"]
+    holds = "holds" if r["targets"]["sweep_over_separate_seconds"]["holds"] else "does not hold"
+    others = "/".join(_f(w[0]["load"].get("other_processes_cores")) for w in r["ways"].values())
+    return "\n".join(
+        [
+            f"{r['runs']} runs (`{r['grid']}`, {r['epochs']} epoch each) on {r['sequences']} synthetic "
+            f"sequences of T = {r['dims']['frames']}, D = {r['dims']['embed_dim']} "
+            f"({r['cache_bytes'] / 1e6:.0f} MB cache), "
+            f"{_machine([r])}; other processes used {others} cores during separate/sweep.",
+            "",
+            "| way | wall | bytes read (rchar) | peak memory |",
+            "|---|---|---|---|",
+            f"| 12 × `train` | {s['separate']:.0f} s | {b['separate'] / 1e9:.2f} GB | one run: "
+            f"{mem['one_train'] / 1e9:.2f} GB |",
+            f"| one `sweep` | {s['sweep']:.0f} s ({ratios['sweep_over_separate_seconds']:.2f}×; target ≤ "
+            f"{r['targets']['sweep_over_separate_seconds']['target']} {holds}) | {b['sweep'] / 1e9:.2f} GB "
+            f"| `--parallel 2`: {mem['sweep_parallel_2'] / 1e9:.2f} GB "
+            f"({ratios['parallel_2_over_one_train_memory']:.2f}× one run) |",
+            "",
+            f"Same metrics.csv either way: {'yes' if r['same_metrics_csv'] else 'no'}. Peak memory is the "
+            "summed PSS of the process tree plus the decoded arrays in /dev/shm (counted whole: an upper "
+            "bound).",
+        ]
+    )
+
+
+def rewrite(readme: str, block: str, start: str = START, end: str = END) -> str:
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README has no {start} ... {end} block")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = args.readme.read_text()
     new = rewrite(text, render())
+    if SWEEP_COST[0] in new:
+        new = rewrite(new, sweep_cost_block(_load("sweep_cost-*.json")), *SWEEP_COST)
     if args.check:
         return 0 if new == text else 1
     if new != text:
