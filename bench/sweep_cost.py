@@ -10,9 +10,10 @@ run, alternates the two ways of training the same 12 configurations (lr x seed x
 - ``sweep``: one ``pipeline.py sweep`` process (the cache decoded once, runs in turn).
 Reported per way: wall seconds, and bytes the processes read through read() syscalls (``rchar`` of
 /proc/<pid>/io: the cache, plus Python's own imports, which are the same few MB per process).
-Memory: peak over the process tree of the summed PSS (shared pages split between their users) plus the
-decoded arrays in /dev/shm (counted whole, so an upper bound), for one ``train`` process and for
-``sweep --parallel 2`` over two runs. Writes bench/results/sweep_cost-cpu.json (sweep-*.json are
+Memory: peak over the process tree of the summed PSS (shared pages split between their users), where
+the decoded arrays in /dev/shm count once at their whole size (their mapped pages are taken out of the
+PSS sum), for one ``train`` process and for ``sweep --parallel 2`` over two runs (``--memory-only``
+re-measures just this into an existing result). Writes bench/results/sweep_cost-cpu.json (sweep-*.json are
 bench/sweep.py's).
 """
 
@@ -91,16 +92,18 @@ class TreeMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> int:
-        total = 0
+        """Σ PSS, with the decoded arrays' mapped pages swapped for the arrays' whole size (once)."""
+        total, mapped = 0, 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 total += p.memory_full_info().pss
+                mapped += sum(m.pss for m in p.memory_maps() if "gesture-decoded-" in m.path)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         shm = sum(
             f.stat().st_size for d in SHM.glob(f"gesture-decoded-{self.proc.pid}-*") for f in d.glob("*")
         )
-        return total + shm
+        return total - mapped + shm
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -201,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="separate/sweep alternations (drift cancels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--memory-only", action="store_true", help="re-measure memory into the existing JSON")
     args = p.parse_args(argv)
+    if args.memory_only:
+        return memory_only(args)
     tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     common = ["--epochs", str(args.epochs), "--device", "cpu", "--batch-size", "32"]
     try:
@@ -265,29 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             == (tmp / "runs-sweep-0" / "s" / _name(c) / "metrics.csv").read_text()
             for c in combos()
         )
-        one = run_cli(
-            ["train", "--cache", str(key_dir), "--out", str(tmp / "mem"), "--name", "one", *common],
-            tmp / "io-one.jsonl",
-            memory=True,
-        )
-        par = run_cli(
-            [
-                "sweep",
-                "--cache",
-                str(key_dir),
-                "--out",
-                str(tmp / "mem"),
-                "--name",
-                "par",
-                "--grid",
-                "seed=0,1",
-                "--parallel",
-                "2",
-                *common,
-            ],
-            tmp / "io-par.jsonl",
-            memory=True,
-        )
+        one, par = memory_phase(key_dir, tmp, common)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = {w: min(x["seconds"] for x in xs) for w, xs in ways.items()}
@@ -326,6 +310,41 @@ def main(argv: list[str] | None = None) -> int:
         f"separate {seconds['separate']:.0f} s, sweep {seconds['sweep']:.0f} s ({ratio:.2f}x); "
         f"memory parallel-2 / one run {result['ratios']['parallel_2_over_one_train_memory']:.2f}x"
     )
+    return 0
+
+
+def memory_phase(key_dir: Path, tmp: Path, common: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    one = run_cli(
+        ["train", "--cache", str(key_dir), "--out", str(tmp / "mem"), "--name", "one", *common],
+        tmp / "io-one.jsonl",
+        memory=True,
+    )
+    par = run_cli(
+        ["sweep", "--cache", str(key_dir), "--out", str(tmp / "mem"), "--name", "par"]
+        + ["--grid", "seed=0,1", "--parallel", "2", *common],
+        tmp / "io-par.jsonl",
+        memory=True,
+    )
+    return one, par
+
+
+def memory_only(args: argparse.Namespace) -> int:
+    path = args.out or RESULTS / "sweep_cost-cpu.json"
+    result = json.loads(path.read_text())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
+    try:
+        key_dir = tmp / "cache" / "sweepbench"
+        build_cache(key_dir, result["sequences"], args.seed)
+        common = ["--epochs", str(result["epochs"]), "--device", "cpu", "--batch-size", "32"]
+        one, par = memory_phase(key_dir, tmp, common)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["peak_memory_bytes"] = {"one_train": one["peak_bytes"], "sweep_parallel_2": par["peak_bytes"]}
+    result["parallel_2_seconds"] = par["seconds"]
+    result["ratios"]["parallel_2_over_one_train_memory"] = par["peak_bytes"] / one["peak_bytes"]
+    result["memory_measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(write_result(path, result))
+    print(f"memory parallel-2 / one run {result['ratios']['parallel_2_over_one_train_memory']:.2f}x")
     return 0
 
 
