@@ -52,6 +52,11 @@ def cmd_train(cfg) -> int:
     from train.runtime import retain_freed_memory
 
     retain_freed_memory()  # the process is ours: keep batch-sized blocks instead of re-faulting them
+    if cfg.folds:
+        from train.folds import run_folds
+
+        print(run_folds(cfg))
+        return 0
     run_dir = run_train(cfg)
     if is_main_process():  # under torchrun, rank 0 alone prints the run dir
         print(run_dir)
@@ -73,9 +78,27 @@ def cmd_predict(cfg) -> int:
 
 
 def cmd_runs(cfg) -> int:
-    from train.runs import list_runs
+    from train.runs import compare_runs
 
-    print(list_runs(cfg.runs_dir))
+    print(compare_runs(cfg))
+    return 0
+
+
+def cmd_sweep(cfg) -> int:
+    from train.runtime import retain_freed_memory
+    from train.sweep import run_sweep
+
+    retain_freed_memory()
+    print(run_sweep(cfg))
+    return 0
+
+
+def cmd_tune(cfg) -> int:
+    from train.runtime import retain_freed_memory
+    from train.tune import run_tune
+
+    retain_freed_memory()
+    print(run_tune(cfg))
     return 0
 
 
@@ -132,13 +155,21 @@ def _commands() -> list[tuple[str, str, type, Callable]]:
     from demo import DemoConfig
     from extract.config import ExtractConfig
     from train.config import EvaluateConfig, PredictConfig, RunsConfig, TrainConfig
+    from train.experiment_config import SweepConfig, TuneConfig
 
     return [
         ("extract", "extract features of a dataset into the HDF5 cache", ExtractConfig, cmd_extract),
         ("train", "train the recognition heads on a cache", TrainConfig, cmd_train),
         ("evaluate", "evaluate a checkpoint on a split of its cache", EvaluateConfig, cmd_evaluate),
         ("predict", "classify frame folders or video files with a checkpoint", PredictConfig, cmd_predict),
-        ("runs", "compare training runs side by side", RunsConfig, cmd_runs),
+        ("runs", "compare training runs, grouped over seeds and folds", RunsConfig, cmd_runs),
+        (
+            "sweep",
+            "train every combination of a grid of train options over one cache",
+            SweepConfig,
+            cmd_sweep,
+        ),
+        ("tune", "Optuna hyper-parameter search over one cache (resumable)", TuneConfig, cmd_tune),
         ("demo-data", "write the synthetic gesture dataset", DemoDataConfig, cmd_demo_data),
         (
             "demo",

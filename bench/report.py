@@ -21,6 +21,7 @@ from bench.machine import mfu
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+SWEEP_COST = ("<!-- sweep-cost:start -->", "<!-- sweep-cost:end -->")  # its own block: bench/sweep_cost.py
 STAGES = (
     ("decode", "decode*"),
     ("augment", "augment*"),
@@ -41,6 +42,7 @@ COMMANDS = (
     ".venv/bin/python -m bench.extract --preset tiny --frames 64 --rounds 2",
     ".venv/bin/python -m bench.train",
     ".venv/bin/python -m bench.sweep --preset full    # per-encoder micro-batch sweep (optional)",
+    ".venv/bin/python -m bench.sweep_cost             # sweep vs separate trains (~20 min)",
     ".venv/bin/python -m bench.report                 # rewrites this block",
 )
 
@@ -289,12 +291,48 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def rewrite(readme: str, block: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README has no {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+def sweep_cost_block(results: list[dict[str, Any]]) -> str:
+    """bench/sweep_cost.py: 12 separate train processes vs one sweep, and --parallel 2 memory."""
+    if not results:
+        return "_Run `bench/sweep_cost.py` to fill this table._"
+    r = results[0]
+    s, b, mem, ratios = r["seconds"], r["cache_bytes_read"], r["peak_memory_bytes"], r["ratios"]
+    rc = r["rchar_bytes"]
+    holds = "holds" if r["targets"]["sweep_over_separate_seconds"]["holds"] else "does not hold"
+    others = "/".join(_f(w[0]["load"].get("other_processes_cores")) for w in r["ways"].values())
+    return "\n".join(
+        [
+            f"{r['runs']} runs (`{r['grid']}`, {r['epochs']} epoch each) on {r['sequences']} synthetic "
+            f"sequences of T = {r['dims']['frames']}, D = {_embed_dim(r['dims'])} "
+            f"({r['cache_bytes'] / 1e6:.0f} MB cache), "
+            f"{_machine([r])}; other processes used {others} cores during separate/sweep.",
+            "",
+            "| way | wall | cache bytes read | all read() bytes | peak memory |",
+            "|---|---|---|---|---|",
+            f"| 12 × `train` | {s['separate']:.0f} s | {b['separate'] / 1e9:.2f} GB "
+            f"| {rc['separate'] / 1e9:.1f} GB "
+            "| one run: "
+            f"{mem['one_train'] / 1e9:.2f} GB |",
+            f"| one `sweep` | {s['sweep']:.0f} s ({ratios['sweep_over_separate_seconds']:.2f}×; target ≤ "
+            f"{r['targets']['sweep_over_separate_seconds']['target']} {holds}) | {b['sweep'] / 1e9:.2f} GB "
+            f"| {rc['sweep'] / 1e9:.1f} GB "
+            f"| `--parallel 2`: {mem['sweep_parallel_2'] / 1e9:.2f} GB "
+            f"({ratios['parallel_2_over_one_train_memory']:.2f}× one run) |",
+            "",
+            f"Same metrics.csv either way: {'yes' if r['same_metrics_csv'] else 'no'}. Cache bytes: the "
+            "stored (compressed) chunks the reader fetched; all read() bytes: `rchar` of the processes, "
+            "Python's imports included. Peak memory: summed PSS of the process tree, the decoded arrays "
+            "in /dev/shm counted once at their whole size.",
+        ]
+    )
+
+
+def rewrite(readme: str, block: str, start: str = START, end: str = END) -> str:
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README has no {start} ... {end} block")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = args.readme.read_text()
     new = rewrite(text, render())
+    if SWEEP_COST[0] in new:
+        new = rewrite(new, sweep_cost_block(_load("sweep_cost-*.json")), *SWEEP_COST)
     if args.check:
         return 0 if new == text else 1
     if new != text:

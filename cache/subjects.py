@@ -12,14 +12,25 @@ from pathlib import Path
 SPLITS = ("train", "val", "test")
 
 
+def _recorded(key_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(video key -> split, video key -> subject) from splits.json; empty when unreadable or unknown."""
+    try:
+        payload = json.loads((Path(key_dir) / "splits.json").read_text(encoding="utf-8"))
+        assignment, subjects = dict(payload["assignment"]), dict(payload.get("subjects") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
+    return assignment, {str(k): str(v) for k, v in subjects.items()}
+
+
+def recorded_subjects(key_dir: Path) -> dict[str, str]:
+    """Video key (``<class>/<recording>[@a-b]``) -> subject, as the dataset format knew it."""
+    return _recorded(key_dir)[1]
+
+
 def subject_lines(key_dir: Path) -> list[str]:
     """'subjects: train=N val=N test=N', plus a WARNING line when a subject is in two splits; empty when
     the dataset's subjects are unknown."""
-    try:
-        payload = json.loads((Path(key_dir) / "splits.json").read_text(encoding="utf-8"))
-        assignment, subjects = payload["assignment"], payload.get("subjects") or {}
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    assignment, subjects = _recorded(key_dir)
     if not subjects:
         return []
     splits_of: dict[str, set[str]] = defaultdict(set)

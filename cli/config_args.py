@@ -9,36 +9,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from core.config import coerce, leaf_fields, unwrap_optional
 from core.errors import UserError
 
 _UNSET = object()
-
-
-def _leaf_fields(cls: type) -> list[dataclasses.Field]:
-    """Leaf fields of a (possibly nested) config dataclass, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        f.type = hints[f.name]
-        if dataclasses.is_dataclass(f.type):
-            out.extend(_leaf_fields(f.type))
-        else:
-            out.append(f)
-    return out
-
-
-def _unwrap_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
-    return tp
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -52,8 +32,8 @@ def _default(f: dataclasses.Field) -> Any:
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one flag per leaf field of ``cls`` plus ``--config``; defaults stay unset to detect overrides."""
     parser.add_argument("--config", type=Path, default=None, help="YAML file whose keys mirror these flags")
-    for f in _leaf_fields(cls):
-        tp = _unwrap_optional(f.type)
+    for f in leaf_fields(cls):
+        tp = unwrap_optional(f.type)
         default = _default(f)
         shown = "required" if default is dataclasses.MISSING else f"default: {default}"
         help_text = f"{f.metadata.get('help', '')} ({shown})"
@@ -80,24 +60,6 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
-def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
-    tp = _unwrap_optional(f.type)
-    if value is None:
-        return None
-    try:
-        if typing.get_origin(tp) is Literal:
-            if value not in typing.get_args(tp):
-                raise ValueError(f"must be one of {', '.join(map(str, typing.get_args(tp)))}")
-            return value
-        if typing.get_origin(tp) is tuple:
-            return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
-        if tp is bool and not isinstance(value, bool):
-            raise ValueError("must be true or false")
-        return tp(value)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{source}: bad value for '{f.name}': {value!r} ({e})") from None
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -112,17 +74,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def build_config(cls: type, ns: argparse.Namespace) -> Any:
     """Resolve ``cls`` from defaults, the YAML file named by ``--config`` and explicit flags."""
-    leaves = {f.name: f for f in _leaf_fields(cls)}
+    leaves = {f.name: f for f in leaf_fields(cls)}
     values: dict[str, Any] = {}
     if getattr(ns, "config", None) is not None:
         for k, v in _read_yaml(ns.config).items():
             if k not in leaves:
                 raise UserError(f"{ns.config}: unknown option '{k}' (valid: {', '.join(sorted(leaves))})")
-            values[k] = _coerce(leaves[k], v, str(ns.config))
+            values[k] = coerce(leaves[k], v, str(ns.config))
     for name, f in leaves.items():
         v = getattr(ns, name, _UNSET)
         if v is not _UNSET and not (f.metadata.get("positional") and v == []):
-            values[name] = _coerce(f, v, "--" + name.replace("_", "-"))
+            values[name] = coerce(f, v, "--" + name.replace("_", "-"))
     missing = [n for n, f in leaves.items() if _default(f) is dataclasses.MISSING and n not in values]
     if missing:
         flags = ", ".join("--" + n.replace("_", "-") for n in missing)

@@ -9,12 +9,15 @@ JSON and ``torch.load(weights_only=True)`` all read it back, and flat so that th
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from core.atomic import write_text_atomic
+from core.errors import UserError
 
 
 def to_plain(obj: Any) -> Any:
@@ -47,3 +50,61 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def save_config(cfg: Any, path: Path) -> None:
     """Write the resolved config beside an output (atomically), so ``--config`` can repeat the run."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+# ---- typed values from plain data: what flags, YAML configs, sweep grids and search spaces share ----
+
+
+def leaf_fields(cls: type) -> list[dataclasses.Field]:
+    """Leaf fields of a (possibly nested) config dataclass, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        f.type = hints[f.name]
+        if dataclasses.is_dataclass(f.type):
+            out.extend(leaf_fields(f.type))
+        else:
+            out.append(f)
+    return out
+
+
+def unwrap_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else str
+    return tp
+
+
+def coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    tp = unwrap_optional(f.type)
+    if value is None:
+        return None
+    try:
+        if typing.get_origin(tp) is Literal:
+            if value not in typing.get_args(tp):
+                raise ValueError(f"must be one of {', '.join(map(str, typing.get_args(tp)))}")
+            return value
+        if typing.get_origin(tp) is tuple:
+            return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+        if tp is bool and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return tp(value)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{source}: bad value for '{f.name}': {value!r} ({e})") from None
+
+
+def coerce_option(cls: type, name: str, value: Any, source: str) -> Any:
+    """One option of ``cls`` from a plain (YAML) value, exactly as a flag would be checked.
+
+    An unknown option or a value of the wrong type is a UserError naming ``source``.
+    """
+    leaves = {f.name: f for f in leaf_fields(cls)}
+    key = str(name).replace("-", "_")
+    if key not in leaves:
+        raise UserError(f"{source}: unknown option '{name}' (valid: {', '.join(sorted(leaves))})")
+    f = leaves[key]
+    tp = unwrap_optional(f.type)
+    # int(2.5) and float(True) would pass silently: a number must be of the option's kind.
+    if tp in (int, float) and isinstance(value, bool) or tp is int and isinstance(value, float):
+        raise UserError(f"{source}: bad value for '{key}': {value!r} (must be {tp.__name__})")
+    return coerce(f, value, source)

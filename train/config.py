@@ -37,6 +37,9 @@ class TrainConfig:
     preload: bool = _f(True, "decode the cache into memory once when it fits")
     hidden: int = _f(128, "hidden size of the heads")
     dropout: float = _f(0.2, "dropout probability in the heads")
+    folds: str | None = _f(
+        None, "cross-validate: K folds over train+val (grouped by subject), or 'loso' (test held out)"
+    )
 
 
 @dataclass
@@ -70,3 +73,8 @@ class RunsConfig:
     """`pipeline.py runs`: compare finished runs."""
 
     runs_dir: Path = _f(Path("artifacts/runs"), "directory holding the run folders")
+    sort: str | None = _f(None, "sort groups by this metric, best first (e.g. val_acc, test_acc, best)")
+    where: tuple[str, ...] = field(
+        default=(), metadata={"help": "keep runs whose config has these values", "metavar": "FLAG=VALUE"}
+    )
+    csv: Path | None = _f(None, "also write the grouped table to this CSV file")

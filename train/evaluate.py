@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from core.atomic import write_json_atomic
 from core.device import resolve_device
@@ -47,15 +48,20 @@ def evaluate_split(
     device: torch.device,
     out_dir: Path,
     checkpoint_path: Path | str = "",
+    dataset: Dataset | None = None,
 ) -> dict[str, Any] | None:
     """Metrics, attention stats and plots of ``split``; merged into ``out_dir/report.json``.
 
-    Returns the split's report, or None when the split is empty.
+    Returns the split's report, or None when the split is empty. ``dataset``: the split already
+    decoded (sweeps, folds); the cache is then not read, and the DINO attention figure (a picture
+    of the cache, the same for every run) is left out.
     """
     if split_count(manifest, split) == 0:
         return None
     cfg = ckpt["config"]
-    dataset = split_dataset(cache_dir, manifest, split, model.fields, preload=False)
+    in_memory = dataset is not None
+    if dataset is None:
+        dataset = split_dataset(cache_dir, manifest, split, model.fields, preload=False)
     loader = make_loader(dataset, int(cfg["batch_size"]), False, 0, int(cfg.get("workers", 0)), device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(cfg.get("label_smoothing", 0.0)))
     out = evaluate_epoch(model, loader, loss_fn, precision_for(device), device, collect_aux=True, desc=split)
@@ -84,7 +90,14 @@ def evaluate_split(
         "misclassified": _misclassified(out, list(dataset.sequence_ids), class_names),
     }
     report["plots"] = _plots(
-        out, report, cache_dir, manifest, split, out_dir, channel_names, int(cfg["seed"])
+        out,
+        report,
+        None if in_memory else cache_dir,
+        manifest,
+        split,
+        out_dir,
+        channel_names,
+        int(cfg["seed"]),
     )
     _merge_report(Path(out_dir) / "report.json", split, report)
     return report
@@ -109,7 +122,7 @@ def _misclassified(out: EvalOutputs, ids: list[str], class_names: list[str]) -> 
 def _plots(
     out: EvalOutputs,
     report: dict[str, Any],
-    cache_dir: Path,
+    cache_dir: Path | None,
     manifest: dict[str, Any],
     split: str,
     out_dir: Path,
@@ -142,9 +155,8 @@ def _plots(
             out_dir / f"attention_{split}.png",
             f"Channel attention per frame (mean over {split})",
         )
-    if "dino_attention" in (
-        (manifest.get("dims") or {}).get("fields") or {}
-    ):  # cached whatever the heads read
+    # drawn when the cache holds DINO maps (whatever the heads read); not for in-memory sweeps
+    if "dino_attention" in ((manifest.get("dims") or {}).get("fields") or {}) and cache_dir is not None:
         files["dino_attention"] = plot_dino_attention(
             split_path(cache_dir, manifest, split),
             manifest.get("config") or {},

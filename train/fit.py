@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,19 @@ from train.runtime import (
 CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1")
 
 
-def run_train(cfg: TrainConfig) -> Path:
+def run_train(
+    cfg: TrainConfig, source: Any = None, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
+) -> Path:
     """Train, write best.pt/last.pt/metrics.csv/config.yaml/report.json/plots; return the run dir.
 
     One seed fixes weights, shuffling and dropout: the same seed on the same machine gives an
-    identical metrics.csv.
+    identical metrics.csv. ``source`` (a train.arrays.SplitSource) supplies already decoded splits
+    (sweeps, folds, tune) in place of the cache files; ``on_epoch(epoch, metrics row)`` may stop the
+    run by raising (a pruned tune trial).
     """
     _validate(cfg)
     with process_group(cfg.device) as ranks, deterministic_run(cfg.seed):
-        return _train(cfg, ranks)
+        return _train(cfg, ranks, source, on_epoch)
 
 
 @dataclass
@@ -86,14 +91,16 @@ class _Run:
     loss_fn: nn.Module
     base: dict[str, Any]  # checkpoint entries that do not change between epochs
     manifest: dict[str, Any]
+    source: Any = None  # train.arrays.SplitSource, or None: the cache's split files
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None
 
     @property
     def selection_split(self) -> str:
         return "val" if self.val_loader is not None else "train"
 
 
-def _train(cfg: TrainConfig, ranks: Ranks) -> Path:
-    run = _prepare(cfg, ranks)
+def _train(cfg: TrainConfig, ranks: Ranks, source: Any = None, on_epoch: Callable | None = None) -> Path:
+    run = replace(_prepare(cfg, ranks, source), on_epoch=on_epoch)
     history, best = _fit(run)
     if not ranks.is_main:  # rank 0 alone plots, evaluates and reports
         return run.run_dir
@@ -118,7 +125,7 @@ def _train(cfg: TrainConfig, ranks: Ranks) -> Path:
     return run.run_dir
 
 
-def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
+def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
     """Open the cache, create the run folder, build model, loaders, optimiser and schedule.
 
     Under torchrun, rank 0 creates the run folder and computes the feature statistics, and every
@@ -126,7 +133,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
     """
     device = resolve_device(cfg.device, ranks)
     cache_dir = Path(cfg.cache)
-    manifest = open_manifest(cache_dir)
+    manifest = open_manifest(cache_dir) if source is None else source.manifest
     try:  # the choices come from the cache: its recorded fields and the registered heads
         args = ModelArgs.from_manifest(manifest, cfg.streams, cfg.hidden, cfg.dropout)
     except ValueError as exc:
@@ -142,8 +149,11 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
             f"warning: cache {cache_dir} has no val sequences; best.pt is picked by train {cfg.metric}",
             file=sys.stderr,
         )
-    train_ds = split_dataset(cache_dir, manifest, "train", fields, cfg.preload)
-    val_ds = split_dataset(cache_dir, manifest, "val", fields, cfg.preload) if has_val else None
+    if source is not None:
+        train_ds, val_ds = source.dataset("train", fields), source.dataset("val", fields)
+    else:
+        train_ds = split_dataset(cache_dir, manifest, "train", fields, cfg.preload)
+        val_ds = split_dataset(cache_dir, manifest, "val", fields, cfg.preload) if has_val else None
 
     run_dir = ranks.from_main(lambda: _make_run_dir(cfg))
     resolved = replace(cfg, name=run_dir.name, device=device.type)
@@ -196,6 +206,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks) -> _Run:
         loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
         base=base,
         manifest=manifest,
+        source=source,
     )
 
 
@@ -228,6 +239,8 @@ def _fit(run: _Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         history.append(row)
         if main:
             _write_csv(run.run_dir / "metrics.csv", history)
+        if run.on_epoch is not None:
+            run.on_epoch(epoch, row)
         monitored = (va if split == "val" else tr)[cfg.metric]
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         improved = is_better(cfg.metric, monitored, best["value"])
@@ -357,8 +370,9 @@ def _final_reports(run: _Run) -> dict[str, dict[str, Any]]:
     for split in splits:
         cache_dir = Path(run.cfg.cache)
         best_pt = run.run_dir / "best.pt"
+        dataset = run.source.dataset(split, run.model.fields) if run.source is not None else None
         report = evaluate_split(
-            run.model, run.base, cache_dir, run.manifest, split, run.device, run.run_dir, best_pt
+            run.model, run.base, cache_dir, run.manifest, split, run.device, run.run_dir, best_pt, dataset
         )
         if report is not None:
             reports[split] = report

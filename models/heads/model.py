@@ -73,6 +73,13 @@ class ModelArgs:
         )
 
 
+def input_fields(manifest: dict[str, Any], *choices: str) -> tuple[str, ...]:
+    """The cache fields that these ``--streams`` choices read, resolved against this cache (sorted, once
+    each); a choice the cache cannot feed raises ValueError naming the valid ones."""
+    reads = {f for c in choices for f in ModelArgs.from_manifest(manifest, c, hidden=1, dropout=0.0).inputs}
+    return tuple(sorted(reads))
+
+
 class GestureModel(nn.Module):
     """Classifies a sequence from the cached features of the chosen streams.
 

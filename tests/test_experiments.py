@@ -1,0 +1,280 @@
+"""Sweeps, cross-validation folds, tune and the grouped `runs` table, on tiny synthetic caches.
+
+Every training here is one epoch of a tiny model; what is checked is which runs happen, on which
+sequences, and what survives an interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from train_fixtures import write_synthetic_cache
+
+import pipeline
+import train.fit
+from cache.schema import decode_id, encode_id
+from train.config import RunsConfig, TrainConfig
+from train.experiment_config import SweepConfig, TuneConfig
+from train.folds import make_folds
+from train.runs import compare_runs
+
+TINY = dict(epochs=1, batch_size=8, hidden=8, dropout=0.0, device="cpu", patience=0, streams="twelve")
+SUBJECTS = ("s01", "s02", "s03", "s04")
+
+
+@pytest.fixture(autouse=True)
+def one_thread_no_figures(monkeypatch):
+    """One thread (tiny models, two shared cores); figures off: drawing PNGs is most of a tiny run."""
+    import train.evaluate
+
+    monkeypatch.setattr(train.evaluate, "_plots", lambda *a, **k: {})
+    monkeypatch.setattr(train.fit, "plot_curves", lambda *a, **k: None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _subject_cache(root: Path) -> Path:
+    """A synthetic cache whose video ids name 4 subjects and whose extraction used --group-regex."""
+    key_dir = write_synthetic_cache(root, counts={"train": 16, "val": 8, "test": 6}, frames=4, key="subj0001")
+    manifest = json.loads((key_dir / "manifest.json").read_text())
+    for entry in manifest["splits"].values():
+        with h5py.File(key_dir / entry["file"], "r+") as h5:
+            ids = [decode_id(r) for r in h5["sequence_ids"][...]]
+            # train000 -> s01_train000, ...: subjects cycle so every subject has train and val videos
+            ids = [f"{c}/{SUBJECTS[i % 4]}_{v}" for i, (c, v) in enumerate(s.split("/") for s in ids)]
+            h5["sequence_ids"][...] = np.array([encode_id(s) for s in ids])
+        entry["sequence_ids"] = ids
+    manifest["config"]["group_regex"] = r"^(s\d+)_"
+    (key_dir / "manifest.json").write_text(json.dumps(manifest))
+    return key_dir
+
+
+@pytest.fixture(scope="module")
+def subject_cache(tmp_path_factory) -> Path:
+    return _subject_cache(tmp_path_factory.mktemp("subj"))
+
+
+def _trainings(monkeypatch, fail_at: int | None = None) -> list[str]:
+    """Record every run_train call (run name); raise KeyboardInterrupt at call ``fail_at`` (a kill)."""
+    calls: list[str] = []
+    real = train.fit.run_train
+
+    def counted(cfg, *args, **kwargs):
+        calls.append(cfg.name)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(train.fit, "run_train", counted)
+    return calls
+
+
+def test_sweep_runs_every_combination_resumes_after_a_kill_and_reads_the_cache_once(tmp_path, monkeypatch):
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 12, "val": 6, "test": 6}, frames=4)
+    cfg = SweepConfig(
+        TrainConfig(cache=cache, out=tmp_path / "runs", name="sw", **TINY), grid="lr=1e-2,3e-3 seed=0,1"
+    )
+    from train.sweep import run_sweep
+
+    real_train = train.fit.run_train
+    calls = _trainings(monkeypatch, fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg)
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "sw").glob("*/run.json")}
+    assert len(finished) == 2
+
+    # Resume: every cache file open happens while decoding, before the first training.
+    events: list[str] = []
+    real_file = h5py.File
+
+    def watched_file(name, *args, **kwargs):
+        if Path(str(name)).resolve().is_relative_to(cache.resolve()):
+            events.append("open")
+        return real_file(name, *args, **kwargs)
+
+    def watched_train(cfg, *args, **kwargs):
+        events.append("train")
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", watched_file)
+    monkeypatch.setattr(train.fit, "run_train", watched_train)
+    run_sweep(cfg)
+    assert events.count("train") == 2  # only the two unfinished combinations ran again
+    assert "open" not in events[events.index("train") :]
+    runs = sorted((tmp_path / "runs" / "sw").glob("*/run.json"))
+    assert [p.parent.name for p in runs] == sorted(
+        f"lr={lr}_seed={s}" for lr in ("0.01", "0.003") for s in (0, 1)
+    )
+    for p in runs:  # each run folder records its own combination
+        saved = yaml.safe_load((p.parent / "config.yaml").read_text())
+        assert p.parent.name == f"lr={saved['lr']:g}_seed={saved['seed']}"
+    assert {n: (tmp_path / "runs" / "sw" / n / "run.json").stat().st_mtime_ns for n in finished} == finished
+    assert len(calls) == 3  # the killed sweep: two runs finished, the third interrupted
+
+
+def test_loso_folds_hold_out_each_subject_once_and_never_touch_test(subject_cache, tmp_path, capsys):
+    code = pipeline.main(
+        ["train", "--cache", str(subject_cache), "--out", str(tmp_path), "--name", "cv", "--folds", "loso"]
+        + [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    )
+    assert code == 0
+    manifest = json.loads((subject_cache / "manifest.json").read_text())
+    pool = manifest["splits"]["train"]["sequence_ids"] + manifest["splits"]["val"]["sequence_ids"]
+    test_ids = set(manifest["splits"]["test"]["sequence_ids"])
+    subject = {s: s.split("/")[1][:3] for s in pool}
+    validated: list[str] = []
+    for fold in sorted((tmp_path / "cv").glob("fold-*")):
+        info = json.loads((fold / "fold.json").read_text())
+        ckpt = torch.load(fold / "best.pt", weights_only=True)
+        trained = set(ckpt["trained_videos"])
+        assert len(info["val_groups"]) == 1 and {subject[s] for s in info["val_sequences"]} == set(
+            info["val_groups"]
+        )
+        assert not {subject[s] for s in trained} & set(info["val_groups"])  # subject-disjoint
+        assert not (trained | set(info["val_sequences"])) & test_ids
+        assert "test" not in json.loads((fold / "report.json").read_text())
+        validated += info["val_sequences"]
+    assert sorted(validated) == sorted(pool)  # every train/val sequence validated exactly once
+    summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
+    assert len(summary["folds"]) == len(SUBJECTS) and set(summary["mean_std"]) >= {"accuracy", "loss"}
+    assert "±" in capsys.readouterr().out
+
+
+def test_k_folds_group_by_subject_or_video_and_cover_every_sequence():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    subjects = [f"s{i % 6}" for i in range(60)]
+    folds = make_folds(labels, subjects, "3", seed=0, subjects_known=True)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(60))
+    held = [{subjects[i] for i in f} for f in folds]
+    assert all(not a & b for i, a in enumerate(held) for b in held[i + 1 :])
+    videos = [f"v{i // 2}" for i in range(60)]  # no subjects: an augmented copy stays with its video
+    for f in make_folds(labels, videos, "4", seed=1, subjects_known=False):
+        inside = {videos[i] for i in f}
+        assert all(videos[j] not in inside for j in range(60) if j not in set(f.tolist()))
+
+
+def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = pipeline.main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_bad_experiment_input_is_one_line_and_exit_2(subject_cache, tmp_path, capsys):
+    base = ["--cache", str(subject_cache), "--out", str(tmp_path)]
+    bad_grids = [
+        ("lrr=1,2", "unknown option 'lrr'"),
+        ("lr=fast", "bad value for 'lr'"),
+        ("epochs=1.5", "bad value for 'epochs'"),  # int(1.5) would silently train 1 epoch
+    ]
+    for grid, words in bad_grids:
+        code, err = _run_cli(["sweep", *base, "--grid", grid], capsys)
+        assert code == 2 and words in err and len(err.splitlines()) == 1
+    code, err = _run_cli(["train", *base, "--folds", "5"], capsys)
+    assert code == 2 and "more than the 4 subjects" in err and len(err.splitlines()) == 1
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {low: 1.0e-2, high: 1.0e-3}\n")
+    code, err = _run_cli(["tune", *base, "--space", str(space)], capsys)
+    assert code == 2 and str(space) in err and "empty range" in err
+    space.write_text("lr: {low: 1.0e-3, high: 1.0e-2}\n")
+    db = tmp_path / "broken" / "study.db"
+    db.parent.mkdir()
+    damaged = b"SQLite format 3\x00" + bytes(range(256)) * 16
+    db.write_bytes(damaged)
+    code, err = _run_cli(["tune", *base, "--name", "broken", "--space", str(space)], capsys)
+    assert code == 2 and str(db) in err and len(err.splitlines()) == 1
+    assert db.read_bytes() == damaged  # the study file is not overwritten
+
+
+def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, monkeypatch, capsys):
+    import optuna
+    from optuna.trial import TrialState
+
+    from train.tune import run_tune
+    from train.tune_space import read_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {low: 1.0e-3, high: 3.0e-2, log: true}\nhidden: [4, 8]\n")
+    base = TrainConfig(cache=subject_cache, out=tmp_path, name="study", **TINY)
+    run_tune(TuneConfig(base, trials=2, space=space))
+    db = f"sqlite:///{tmp_path / 'study' / 'study.db'}"
+    study = optuna.load_study(study_name="study", storage=db)
+    first = [(t.number, t.params, t.datetime_complete) for t in study.trials]
+    assert len(first) == 2 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    # A kill inside trial 2 leaves it RUNNING in the database with a half-written run folder.
+    killed = study.ask()
+    for p in read_space(space, base).values():
+        p.suggest(killed)
+    (tmp_path / "study" / "trial-0002").mkdir()
+
+    calls = _trainings(monkeypatch)
+    run_tune(TuneConfig(base, trials=4, space=space))
+    study = optuna.load_study(study_name="study", storage=db)
+    states = [t.state for t in study.trials]
+    assert len(calls) == 2 and states.count(TrialState.FAIL) == 1  # 2 more trials, not 4
+    assert states[2] == TrialState.FAIL and len([s for s in states if s != TrialState.FAIL]) == 4
+    assert [(t.number, t.params, t.datetime_complete) for t in study.trials[:2]] == first
+    assert study.trials[3].params == killed.params  # the interrupted trial is tried again
+    out = capsys.readouterr().out
+    assert re.search(r"best trial \d+", out) and "parameter importances" in out
+    assert (tmp_path / "study" / "optimization_history.png").stat().st_size > 0
+
+
+def _fake_run(root: Path, name: str, cfg: dict, val_acc: float, fold: int | None = None) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    base = {"cache": "c", "streams": "all", "lr": 0.003, "epochs": 5, "seed": 0, "name": name, "folds": None}
+    (d / "config.yaml").write_text(yaml.safe_dump({**base, **cfg, "name": name}))
+    best = {"metric": "acc", "split": "val", "value": val_acc, "epoch": 3}
+    (d / "run.json").write_text(json.dumps({"cache_key": "k1", "best": best, "test": None}))
+    (d / "report.json").write_text(
+        json.dumps({"val": {"accuracy": val_acc, "f1_macro": val_acc, "loss": 1.0}})
+    )
+
+
+def test_runs_groups_seeds_and_folds_filters_sorts_and_exports(tmp_path):
+    for s, acc in enumerate((0.5, 0.7, 0.9)):  # one config, three seeds
+        _fake_run(tmp_path, f"all-s{s}", {"seed": s}, acc)
+    for f, acc in enumerate((0.2, 0.4)):  # another config cross-validated: folds in a sub-folder
+        _fake_run(tmp_path / "cv", f"fold-{f}", {"lr": 0.01, "folds": "2"}, acc)
+    _fake_run(tmp_path, "twelve-s0", {"streams": "twelve"}, 0.95)
+    table = compare_runs(RunsConfig(runs_dir=tmp_path, sort="val_acc"))
+    rows = table.splitlines()[2:]
+    assert len(rows) == 3
+    assert "twelve" in rows[0] and "0.9500" in rows[0] and "±" not in rows[0]
+    assert "3  0.7000 ± 0.2000" in rows[1] and "2  0.3000 ± 0.1414" in rows[2]
+    out_csv = tmp_path / "groups.csv"
+    filtered = compare_runs(RunsConfig(runs_dir=tmp_path, where=("streams=all", "lr=0.01"), csv=out_csv))
+    assert len(filtered.splitlines()) == 3 and "0.3000 ± 0.1414" in filtered
+    lines = out_csv.read_text().splitlines()
+    assert lines[0].startswith("streams,n,best_mean,best_std,val_acc_mean") and lines[1].startswith(
+        "all,2,0.3,"
+    )
+
+
+def test_folds_take_the_subjects_a_dataset_format_recorded(tmp_path):
+    from train.subjects import subjects_of
+
+    ids = ["wave/rec1@0-9", "wave/rec1@10-19#a1", "push/rec2@0-5", "push/rec3"]
+    (tmp_path / "splits.json").write_text(
+        json.dumps(
+            {
+                "assignment": {"wave/rec1@0-9": "train", "wave/rec1@10-19": "train", "push/rec2@0-5": "val"},
+                "subjects": {"wave/rec1@0-9": "s1", "wave/rec1@10-19": "s1", "push/rec2@0-5": "s2"},
+            }
+        )
+    )
+    # an augmented copy has its video's subject; a sample the format named no subject for is its own
+    assert subjects_of(tmp_path, {"config": {}}, ids) == ["s1", "s1", "s2", "push/rec3"]
+    regex = {"config": {"group_regex": r"^(rec\d)"}}  # --group-regex overrides, as it did for the split
+    assert subjects_of(tmp_path, regex, ids) == ["rec1", "rec1", "rec2", "rec3"]
+    assert subjects_of(tmp_path / "elsewhere", {"config": {}}, ids) is None  # nothing recorded

@@ -1,0 +1,122 @@
+"""Many trainings over one decoded cache: in this process, or ``parallel`` at once in worker processes.
+
+Sweeps, folds and tune trials are lists of ``Job``s. A job whose run folder already holds ``run.json``
+is finished and skipped, so re-running a killed command resumes it; a half-written run folder (killed
+mid-training) is removed and run again. Worker processes map the same decoded arrays
+(train/arrays.py): ``--parallel 2`` holds one copy of the data, not two.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.config import config_to_dict
+from core.errors import BadInputError
+from train.arrays import DecodedCache, SplitSource
+from train.config import TrainConfig
+
+# Options that do not change what a run learns: a finished run made with other values still counts.
+NOT_COMPARED = ("name", "out", "device", "workers", "preload")
+
+
+@dataclass
+class Job:
+    """One training: its config (out/name fix the run folder) and the sequences it trains on."""
+
+    cfg: TrainConfig
+    members: dict[str, list[tuple[str, list[int]]]] | None = None  # None: the cache's own splits
+    extra: dict[str, Any] = field(default_factory=dict)  # file name -> JSON written into the run folder
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.out) / str(self.cfg.name)
+
+
+def is_finished(job: Job) -> bool:
+    """True when the run folder is complete; refuses one made with other options (a changed command)."""
+    run_dir = job.run_dir
+    if not all((run_dir / name).is_file() for name in ("run.json", *job.extra)):
+        return False
+    try:
+        done = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    want = config_to_dict(job.cfg)
+    differ = sorted(k for k in want if k not in NOT_COMPARED and done.get(k) != want[k])
+    if differ:
+        raise BadInputError(
+            f"{run_dir}: finished run made with other options ({', '.join(differ)}); "
+            "re-run the original command, or choose another --name"
+        )
+    return True
+
+
+def run_jobs(jobs: list[Job], decoded: DecodedCache, parallel: int = 1) -> list[Path]:
+    """Run the unfinished jobs (``parallel`` at once); return every job's run folder."""
+    pending = [job for job in jobs if not is_finished(job)]
+    for job in pending:  # killed mid-run: start that run over
+        if job.run_dir.exists():
+            shutil.rmtree(job.run_dir)
+    skipped = len(jobs) - len(pending)
+    if skipped:
+        print(f"resuming: {skipped} of {len(jobs)} runs already finished", flush=True)
+    if parallel <= 1 or len(pending) <= 1:
+        for job in pending:
+            run_job(decoded, job)
+    else:
+        _run_parallel(pending, decoded, parallel)
+    return [job.run_dir for job in jobs]
+
+
+def _run_parallel(pending: list[Job], decoded: DecodedCache, parallel: int) -> None:
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch/HDF5 state
+    with ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_job, str(decoded.dir), job) for job in pending]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            for f in futures:
+                f.cancel()
+            raise failed[0].exception()
+
+
+_DECODED: dict[str, DecodedCache] = {}  # decoded folder -> its maps, opened once per process
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    from train.runtime import retain_freed_memory
+
+    torch.set_num_threads(threads)
+    retain_freed_memory()
+
+
+def run_job(
+    decoded: DecodedCache | str, job: Job, on_epoch: Callable[[int, dict[str, Any]], None] | None = None
+) -> Path:
+    """One training over the decoded arrays (an open DecodedCache, or its folder in a worker process)."""
+    from train.fit import run_train
+
+    if isinstance(decoded, str):
+        decoded = _DECODED.get(decoded) or _DECODED.setdefault(decoded, DecodedCache.open(Path(decoded)))
+    source = (
+        SplitSource.as_stored(decoded)
+        if job.members is None
+        else SplitSource(decoded, {s: list(parts) for s, parts in job.members.items()})
+    )
+    run_dir = run_train(job.cfg, source, on_epoch)
+    for name, data in job.extra.items():
+        (run_dir / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return run_dir

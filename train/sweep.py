@@ -1,0 +1,124 @@
+"""`sweep`: every combination of a grid of train options, as normal runs over one decoded cache.
+
+The grid names train flags (``lr=1e-3,3e-3 streams=all,twelve seed=0,1,2`` or a YAML mapping of flag to
+list); each value is checked as the flag itself would be (core/config.py). Runs land in
+``<out>/<name>/<flag=value_...>``, each with its own config.yaml; the default name is a hash of the grid and
+the shared options, so the same command again resumes the sweep and skips finished runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.config import coerce_option, config_to_dict
+from core.errors import BadInputError, UserError
+from train.arrays import cache_fields, decode_cache
+from train.config import TrainConfig
+from train.experiment_config import SweepConfig
+from train.jobs import Job, is_finished, run_jobs
+
+# A grid varies what a run learns; where runs go and which cache they read are the sweep's own.
+FIXED = ("cache", "out", "name", "folds")
+
+
+def parse_grid(grid: str) -> dict[str, list[Any]]:
+    """``'flag=v1,v2 ...'`` or a YAML file ``{flag: [values]}`` -> flag -> checked values."""
+    if not grid.strip():
+        raise BadInputError("--grid is required: e.g. --grid 'lr=1e-3,3e-3 seed=0,1,2' or a YAML file")
+    path = Path(grid)
+    if grid.endswith((".yaml", ".yml")) or path.is_file():
+        source, raw = str(path), _read_grid_file(path)
+    else:
+        source, raw = "--grid", {}
+        for token in grid.split():
+            name, sep, values = token.partition("=")
+            if not sep or not name or not values:
+                raise BadInputError(f"--grid: {token!r} is not flag=value[,value...]")
+            raw[name] = [yaml.safe_load(v) if v else v for v in values.split(",")]
+    out: dict[str, list[Any]] = {}
+    for name, values in raw.items():
+        key = str(name).replace("-", "_")
+        if key in FIXED:
+            raise BadInputError(f"{source}: '{name}' cannot vary in a sweep; pass --{key} once instead")
+        values = values if isinstance(values, list) else [values]
+        if not values:
+            raise BadInputError(f"{source}: '{name}' has no values")
+        out[key] = [coerce_option(TrainConfig, key, v, source) for v in values]
+    return out
+
+
+def _read_grid_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BadInputError(f"cannot read grid file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise BadInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not data:
+        raise BadInputError(f"{path}: expected a mapping of train flags to lists of values")
+    return data
+
+
+def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def run_name(combo: dict[str, Any]) -> str:
+    """A run folder name that says what the run varies, e.g. ``lr=0.001_streams=all_seed=0``."""
+    parts = [f"{k}={format(v, 'g') if isinstance(v, float) else v}" for k, v in combo.items()]
+    return "_".join(parts).replace("/", "-").replace(" ", "")
+
+
+def plan(cfg: SweepConfig) -> tuple[Path, list[Job]]:
+    """The sweep folder and one job per combination; every config is checked before anything runs."""
+    from train.fit import _validate
+
+    if cfg.parallel < 1:
+        raise BadInputError("--parallel must be at least 1")
+    grid = parse_grid(cfg.grid)
+    base = cfg.train
+    if base.folds:
+        raise BadInputError(
+            "--folds does not combine with sweep; cross-validate one config with train --folds"
+        )
+    shared = {k: v for k, v in config_to_dict(base).items() if k not in ("out", "name")}
+    digest = hashlib.sha1(json.dumps([grid, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
+    sweep_dir = Path(base.out) / (base.name or f"sweep-{digest}")
+    jobs = []
+    for combo in combinations(grid):
+        run_cfg = replace(base, **combo, out=sweep_dir, name=run_name(combo))
+        try:
+            _validate(run_cfg)
+        except UserError as e:
+            raise BadInputError(f"--grid: {run_name(combo)}: {e}") from None
+        jobs.append(Job(run_cfg))
+    return sweep_dir, jobs
+
+
+def run_sweep(cfg: SweepConfig) -> Path:
+    """Decode the cache once, run every unfinished combination, print the grouped comparison."""
+    from train.config import RunsConfig
+    from train.runs import compare_runs
+
+    sweep_dir, jobs = plan(cfg)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "sweep.json").write_text(
+        json.dumps({"grid": cfg.grid, "runs": [j.cfg.name for j in jobs]}, indent=2), encoding="utf-8"
+    )
+    pending = [j for j in jobs if not is_finished(j)]
+    if pending:
+        fields = cache_fields(Path(cfg.train.cache), *{j.cfg.streams for j in pending})
+        decoded = decode_cache(Path(cfg.train.cache), fields, sweep_dir)
+        try:
+            run_jobs(jobs, decoded, cfg.parallel)
+        finally:
+            decoded.remove()
+    print(compare_runs(RunsConfig(runs_dir=sweep_dir)))
+    return sweep_dir

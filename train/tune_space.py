@@ -1,0 +1,127 @@
+"""The `tune` search space: a YAML file over train flags, checked before any trial runs.
+
+    lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a range: float flags -> suggest_float, int -> suggest_int
+    hidden: [64, 128, 256]                        # choices -> suggest_categorical
+    streams: [twelve, dino-swav]
+    fusion: [true, false]                         # true: streams=all (gated fusion); false: streams
+
+Every name is a train flag (or ``fusion``), every bound and choice is checked as that flag would be, and
+an empty range or an empty list of choices is refused: each one a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.config import coerce_option
+from core.errors import BadInputError
+from train.config import TrainConfig
+
+FIXED = ("cache", "out", "name", "folds")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched option: a numeric range, or a list of choices."""
+
+    name: str
+    low: Any = None
+    high: Any = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        if self.choices:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if isinstance(self.low, int):
+            return trial.suggest_int(self.name, self.low, self.high, log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+
+def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
+    """Parse and check the space file; ``base`` supplies the streams when ``streams`` is not searched."""
+    if path is None:
+        raise BadInputError(
+            "--space is required: a YAML file such as 'lr: {low: 1e-4, high: 1e-2, log: true}'"
+        )
+    src = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BadInputError(f"cannot read search space {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise BadInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not data:
+        raise BadInputError(f"{path}: expected a mapping of train flags to {{low, high}} ranges or lists")
+    space = {}
+    for raw_name, spec in data.items():
+        name = str(raw_name).replace("-", "_")
+        if name in FIXED:
+            raise BadInputError(f"{src}: '{raw_name}' cannot be searched; pass --{name} once instead")
+        space[name] = _param(name, spec, src)
+    _check_fusion(space, base, src)
+    return space
+
+
+def _param(name: str, spec: Any, src: str) -> Param:
+    option = "streams" if name == "fusion" else name
+    if isinstance(spec, list):
+        if not spec:
+            raise BadInputError(f"{src}: '{name}' has an empty list of choices")
+        if name == "fusion":
+            if any(not isinstance(v, bool) for v in spec):
+                raise BadInputError(f"{src}: 'fusion' choices must be true or false")
+            return Param(name, choices=tuple(dict.fromkeys(spec)))
+        return Param(
+            name, choices=tuple(dict.fromkeys(coerce_option(TrainConfig, option, v, src) for v in spec))
+        )
+    if not isinstance(spec, dict) or set(spec) - {"low", "high", "log"} or not {"low", "high"} <= set(spec):
+        raise BadInputError(
+            f"{src}: '{name}' needs {{low: ..., high: ...[, log: true]}} or a list of choices"
+        )
+    low = coerce_option(TrainConfig, name, spec["low"], src)
+    high = coerce_option(TrainConfig, name, spec["high"], src)
+    if not isinstance(low, (int, float)) or isinstance(low, bool):
+        raise BadInputError(f"{src}: '{name}' is not numeric; give a list of choices instead of a range")
+    if isinstance(low, int):  # a float bound for an int flag was refused above; keep both ints
+        high = int(high)
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise BadInputError(f"{src}: '{name}': log must be true or false")
+    if not low < high:
+        raise BadInputError(f"{src}: '{name}' has an empty range (low {low} is not below high {high})")
+    if log and low <= 0:
+        raise BadInputError(f"{src}: '{name}': a log range needs low > 0 (got {low})")
+    return Param(name, low, high, log)
+
+
+def _check_fusion(space: dict[str, Param], base: TrainConfig, src: str) -> None:
+    """fusion: false must leave a single stream to train on."""
+    if "fusion" not in space or False not in space["fusion"].choices:
+        return
+    streams = space["streams"].choices if "streams" in space else (base.streams,)
+    if "all" in streams:
+        raise BadInputError(
+            f"{src}: fusion: false needs single-stream choices, but streams may be 'all'; "
+            "search streams: [twelve, dino-swav] (fusion: true is streams=all)"
+        )
+
+
+def overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's sampled values as train options: ``fusion`` decides whether streams is 'all'."""
+    out = {k: v for k, v in params.items() if k != "fusion"}
+    if params.get("fusion") is True:
+        out["streams"] = "all"
+    return out
+
+
+def possible_streams(space: dict[str, Param], base: TrainConfig) -> set[str]:
+    """Every streams value a trial may train: which fields the decoded cache must hold."""
+    streams = set(space["streams"].choices) if "streams" in space else {base.streams}
+    if "fusion" in space and True in space["fusion"].choices:
+        streams.add("all")
+    return streams
