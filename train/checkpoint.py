@@ -28,6 +28,8 @@ CHECKPOINT_FORMAT = "gesture-heads/1"
 COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims")
 # How torch's zip writer words an I/O failure (it raises RuntimeError, not OSError).
 _WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed")
+# What evaluate and predict read from a loaded checkpoint, and the type each must have.
+_FIELDS = {"state_dict": dict, "model_args": dict, "config": dict, "class_names": list, "cache": dict}
 
 
 class CheckpointError(UserError):
@@ -94,11 +96,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "(weights_only); pass a checkpoint written by `pipeline.py train`"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint ({first}); it may be truncated") from exc
+        reason = _first_line(exc)
+        raise CheckpointError(f"{path}: cannot read checkpoint ({reason}); it may be truncated") from exc
+    except Exception as exc:  # noqa: BLE001  the unpickler on foreign bytes: IndexError, KeyError, ...
+        # Any file can be passed here (metrics.csv from the same run folder is the usual one), and
+        # torch's weights-only unpickler fails on foreign bytes with whatever its opcode loop hits.
+        raise CheckpointError(
+            f"{path}: not a checkpoint written by `pipeline.py train` ({type(exc).__name__}: "
+            f"{_first_line(exc)}); pass the best.pt of a run folder"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gesture-heads checkpoint; pass the best.pt of a training run")
+    wrong = next((k for k, kind in _FIELDS.items() if not isinstance(ckpt.get(k), kind)), None)
+    if wrong is not None:
+        raise CheckpointError(
+            f"{path}: field {wrong!r} is missing or damaged, so it is not a checkpoint written by "
+            "`pipeline.py train`; pass the best.pt of a run folder"
+        )
     return ckpt
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
 
 
 def cache_record(manifest: dict[str, Any]) -> dict[str, Any]:
