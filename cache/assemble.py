@@ -45,6 +45,7 @@ from cache.schema import (
     write_attrs,
 )
 from cache.shards import ShardRef, ShardStore
+from cache.watchdog import MetadataHangError, watch_open
 from errors import CacheError
 
 SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")
@@ -171,9 +172,10 @@ def _up_to_date(key_dir: Path, members: dict[str, list[str]], meta: dict[str, An
         if entry.get("count") != len(members[split]) or not path.is_file():
             return False
         try:
+            watch_open(path)
             with h5py.File(path, "r", locking=False) as h5:
                 held = [raw.decode("ascii") for raw in h5["content_ids"][...]]
-        except (OSError, KeyError):
+        except (OSError, KeyError, MetadataHangError):
             return False
         if held != members[split]:
             return False

@@ -35,6 +35,7 @@ from cache.schema import (
     foreign_storage,
     write_attrs,
 )
+from cache.watchdog import MetadataHangError, watch_open
 
 SHARD_DIR = "shards"
 _COUNTER = itertools.count()
@@ -135,12 +136,13 @@ class ShardStore:
         out: dict[str, ShardRef] = {}
         for path in self.shard_paths():
             try:
+                watch_open(path)  # shards of earlier runs: a hanging one is skipped like a broken one
                 with h5py.File(path, "r", locking=False) as h5:
                     foreign = foreign_storage(h5)
                     if foreign:
                         raise OSError(foreign[0])
                     ids = h5["content_ids"][...]
-            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            except (OSError, RuntimeError, KeyError, ValueError, MetadataHangError) as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 msg = f"{path}: unreadable shard skipped ({reason}); its sequences will be re-extracted"
                 warnings.warn(msg, stacklevel=2)

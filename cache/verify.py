@@ -22,6 +22,7 @@ from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.reader import attr_text
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from cache.shards import SHARD_DIR
+from cache.watchdog import MetadataHangError, watch_open
 from errors import CacheError
 
 _SHOW = 5  # how many offending sequence indices a message lists
@@ -172,7 +173,10 @@ def _verify_split(
     if Path(name).name != name or not path.is_file():
         return [f"{name}: file missing"], None
     try:
+        watch_open(path)
         h5 = h5py.File(path, "r", locking=False)
+    except MetadataHangError as exc:
+        return [f"{name}: {str(exc).split(': ', 1)[1]}"], None
     except _H5_ERRORS as exc:
         return [f"{name}: cannot open ({_first_line(exc)}); the file is truncated or corrupt"], None
     faults: list[str] = []
@@ -244,9 +248,10 @@ def _shard_ids(d: Path) -> tuple[set[str], list[str]]:
     unreadable: list[str] = []
     for path in sorted((d / SHARD_DIR).glob("*.h5")):
         try:
+            watch_open(path)
             with h5py.File(path, "r", locking=False) as h5:
                 ids.update(raw.decode("ascii") for raw in h5["content_ids"][...])
-        except (*_H5_ERRORS, UnicodeDecodeError) as exc:
+        except (*_H5_ERRORS, UnicodeDecodeError, MetadataHangError) as exc:
             unreadable.append(f"{SHARD_DIR}/{path.name}: unreadable ({_first_line(exc)})")
     return ids, unreadable
 
@@ -262,9 +267,10 @@ def verify_notes(cache_dir: Path) -> list[str]:
     in_splits: set[str] = set()
     for split in SPLITS:
         try:
+            watch_open(d / f"{split}.h5")
             with h5py.File(d / f"{split}.h5", "r", locking=False) as h5:
                 in_splits.update(raw.rstrip(b"\0").decode("latin-1") for raw in h5["content_ids"][...])
-        except _H5_ERRORS:
+        except (*_H5_ERRORS, MetadataHangError):
             continue  # verify_cache reports damaged split files
     stored, notes = _shard_ids(d)
     missing = in_splits - stored
