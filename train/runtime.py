@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cache.reader import CacheDataset, open_cache
 from errors import CacheError, UserError
+from lifeline import die_with_parent
 from train.prefetch import ThreadPrefetcher
 
 Loader = DataLoader | ThreadPrefetcher
@@ -106,6 +107,7 @@ def precision_for(device: torch.device) -> Precision:
 
 
 def _seed_worker(worker_id: int) -> None:
+    die_with_parent()  # forked by this process: a kill -9 of it must not leave the worker behind
     # Each worker derives its NumPy/random seed from torch's per-worker seed (itself from the
     # loader generator), so worker-side randomness is reproducible too.
     seed = torch.initial_seed() % 2**32
