@@ -3,7 +3,8 @@
 A sequence is reused only when its content id matches, so a changed, added or removed
 frame changes the fingerprint and forces re-extraction of that one video (DESIGN §5).
 Size + mtime_ns is the cheap proxy for the bytes (hashing every frame would cost as much
-as decoding it); tools that rewrite a file keep neither size nor mtime_ns.
+as decoding it); tools that rewrite a file keep neither size nor mtime_ns. ``--fingerprint
+content`` hashes the bytes instead, once per file (cache/digests.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from cache.digests import DigestMemo
 from data.sequence import Video
 from errors import BadInputError
 
@@ -26,13 +28,21 @@ def _relative(path: Path, root: Path) -> str:
         return Path(os.path.relpath(path, root)).as_posix()
 
 
-def video_fingerprint(video: Video) -> str:
+def video_fingerprint(video: Video, digests: DigestMemo | None = None) -> str:
     """sha256 hex over the video key, and each file's relative path, size and mtime_ns, in order.
 
     The key (``<class>/<video_id>``) is included because the stored record carries the
     sequence id and label; two videos with identical file listings must not share it.
+    With ``digests`` (``--fingerprint content``) each file's BLAKE2b digest replaces its size and
+    mtime: a same-size rewrite with a restored mtime is caught, and a copy that kept the bytes but
+    not the timestamps is still reused. The two modes never share ids.
     """
     h = hashlib.sha256()
+    if digests is not None:
+        h.update(f"fingerprint-v{FINGERPRINT_VERSION}-content\0{video.key}\0{len(video.files)}\0".encode())
+        for path in video.files:
+            h.update(f"{_relative(Path(path), Path(video.root))}\0{digests.digest(Path(path))}\0".encode())
+        return h.hexdigest()
     h.update(f"fingerprint-v{FINGERPRINT_VERSION}\0{video.key}\0{len(video.files)}\0".encode())
     for path in video.files:
         try:

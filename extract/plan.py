@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from cache.digests import MEMO_NAME, DigestMemo
 from cache.fingerprint import content_id, video_fingerprint
 from cache.key import extraction_key
 from cache.schema import SCHEMA_VERSION
@@ -74,7 +76,10 @@ def make_plan(cfg: ExtractConfig) -> Plan:
     prepared = prepare_sequences(cfg.dataset)
     for line in prepared.leakage.warnings():
         print(f"warning: {line}", file=sys.stderr)
-    fingerprints = {v.key: video_fingerprint(v) for v in prepared.dataset.videos}
+    memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
+    fingerprints = {v.key: video_fingerprint(v, memo) for v in prepared.dataset.videos}
+    if memo is not None:
+        memo.save()
     items = [PlanItem(s, content_id(fingerprints[s.video.key], s.aug_index)) for s in prepared.sequences]
     spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes))
     return Plan(prepared.dataset, prepared.assignment, items, extraction_key(spec), spec)
