@@ -37,6 +37,8 @@ from cache.schema import (
 )
 from cache.watchdog import MetadataHangError, watch_open
 
+_CONTENT_ID = re.compile(r"[0-9a-f]{64}")
+
 SHARD_DIR = "shards"
 _COUNTER = itertools.count()
 _TMP_NAME = re.compile(r"^shard-\d+-(?P<host>.+)-(?P<pid>\d+)-\d+\.h5\.tmp$")
@@ -148,8 +150,15 @@ class ShardStore:
                 warnings.warn(msg, stacklevel=2)
                 self.unreadable.append(path)
                 continue
-            for row, raw in enumerate(ids):
-                out.setdefault(raw.decode("ascii"), ShardRef(path, row))
+            names = [raw.decode("latin-1") for raw in ids]
+            bad = next((n for n in names if not _CONTENT_ID.fullmatch(n)), None)
+            if bad is not None:  # a damaged id would address some other sequence's bytes
+                msg = f"{path}: unreadable shard skipped (content id {bad[:16]!r}... is not 64 hex chars)"
+                warnings.warn(msg + "; its sequences will be re-extracted", stacklevel=2)
+                self.unreadable.append(path)
+                continue
+            for row, name in enumerate(names):
+                out.setdefault(name, ShardRef(path, row))
         return out
 
     def write_shard(self, records: list[dict[str, Any]], dims: Dims, meta: dict[str, Any]) -> Path:
