@@ -7,8 +7,6 @@ or a cache's manifest.json ended in a UnicodeDecodeError traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from train_fixtures import write_synthetic_cache
 

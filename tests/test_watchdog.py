@@ -83,4 +83,3 @@ def test_a_bad_limit_is_a_user_error(monkeypatch, key_dir, value):
     monkeypatch.setattr(watchdog, "_walked", set())
     with pytest.raises(CacheError, match=watchdog.ENV_LIMIT):
         open_cache(key_dir)
-

@@ -12,8 +12,8 @@ from fuzz.campaign import Tally, run_bytes, run_documents
 from fuzz.registry import KINDS, Prepared, prepare
 
 SEED = 18
-BYTE_CASES = 20  # random mutations per kind, after every power-of-two truncation
-DOCUMENT_CASES = 25  # Hypothesis documents per textual kind
+BYTE_CASES = 12  # random mutations per kind, after every power-of-two truncation
+DOCUMENT_CASES = 20  # Hypothesis documents per textual kind
 
 
 @pytest.fixture(scope="session")
