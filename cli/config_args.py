@@ -134,7 +134,12 @@ def build_config(cls: type, ns: argparse.Namespace) -> Any:
     if missing:
         flags = ", ".join("--" + n.replace("_", "-") for n in missing)
         raise UserError(f"missing required option(s): {flags} (see --help)")
-    return _instantiate(cls, values)
+    try:
+        return _instantiate(cls, values)
+    except UserError as e:  # a check in __post_init__ names the flag; the value may come from the file
+        if getattr(ns, "config", None) is None:
+            raise
+        raise UserError(f"{e} (options read from {ns.config} and the command line)") from None
 
 
 def _instantiate(cls: type, values: dict[str, Any]) -> Any:

@@ -55,3 +55,12 @@ def test_manifest_that_is_not_utf8_is_named_in_one_line(tmp_path, capsys, comman
     rc, lines = _cli(capsys, "train", "--cache", key_dir, "--out", tmp_path / "runs", "--epochs", "1")
     assert rc == 2 and len(lines) == 1, lines
     assert str(manifest) in lines[0] and "UTF-8" in lines[0]
+
+
+def test_a_bad_value_read_from_the_config_file_names_the_file(tmp_path, capsys):
+    # Found by the fuzz suite: __post_init__ checks name the flag (--val), not the file it came from.
+    config = tmp_path / "settings.yaml"
+    config.write_text("val: 1.2\n")
+    rc, lines = _cli(capsys, "extract", "--config", config, "--data", tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "--val 1.2" in lines[0] and str(config) in lines[0]
