@@ -183,7 +183,7 @@ class CacheDataset(Dataset):
                     self._preloaded = {s: self._read_whole(h5, s) for s in self.streams}
         except CacheError:
             raise
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise CacheError(
                 f"{self.path}: unreadable split file ({reason}); {_hint(self.path.parent)}"

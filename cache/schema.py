@@ -56,7 +56,17 @@ class Dims:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Dims:
-        return cls(**{**d, "attn_hw": tuple(d["attn_hw"])})
+        """Dims from a manifest or attribute; wrong types or sizes raise ValueError (files are untrusted)."""
+        dims = cls(**{**d, "attn_hw": tuple(d["attn_hw"])})
+        sizes = (dims.frames, dims.embed_dim, dims.dino_dim, *dims.attn_hw, dims.swav_dim, dims.max_hands)
+        if (
+            len(dims.attn_hw) != 2
+            or not all(type(v) is int and v >= 0 for v in sizes)
+            or dims.frames < 1
+            or dims.float_dtype not in ("float16", "float32")
+        ):
+            raise ValueError("dims: sizes must be whole numbers and float_dtype float16 or float32")
+        return dims
 
 
 def field_specs(dims: Dims) -> dict[str, tuple[tuple[int, ...], np.dtype]]:

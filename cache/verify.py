@@ -224,6 +224,8 @@ def verify_cache(cache_dir: Path) -> list[str]:
     try:
         dims = Dims.from_json(manifest["dims"])
         class_names = list(manifest["class_names"])
+        if not all(isinstance(c, str) for c in class_names):
+            raise TypeError("class_names: every class name must be a string")
         splits = {s: dict(manifest["splits"][s]) for s in SPLITS}
     except (KeyError, TypeError, ValueError) as exc:
         return faults + [f"{MANIFEST_NAME}: missing or malformed field {exc}"]

@@ -15,6 +15,7 @@ milliseconds per file after that, and is replaced when it had to be killed.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -83,6 +84,15 @@ class _Helper:
 _lock = threading.Lock()
 _helper: _Helper | None = None
 _walked: set[tuple[str, int, int, int]] = set()  # (path, inode, size, mtime_ns) walked to the end
+
+
+@atexit.register
+def _stop_helper() -> None:
+    """End the helper with this process (it would see EOF anyway) without a ResourceWarning."""
+    if _helper is not None:
+        _helper.kill()
+        for pipe in (_helper.proc.stdin, _helper.proc.stdout):
+            pipe.close()
 
 
 def _identity(path: Path) -> tuple[str, int, int, int] | None:

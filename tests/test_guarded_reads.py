@@ -64,3 +64,27 @@ def test_a_bad_value_read_from_the_config_file_names_the_file(tmp_path, capsys):
     rc, lines = _cli(capsys, "extract", "--config", config, "--data", tmp_path)
     assert rc == 2 and len(lines) == 1, lines
     assert "--val 1.2" in lines[0] and str(config) in lines[0]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"dims": {"float_dtype": "float1&"}},  # one flipped bit in "float16"
+        {"class_names": [["fist"], {"palm": 1}, "peace"]},
+    ],
+    ids=["dtype", "class-names"],
+)
+def test_cache_verify_reports_a_manifest_of_the_wrong_shape(tmp_path, capsys, edit):
+    # Found by the fuzz suite: both ended in a TypeError/ValueError traceback inside verify.
+    import json
+
+    key_dir = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0})
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for key, value in edit.items():
+        manifest[key] = {**manifest[key], **value} if isinstance(value, dict) else value
+    path.write_text(json.dumps(manifest))
+    rc = pipeline.main(["cache", "verify", str(key_dir)])
+    out = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in out.err
+    assert any(ln.startswith("FAULT manifest.json: ") for ln in out.out.splitlines()), out.out

@@ -27,8 +27,8 @@ class Tally:
     def add(self, mutation: str, outcome: str, detail: str) -> None:
         self.outcomes[outcome] += 1
         self.by_mutation[mutation] += 1
-        if outcome not in ALLOWED and len(self.violations) < 5:
-            self.violations.append(f"{self.kind} / {mutation}: {outcome}: {detail}")
+        if outcome not in ALLOWED and sum(f": {outcome}: " in v for v in self.violations) < 3:
+            self.violations.append(f"{self.kind} / {mutation}: {outcome}: {detail}")  # 3 of each
 
 
 def run_bytes(prep: Prepared, donor: bytes, seed: int, count: int, tally: Tally) -> None:

@@ -111,14 +111,19 @@ def run_case(prep: Prepared, damaged: bytes) -> Case:
             return Case("same")
         if prep.kind.changed_ok:
             return Case("changed")
-        return Case(
-            "damaged data accepted", f"read {str(result)[:200]} instead of {str(prep.baseline)[:200]}"
-        )
+        return Case("damaged data accepted", _difference(result, prep.baseline))
     finally:
         _restore(prep)
 
 
 _FAULT_LINE = re.compile(r"^(\S+/)?[\w.-]+\.(h5|json)(/\S+\.h5)?: ")
+
+
+def _difference(got: Any, want: Any) -> str:
+    if isinstance(got, dict) and isinstance(want, dict):
+        keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        return f"read other values for {keys}"
+    return f"read {str(got)[:120]} instead of {str(want)[:120]}"
 
 
 def _refused(message: str, path: Path) -> Case:

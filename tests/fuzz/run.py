@@ -87,9 +87,21 @@ def render(rows: list[dict], meta: dict) -> str:
     if meta.get("rerun"):
         lines += ["", f"Rows re-run after a fix: {meta['rerun']}."]
     if bad:
-        lines += ["", "Violations (first per kind):", ""] + [f"- {v.splitlines()[0][:300]}" for v in bad]
+        lines += ["", "Violations (up to 3 of each kind and outcome):", ""] + [f"- {_short(v)}" for v in bad]
     lines.append(END)
     return "\n".join(lines)
+
+
+def _short(violation: str) -> str:
+    """One line: kind / damage: outcome, and for a traceback its exception and innermost product frame."""
+    lines = [ln.strip() for ln in violation.splitlines() if ln.strip()]
+    if ": traceback:" not in lines[0]:
+        return lines[0][:300]
+    frames = [
+        ln for ln in lines if ln.startswith("File ") and "/tests/" not in ln and "site-packages" not in ln
+    ]
+    where = frames[-1].split("/")[-1] if frames else ""
+    return f"{lines[0].split(' Traceback')[0]} {lines[-1][:200]} ({where})"
 
 
 def splice(section: str) -> None:
