@@ -197,7 +197,10 @@ def _verify_split(
         faults.append(f"{MANIFEST_NAME}: splits.{split}.count is {entry.get('count')}, but {name} holds {n}")
     id_faults, ids = _check_ids(name, small)
     faults += id_faults
-    if ids is not None and ids != list(entry.get("sequence_ids", [])):
+    listed = entry.get("sequence_ids", [])
+    if not isinstance(listed, list):
+        faults.append(f"{MANIFEST_NAME}: splits.{split}.sequence_ids is not a list")
+    elif ids is not None and ids != listed:
         faults.append(f"{MANIFEST_NAME}: splits.{split}.sequence_ids do not match {name}: sequence_ids")
     return faults, ids
 

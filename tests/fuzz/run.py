@@ -17,6 +17,7 @@ import faulthandler
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import threading
@@ -94,6 +95,7 @@ def render(rows: list[dict], meta: dict) -> str:
 
 def _short(violation: str) -> str:
     """One line: kind / damage: outcome, and for a traceback its exception and innermost product frame."""
+    violation = re.sub(r"(?:/[\w.+-]+)+/", "…/", violation)  # no paths of the machine that ran it
     lines = [ln.strip() for ln in violation.splitlines() if ln.strip()]
     if ": traceback:" not in lines[0]:
         return lines[0][:300]
