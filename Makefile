@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Never reach for a hub during the demo or the tests: missing weights fail fast instead of retrying.
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 YOLO_OFFLINE=1
 
-.PHONY: demo test test-all lint bench setup
+.PHONY: demo test test-all lint bench setup fuzz
 
 setup: $(STAMP)
 
@@ -28,3 +28,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+# The full fuzz campaign (>= 5,000 cases per input kind); prints its table into RELIABILITY.md.
+fuzz: $(STAMP)
+	$(OFFLINE) $(BIN)/python tests/fuzz/run.py --cases 5000

@@ -41,8 +41,8 @@ import psutil  # noqa: E402
 
 from bench.synthetic import FeatureSynth, Sizes  # noqa: E402
 from cache.assemble import assemble_splits  # noqa: E402
-from cache.schema import CHANNEL_NAMES  # noqa: E402
 from cache.shards import ShardStore  # noqa: E402
+from extract.channels import CHANNEL_NAMES  # noqa: E402
 
 CLASSES = ("circle", "push", "swipe_down", "swipe_left", "swipe_right", "swipe_up")
 SIZES = Sizes(frames=32)  # the full preset's encoder sizes

@@ -44,6 +44,7 @@ from cache.schema import (
     write_attrs,
 )
 from cache.shards import ShardRef, ShardStore
+from cache.watchdog import MetadataHangError, watch_open
 from core.atomic import publish
 from core.errors import CacheError
 
@@ -87,7 +88,9 @@ class _SourceShard:
 
     def label(self, row: int) -> int:
         old = int(self.small["labels"][row])
-        new = int(self.remap[old]) if 0 <= old < len(self.remap) else -1
+        if not 0 <= old < len(self.remap):  # outside the shard's own class list: the label is damaged
+            raise _damaged(self.path, f"labels[{row}] (value {old})")
+        new = int(self.remap[old])
         if new < 0:
             sid = self.small["sequence_ids"][row].decode()
             raise ValueError(f"{self.path}: class of {sid!r} is not among the requested class_names")
@@ -105,7 +108,7 @@ class _ShardPool:
         if path not in self.open:
             try:
                 self.open[path] = _SourceShard(path, self.class_names)
-            except (OSError, RuntimeError, KeyError, ValueError) as exc:  # damaged after index() read it
+            except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # damaged after index()
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 raise CacheError(
                     f"{path}: unreadable shard ({reason}); delete it and re-run the same extract "
@@ -119,6 +122,15 @@ class _ShardPool:
         self.open.clear()
 
 
+def _damaged(path: Path | str, what: str, exc: BaseException | None = None) -> CacheError:
+    """A shard that index() could read but whose sequences cannot be copied: one line, and the way out."""
+    reason = f" ({' '.join(str(exc).split()) or type(exc).__name__})" if exc is not None else ""
+    return CacheError(
+        f"{path}: damaged shard, cannot read {what}{reason}; delete it and re-run the same extract "
+        "command to recompute its sequences"
+    )
+
+
 def _copy_chunk(src: h5py.Dataset, dst: h5py.Dataset, src_row: int, dst_row: int) -> bool:
     """Move one sequence's compressed chunk as raw bytes; False when the source chunk was never written."""
     tail = (0,) * (src.ndim - 1)
@@ -126,6 +138,10 @@ def _copy_chunk(src: h5py.Dataset, dst: h5py.Dataset, src_row: int, dst_row: int
         mask, data = src.id.read_direct_chunk((src_row, *tail))
     except RuntimeError:  # unallocated chunk: the destination reads the same fill value
         return False
+    except OSError as exc:  # a chunk address or size past the end of a damaged shard
+        raise _damaged(src.file.filename, f"{src.name}[{src_row}]", exc) from None
+    if not data:  # a chunk index entry of size 0: nothing a writer of this toolkit leaves
+        raise _damaged(src.file.filename, f"{src.name}[{src_row}] (empty chunk)")
     dst.id.write_direct_chunk((dst_row, *tail), data, mask)
     return True
 
@@ -164,9 +180,10 @@ def _up_to_date(key_dir: Path, members: dict[str, list[str]], meta: dict[str, An
         if entry.get("count") != len(members[split]) or not path.is_file():
             return False
         try:
+            watch_open(path)
             with h5py.File(path, "r", locking=False) as h5:
                 held = [raw.decode("ascii") for raw in h5["content_ids"][...]]
-        except (OSError, KeyError):
+        except (OSError, KeyError, MetadataHangError):
             return False
         if held != members[split]:
             return False
@@ -189,7 +206,10 @@ def _check_members(
         ids = []
         for cid in members[split]:
             ref = index[cid]
-            sid = pool[ref.path].small["sequence_ids"][ref.row].decode("utf-8")
+            try:
+                sid = pool[ref.path].small["sequence_ids"][ref.row].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _damaged(ref.path, f"sequence_ids[{ref.row}]", exc) from None
             video = video_of(sid)
             if seen.setdefault(video, split) != split:
                 raise ValueError(
@@ -225,11 +245,15 @@ def _write_split(
                 ref = index[cid]
                 src = pool[ref.path]
                 for name in chunked:
-                    s, same = src.dataset(name, like[name])
+                    try:
+                        s, same = src.dataset(name, like[name])
+                        value = None if same else s[ref.row]  # other settings: decode, re-encode
+                    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+                        raise _damaged(ref.path, f"{name}[{ref.row}]", exc) from None
                     if same:
                         counts["chunks_copied"] += _copy_chunk(s, dst[name], ref.row, i)
-                    else:  # a shard stored with other settings: decode and re-encode this one
-                        dst[name][i] = s[ref.row]
+                    else:
+                        dst[name][i] = value
                         counts["recompressed"] += 1
                 small["labels"][i] = src.label(ref.row)
                 for name in ("sequence_ids", "content_ids", "aug_index"):

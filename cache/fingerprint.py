@@ -3,7 +3,8 @@
 A sequence is reused only when its content id matches, so a changed, added or removed
 frame changes the fingerprint and forces re-extraction of that one video (DESIGN §5).
 Size + mtime_ns is the cheap proxy for the bytes (hashing every frame would cost as much
-as decoding it); tools that rewrite a file keep neither size nor mtime_ns.
+as decoding it); tools that rewrite a file keep neither size nor mtime_ns. ``--fingerprint
+content`` hashes the bytes instead, once per file (cache/digests.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from cache.digests import DigestMemo
 from core.errors import BadInputError
 from data.sequence import Video
 
@@ -26,10 +28,14 @@ def _relative(path: Path, root: Path) -> str:
         return Path(os.path.relpath(path, root)).as_posix()
 
 
-def _source_entries(video: Video) -> bytes:
-    """Each source file's relative path, size and mtime_ns, in order: the source's fingerprint."""
+def _source_entries(video: Video, digests: DigestMemo | None = None) -> bytes:
+    """Each source file's relative path with its size and mtime_ns (or, with ``digests``, its BLAKE2b
+    digest), in order: the source's fingerprint."""
     parts = []
     for path in video.files:
+        if digests is not None:
+            parts.append(f"{_relative(Path(path), Path(video.root))}\0{digests.digest(Path(path))}\0")
+            continue
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -40,27 +46,33 @@ def _source_entries(video: Video) -> bytes:
     return "".join(parts).encode()
 
 
-def video_fingerprint(video: Video, sources: dict[tuple[str, str], bytes] | None = None) -> str:
+def video_fingerprint(
+    video: Video, sources: dict[tuple[str, str], bytes] | None = None, digests: DigestMemo | None = None
+) -> str:
     """sha256 hex over the sample key, its segment bounds, and the source's fingerprint (each file's
     relative path, size and mtime_ns, in order).
 
     The key (``<class>/<video_id>``, plus ``@<start>-<end>`` for a segment) is included because the stored
     record carries the sequence id and label; two samples with identical file listings must not share it.
     ``sources`` memoises the source part per source, so 40 segments of one recording stat its files once.
-    A whole-source sample hashes exactly as fingerprint v1 did, so existing caches stay valid.
+    With ``digests`` (``--fingerprint content``) each file's BLAKE2b digest replaces its size and mtime: a
+    same-size rewrite with a restored mtime is caught, and a copy that kept the bytes but not the
+    timestamps is still reused. The two modes never share ids. A whole-source sample in the default mode
+    hashes exactly as fingerprint v1 did, so existing caches stay valid.
     """
     h = hashlib.sha256()
-    h.update(f"fingerprint-v{FINGERPRINT_VERSION}\0{video.key}\0{len(video.files)}\0".encode())
+    mode = "-content" if digests is not None else ""
+    h.update(f"fingerprint-v{FINGERPRINT_VERSION}{mode}\0{video.key}\0{len(video.files)}\0".encode())
     if video.is_segment:
         h.update(f"segment\0{video.start}\0{video.end}\0{video.source_length}\0".encode())
     folder = getattr(video.frames, "folder", None)
     source = video.video_file or folder
     if sources is None or source is None:
-        h.update(_source_entries(video))
+        h.update(_source_entries(video, digests))
         return h.hexdigest()
     memo_key = (str(source), str(video.root))
     if memo_key not in sources:
-        sources[memo_key] = _source_entries(video)
+        sources[memo_key] = _source_entries(video, digests)
     h.update(sources[memo_key])
     return h.hexdigest()
 

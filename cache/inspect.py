@@ -12,6 +12,7 @@ import numpy as np
 from cache.manifest import SPLITS, read_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
 from cache.subjects import subject_lines
+from cache.watchdog import watch_open
 from core.errors import CacheError
 
 
@@ -83,6 +84,7 @@ def cache_ls(cache_dir: Path) -> str:
 def _split_stats(path: Path, dims: Dims, num_classes: int) -> tuple[np.ndarray, int, int]:
     """Per-class counts, raw float32 bytes of the float fields, and their stored (compressed) bytes."""
     raw = stored = 0
+    watch_open(path)
     with h5py.File(path, "r", locking=False) as h5:
         per_class = np.bincount(h5["labels"][...], minlength=num_classes)[:num_classes]
         for name, (shape, dtype) in field_specs(dims).items():
@@ -132,7 +134,7 @@ def cache_info(key_dir: Path) -> str:
         path = d / str((manifest.get("splits") or {}).get(split, {}).get("file", f"{split}.h5"))
         try:
             table[split], r, s = _split_stats(path, dims, len(classes))
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, CacheError) as exc:
             out.append(f"  {path.name}: unreadable ({exc}); run `pipeline.py cache verify {d}`")
             continue
         raw, stored, split_bytes = raw + r, stored + s, split_bytes + path.stat().st_size

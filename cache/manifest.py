@@ -46,11 +46,17 @@ def read_manifest(key_dir: Path) -> dict[str, Any] | None:
         raise CacheError(
             f"{path}: cannot read ({exc.strerror}); run `pipeline.py cache verify {key_dir}`"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise CacheError(
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); "
+            "re-run `pipeline.py extract` to rebuild it"
+        ) from exc
     try:
         manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CacheError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
+            f"{path}: not valid JSON ({getattr(exc, 'msg', 'nested too deeply')} at line "
+            f"{getattr(exc, 'lineno', '?')}); "
             "re-run `pipeline.py extract` to rebuild it"
         ) from exc
     if not isinstance(manifest, dict):

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from cache.chunks import direct_reader
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
+from cache.watchdog import watch_open
 from core.errors import CacheError
 
 
@@ -75,6 +76,7 @@ def _check_split_file(path: Path, key: str, count: Any, hint: str) -> None:
         raise CacheError(f"{path}: split file missing; {hint}")
     if path.stat().st_size == 0:
         raise CacheError(f"{path}: split file is empty (0 bytes); {hint}")
+    watch_open(path)  # a file from another process: its metadata is walked in a killable helper first
     try:
         with h5py.File(path, "r", locking=False) as h5:
             file_key = attr_text(h5, "key")
@@ -166,6 +168,7 @@ class CacheDataset(Dataset):
         self._readers: dict[str, Callable[[int], np.ndarray]] = {}
         self._pid: int | None = None
         unknown: list[str] = []
+        watch_open(self.path)  # a no-op when open_cache has walked this file already
         try:
             with h5py.File(self.path, "r", locking=False) as h5:  # closed again before any worker forks
                 self.attrs = read_attrs(h5)
@@ -185,7 +188,7 @@ class CacheDataset(Dataset):
                     self._preloaded = {s: self._read_whole(h5, s) for s in self.streams}
         except CacheError:
             raise
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise CacheError(
                 f"{self.path}: unreadable split file ({reason}); {_hint(self.path.parent)}"

@@ -26,6 +26,10 @@ BOOKKEEPING: dict[str, tuple[tuple[int, ...], str]] = {
     "aug_index": ((), "int16"),
 }
 FLOAT = "float"  # a FieldSpec dtype meaning "the cache's storage float dtype" (--dtype)
+# Fixed dtypes a stream may store (besides FLOAT); anything else in a manifest is damage, not a dtype.
+_STORED_DTYPES = frozenset(
+    {"float16", "float32", "float64", "uint8", "int8", "int16", "uint16", "int32", "int64"}
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,19 @@ class FieldSpec:
 
     @classmethod
     def from_json(cls, name: str, d: dict[str, Any]) -> FieldSpec:
+        """One recorded field; a wrong type or an unknown dtype raises ValueError (files are untrusted)."""
+        if not isinstance(d, dict) or not isinstance(d.get("shape"), list):
+            raise ValueError(f"dims: field {name!r} needs a 'shape' list")
+        if not all(type(x) is int and x >= 0 for x in d["shape"]) or len(d["shape"]) > 8:
+            raise ValueError(f"dims: field {name!r} has a shape that is not whole numbers")
+        dtype = d.get("dtype")
+        if not isinstance(dtype, str) or (dtype != FLOAT and dtype not in _STORED_DTYPES):
+            raise ValueError(f"dims: field {name!r} has dtype {dtype!r}")
         bounds = d.get("bounds")
+        if bounds is not None and not (
+            isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds)
+        ):
+            raise ValueError(f"dims: field {name!r} has bounds {bounds!r}")
         return cls(
             name=name,
             shape=tuple(int(x) for x in d["shape"]),
@@ -92,8 +108,14 @@ class Dims:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Dims:
-        fields = tuple(FieldSpec.from_json(name, spec) for name, spec in d["fields"].items())
-        return cls(frames=int(d["frames"]), fields=fields, float_dtype=str(d.get("float_dtype", "float16")))
+        """Dims from a manifest or attribute; wrong types or sizes raise ValueError (files are untrusted)."""
+        if not isinstance(d, dict) or not isinstance(d.get("fields"), dict):
+            raise ValueError("dims: expected an object with a 'fields' object")
+        fields = tuple(FieldSpec.from_json(str(name), spec) for name, spec in d["fields"].items())
+        frames, float_dtype = d.get("frames"), d.get("float_dtype", "float16")
+        if type(frames) is not int or frames < 1 or float_dtype not in ("float16", "float32"):
+            raise ValueError("dims: frames must be a whole number >= 1 and float_dtype float16 or float32")
+        return cls(frames=frames, fields=fields, float_dtype=float_dtype)
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)

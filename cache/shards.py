@@ -35,7 +35,10 @@ from cache.schema import (
     foreign_storage,
     write_attrs,
 )
+from cache.watchdog import MetadataHangError, watch_open
 from core.atomic import publish
+
+_CONTENT_ID = re.compile(r"[0-9a-f]{64}")
 
 _COUNTER = itertools.count()
 _TMP_NAME = re.compile(r"^shard-\d+-(?P<host>.+)-(?P<pid>\d+)-\d+\.h5\.tmp$")
@@ -135,19 +138,27 @@ class ShardStore:
         out: dict[str, ShardRef] = {}
         for path in self.shard_paths():
             try:
+                watch_open(path)  # shards of earlier runs: a hanging one is skipped like a broken one
                 with h5py.File(path, "r", locking=False) as h5:
                     foreign = foreign_storage(h5)
                     if foreign:
                         raise OSError(foreign[0])
                     ids = h5["content_ids"][...]
-            except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            except (OSError, RuntimeError, KeyError, ValueError, MetadataHangError) as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 msg = f"{path}: unreadable shard skipped ({reason}); its sequences will be re-extracted"
                 warnings.warn(msg, stacklevel=2)
                 self.unreadable.append(path)
                 continue
-            for row, raw in enumerate(ids):
-                out.setdefault(raw.decode("ascii"), ShardRef(path, row))
+            names = [raw.decode("latin-1") for raw in ids]
+            bad = next((n for n in names if not _CONTENT_ID.fullmatch(n)), None)
+            if bad is not None:  # a damaged id would address some other sequence's bytes
+                msg = f"{path}: unreadable shard skipped (content id {bad[:16]!r}... is not 64 hex chars)"
+                warnings.warn(msg + "; its sequences will be re-extracted", stacklevel=2)
+                self.unreadable.append(path)
+                continue
+            for row, name in enumerate(names):
+                out.setdefault(name, ShardRef(path, row))
         return out
 
     def write_shard(self, records: list[dict[str, Any]], dims: Dims, meta: dict[str, Any]) -> Path:

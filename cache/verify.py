@@ -30,6 +30,7 @@ from cache.schema import (
     read_attrs,
     video_of,
 )
+from cache.watchdog import MetadataHangError, watch_open
 from core.errors import CacheError
 
 _SHOW = 5  # how many offending sequence indices a message lists
@@ -181,7 +182,10 @@ def _verify_split(
     if Path(name).name != name or not path.is_file():
         return [f"{name}: file missing"], None
     try:
+        watch_open(path)
         h5 = h5py.File(path, "r", locking=False)
+    except MetadataHangError as exc:
+        return [f"{name}: {str(exc).split(': ', 1)[1]}"], None
     except _H5_ERRORS as exc:
         return [f"{name}: cannot open ({_first_line(exc)}); the file is truncated or corrupt"], None
     faults: list[str] = []
@@ -202,7 +206,10 @@ def _verify_split(
         faults.append(f"{MANIFEST_NAME}: splits.{split}.count is {entry.get('count')}, but {name} holds {n}")
     id_faults, ids = _check_ids(name, small)
     faults += id_faults
-    if ids is not None and ids != list(entry.get("sequence_ids", [])):
+    listed = entry.get("sequence_ids", [])
+    if not isinstance(listed, list):
+        faults.append(f"{MANIFEST_NAME}: splits.{split}.sequence_ids is not a list")
+    elif ids is not None and ids != listed:
         faults.append(f"{MANIFEST_NAME}: splits.{split}.sequence_ids do not match {name}: sequence_ids")
     return faults, ids
 
@@ -231,6 +238,8 @@ def verify_cache(cache_dir: Path) -> list[str]:
     try:
         dims = Dims.from_json(manifest["dims"])
         class_names = list(manifest["class_names"])
+        if not all(isinstance(c, str) for c in class_names):
+            raise TypeError("class_names: every class name must be a string")
         splits = {s: dict(manifest["splits"][s]) for s in SPLITS}
     except (KeyError, TypeError, ValueError) as exc:
         return faults + [f"{MANIFEST_NAME}: missing or malformed field {exc}"]
@@ -255,9 +264,10 @@ def _shard_ids(d: Path) -> tuple[set[str], list[str]]:
     unreadable: list[str] = []
     for path in sorted((d / SHARD_DIR).glob("*.h5")):
         try:
+            watch_open(path)
             with h5py.File(path, "r", locking=False) as h5:
                 ids.update(raw.decode("ascii") for raw in h5["content_ids"][...])
-        except (*_H5_ERRORS, UnicodeDecodeError) as exc:
+        except (*_H5_ERRORS, UnicodeDecodeError, MetadataHangError) as exc:
             unreadable.append(f"{SHARD_DIR}/{path.name}: unreadable ({_first_line(exc)})")
     return ids, unreadable
 
@@ -273,9 +283,10 @@ def verify_notes(cache_dir: Path) -> list[str]:
     in_splits: set[str] = set()
     for split in SPLITS:
         try:
+            watch_open(d / f"{split}.h5")
             with h5py.File(d / f"{split}.h5", "r", locking=False) as h5:
                 in_splits.update(raw.rstrip(b"\0").decode("latin-1") for raw in h5["content_ids"][...])
-        except _H5_ERRORS:
+        except (*_H5_ERRORS, MetadataHangError):
             continue  # verify_cache reports damaged split files
     stored, notes = _shard_ids(d)
     missing = in_splits - stored

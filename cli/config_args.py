@@ -62,11 +62,14 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as e:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. a date like 2024-13-45
+        first = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        raise UserError(f"{path}: not valid YAML ({first})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -89,7 +92,12 @@ def build_config(cls: type, ns: argparse.Namespace) -> Any:
     if missing:
         flags = ", ".join("--" + n.replace("_", "-") for n in missing)
         raise UserError(f"missing required option(s): {flags} (see --help)")
-    return _instantiate(cls, values)
+    try:
+        return _instantiate(cls, values)
+    except UserError as e:  # a check in __post_init__ names the flag; the value may come from the file
+        if getattr(ns, "config", None) is None:
+            raise
+        raise UserError(f"{e} (options read from {ns.config} and the command line)") from None
 
 
 def _instantiate(cls: type, values: dict[str, Any]) -> Any:

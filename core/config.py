@@ -76,9 +76,13 @@ def unwrap_optional(tp: Any) -> Any:
 
 
 def coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    """One field's value from plain data (a flag, a YAML key, a grid value), as its type declares."""
     tp = unwrap_optional(f.type)
     if value is None:
-        return None
+        optional = typing.get_origin(f.type) in (typing.Union, types.UnionType)
+        if optional and type(None) in typing.get_args(f.type):
+            return None
+        raise UserError(f"{source}: '{f.name}' is empty; give it a value or remove the line")
     try:
         if typing.get_origin(tp) is Literal:
             if value not in typing.get_args(tp):
@@ -89,8 +93,9 @@ def coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
         if tp is bool and not isinstance(value, bool):
             raise ValueError("must be true or false")
         return tp(value)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{source}: bad value for '{f.name}': {value!r} ({e})") from None
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: int(1e400)
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise UserError(f"{source}: bad value for '{f.name}': {shown} ({e})") from None
 
 
 def coerce_option(cls: type, name: str, value: Any, source: str) -> Any:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from core.errors import UserError
+from core.lifeline import die_with_parent
 
 T = TypeVar("T")
 
@@ -135,6 +136,8 @@ def process_group(device: str = "auto", timeout: timedelta = TRAIN_TIMEOUT) -> I
         yield Ranks()
         return
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        die_with_parent()  # a rank whose torchrun agent was killed -9 would otherwise live on
     if dist.is_initialized():
         yield Ranks(dist.get_rank(), dist.get_world_size(), local_rank)
         return

@@ -67,6 +67,13 @@ class ExtractConfig:
     crop_margin: float = field(
         default=0.1, metadata={"help": "margin added around the SwAV crop, as a fraction of the frame side"}
     )
+    fingerprint: Literal["stat", "content"] = field(
+        default="stat",
+        metadata={
+            "help": "what tells a source file changed: 'stat' (size + mtime, free) or 'content' "
+            "(BLAKE2b of the bytes, hashed once per file and remembered in <cache-dir>/digests.json)"
+        },
+    )
     wait_lock: bool = field(
         default=False, metadata={"help": "wait for another extract on the same cache instead of refusing"}
     )

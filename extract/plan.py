@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cache.digests import MEMO_NAME, DigestMemo
 from cache.fingerprint import content_id, video_fingerprint
 from cache.key import extraction_key
 from cache.schema import SCHEMA_VERSION
@@ -105,7 +106,10 @@ def make_plan(cfg: ExtractConfig) -> Plan:
     for line in prepared.leakage.warnings():
         print(f"warning: {line}", file=sys.stderr)
     sources: dict[tuple[str, str], bytes] = {}  # each source's files are statted once, however many segments
-    fingerprints = {v.key: video_fingerprint(v, sources) for v in prepared.dataset.videos}
+    memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
+    fingerprints = {v.key: video_fingerprint(v, sources, memo) for v in prepared.dataset.videos}
+    if memo is not None:
+        memo.save()
     items = [PlanItem(s, content_id(fingerprints[s.video.key], s.aug_index)) for s in prepared.sequences]
     options = stream_options(cfg, prepared.dataset.format)
     spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes), options)

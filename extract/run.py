@@ -213,9 +213,14 @@ def extract_missing(
 def _load_dims(key_dir: Path) -> Dims:
     path = key_dir / "key.json"
     try:
-        return Dims.from_json(json.loads(path.read_text())["dims"])
-    except (OSError, KeyError, ValueError) as e:
-        raise UserError(f"{path}: unreadable ({e}); delete {key_dir} and re-run extract") from None
+        return Dims.from_json(json.loads(path.read_text(encoding="utf-8"))["dims"])
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        # ValueError covers bytes that are not UTF-8 and text that is not JSON; the rest, JSON of the
+        # wrong shape. One line either way: the file is a record of this cache, rebuilt by a re-run.
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(
+            f"{path}: unreadable ({type(e).__name__}: {reason}); delete {key_dir} and re-run extract"
+        ) from None
 
 
 def run(cfg: ExtractConfig) -> ExtractResult:

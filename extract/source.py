@@ -82,7 +82,8 @@ def collate_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # What the worker server imports once, so that every worker forks with it already loaded.
-WORKER_PRELOAD = ("__main__", "torch", "extract.source")
+# The lifeline comes first: the server must die with its parent even while it is still importing.
+WORKER_PRELOAD = ("extract.forkserver_lifeline", "__main__", "torch", "extract.source")
 
 
 def worker_context() -> BaseContext:

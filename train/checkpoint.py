@@ -8,6 +8,7 @@ extraction), the videos it was trained on, and the best metric.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -25,6 +26,9 @@ CHECKPOINT_FORMAT = "gesture-heads/1"
 COMPAT_KEYS = ("key", "class_names", "channel_layout", "dims", "encoders")
 # How torch's zip writer words an I/O failure (it raises RuntimeError, not OSError).
 _WRITER_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed")
+DIGEST_KEY = "sha256"
+# What evaluate and predict read from a loaded checkpoint, and the type each must have.
+_FIELDS = {"state_dict": dict, "model_args": dict, "config": dict, "class_names": list, "cache": dict}
 
 
 class CheckpointError(UserError):
@@ -39,7 +43,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """
     try:
         with atomic_path(path) as tmp:
-            torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
+            torch.save({"format": CHECKPOINT_FORMAT, **payload, DIGEST_KEY: payload_digest(payload)}, tmp)
     except (OSError, RuntimeError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, RuntimeError) and not any(m in text for m in _WRITER_FAILURES):
@@ -63,11 +67,67 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "(weights_only); pass a checkpoint written by `pipeline.py train`"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint ({first}); it may be truncated") from exc
+        reason = _first_line(exc)
+        raise CheckpointError(f"{path}: cannot read checkpoint ({reason}); it may be truncated") from exc
+    except Exception as exc:  # noqa: BLE001  the unpickler on foreign bytes: IndexError, KeyError, ...
+        # Any file can be passed here (metrics.csv from the same run folder is the usual one), and
+        # torch's weights-only unpickler fails on foreign bytes with whatever its opcode loop hits.
+        raise CheckpointError(
+            f"{path}: not a checkpoint written by `pipeline.py train` ({type(exc).__name__}: "
+            f"{_first_line(exc)}); pass the best.pt of a run folder"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a gesture-heads checkpoint; pass the best.pt of a training run")
+    stored = ckpt.get(DIGEST_KEY)  # checkpoints from before the digest carry none
+    if stored is not None and stored != payload_digest(ckpt):
+        raise CheckpointError(
+            f"{path}: damaged (its contents no longer match the digest written with it), so it is "
+            "not a checkpoint written by `pipeline.py train` as it stands; use another copy or retrain"
+        )
+    wrong = next((k for k, kind in _FIELDS.items() if not isinstance(ckpt.get(k), kind)), None)
+    if wrong is not None:
+        raise CheckpointError(
+            f"{path}: field {wrong!r} is missing or damaged, so it is not a checkpoint written by "
+            "`pipeline.py train`; pass the best.pt of a run folder"
+        )
     return ckpt
+
+
+def payload_digest(payload: dict[str, Any]) -> str:
+    """sha256 over every field but the format and the digest itself: weights, args, classes, config.
+
+    torch's zip reader checks no CRC, so a zeroed or spliced span of a checkpoint can load as
+    other weights or other class names without an error; this digest turns that into one.
+    """
+    h = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, dict):
+            h.update(b"{")
+            for key in sorted(obj, key=str):
+                if key not in (DIGEST_KEY, "format"):
+                    h.update(f"{key!s}\0".encode("utf-8", "surrogatepass"))
+                    feed(obj[key])
+            h.update(b"}")
+        elif isinstance(obj, list | tuple):
+            h.update(b"[")
+            for item in obj:
+                feed(item)
+            h.update(b"]")
+        elif isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}\0".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(f"{type(obj).__name__}:{obj!r}\0".encode("utf-8", "surrogatepass"))
+
+    feed(payload)
+    return h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(exc).__name__
 
 
 def cache_record(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,12 @@ from core.atomic import write_json_atomic
 from core.device import resolve_device
 from core.errors import CacheError
 from models.heads.model import GestureModel
-from train.checkpoint import check_compatible, check_unseen, load_checkpoint
+from train.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    check_unseen,
+    load_checkpoint,
+)
 from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
 from train.metrics import attention_stats, classification_summary
@@ -32,10 +37,19 @@ from train.runtime import (
 MAX_MISCLASSIFIED = 50
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device) -> GestureModel:
+def model_from_checkpoint(
+    ckpt: dict[str, Any], device: torch.device, path: Path | str = "checkpoint"
+) -> GestureModel:
     """Rebuild the heads from the checkpoint's model args and load its weights (eval mode)."""
-    model = GestureModel.from_args(ckpt["model_args"])
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model = GestureModel.from_args(ckpt["model_args"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, KeyError, ValueError, RuntimeError) as exc:  # args or weights that do not fit
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise CheckpointError(
+            f"{path}: model args or weights are damaged ({reason}); "
+            "pass a checkpoint written by `pipeline.py train`"
+        ) from exc
     return model.to(device).eval()
 
 
@@ -239,7 +253,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     check_unseen(ckpt, manifest, cfg.split, cache_dir, cfg.checkpoint)
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out) if cfg.out is not None else Path(cfg.checkpoint).parent
-    model = model_from_checkpoint(ckpt, device)
+    model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
     report = evaluate_split(model, ckpt, cache_dir, manifest, cfg.split, device, out_dir, cfg.checkpoint)
     if report is None:
         raise CacheError(f"cache {cache_dir} has an empty '{cfg.split}' split; evaluate another --split")

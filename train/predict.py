@@ -33,7 +33,7 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
         raise BadInputError(f"--top-k must be at least 1, got {cfg.top_k}")
     ckpt = load_checkpoint(cfg.checkpoint)
     device = resolve_device(cfg.device)
-    model = model_from_checkpoint(ckpt, device)
+    model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
     from extract.single import extract_inputs  # lazy: only predict loads encoders
 
     windows = parse_windows(cfg.windows) if cfg.windows else None

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cache.reader import CacheDataset, open_cache
 from cache.schema import Dims
 from core.errors import CacheError
+from core.lifeline import die_with_parent
 from train.prefetch import ThreadPrefetcher
 
 Loader = DataLoader | ThreadPrefetcher
@@ -90,6 +91,7 @@ def precision_for(device: torch.device) -> Precision:
 
 
 def _seed_worker(worker_id: int) -> None:
+    die_with_parent()  # forked by this process: a kill -9 of it must not leave the worker behind
     # Each worker derives its NumPy/random seed from torch's per-worker seed (itself from the
     # loader generator), so worker-side randomness is reproducible too.
     seed = torch.initial_seed() % 2**32

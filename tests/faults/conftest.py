@@ -50,12 +50,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.environ.get("REPORT_RELIABILITY") != "1" or not _RECORDER.outcomes:
+    mode = os.environ.get("REPORT_RELIABILITY")
+    if mode not in ("1", "add") or not _RECORDER.outcomes:
+        return
+    from faults.report import add_rows, fuzz_section, render
+
+    old = REPORT_MD.read_text() if REPORT_MD.exists() else ""
+    if mode == "add":  # a partial run: only its rows change
+        REPORT_MD.write_text(add_rows(old, _RECORDER.rows))
+        print(f"\nadded {len(_RECORDER.rows)} row(s) to {REPORT_MD}", file=sys.stderr)
         return
     import h5py
     import torch
-
-    from faults.report import render
 
     results = {
         "rows": _RECORDER.rows,
@@ -74,7 +80,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     }
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_JSON.write_text(json.dumps(results, indent=1))
-    REPORT_MD.write_text(render(results))
+    REPORT_MD.write_text(render(results, fuzz_section(old)))
     print(f"\nwrote {REPORT_MD} from {RESULTS_JSON}", file=sys.stderr)
 
 

@@ -3,6 +3,8 @@
 ``REPORT_RELIABILITY=1 .venv/bin/pytest tests/faults`` writes ``artifacts/reliability/results.json``
 (rows recorded by tests only after their assertions passed, plus every test's outcome) and this page.
 ``python tests/faults/report.py RESULTS.json > RELIABILITY.md`` re-renders it from a saved JSON.
+``REPORT_RELIABILITY=add pytest tests/faults/test_x.py`` adds (or replaces) only the rows of the tests
+that ran, for a partial run. The fuzz section (`make fuzz`, between its markers) is kept either way.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 
 # Limits the suite documents rather than fixes.
 KNOWN_LIMITS = (
-    "Staleness is detected by each frame's size and mtime_ns, not a content hash (hashing every frame "
-    "would cost as much as decoding it): a tool that rewrites a frame with the same size and then "
-    "restores its mtime is not noticed.",
+    "By default staleness is detected by each frame's size and mtime_ns, not a content hash (hashing "
+    "every frame costs about as much I/O as decoding it): a tool that rewrites a frame with the same "
+    "size and then restores its mtime is not noticed. `extract --fingerprint content` notices it (BLAKE2b "
+    "of the bytes, remembered by path, size, mtime, ctime and inode).",
     "Split assembly copies compressed chunks without decoding them (DESIGN §5), so bit rot inside a "
     "*shard* is copied into the split files; `cache verify` reports it there. Deleting that shard and "
     "the damaged split file makes `extract` recompute it.",
@@ -47,7 +50,55 @@ def _detail(details: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def render(results: dict[str, Any]) -> str:
+FUZZ_BEGIN, FUZZ_END = "<!-- fuzz:begin -->", "<!-- fuzz:end -->"
+
+
+def fuzz_section(old_md: str) -> str:
+    """The block `make fuzz` wrote into the previous page, to carry over; empty when there is none."""
+    if FUZZ_BEGIN not in old_md:
+        return ""
+    return FUZZ_BEGIN + old_md.split(FUZZ_BEGIN, 1)[1].split(FUZZ_END, 1)[0] + FUZZ_END
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    return f"| {_cell(row['fault'])} | {row['trials']} | {_cell('; '.join(row['held']))} |"
+
+
+def _note_line(row: dict[str, Any]) -> str:
+    return f"- {_cell(row['fault'])} — {_cell(_detail(row['details']))}"
+
+
+def add_rows(md: str, rows: list[dict[str, Any]]) -> str:
+    """``md`` with ``rows`` put into their areas' tables (a row with the same fault is replaced) and
+    the known limits re-rendered."""
+    lines = md.splitlines()
+    for row in rows:
+        title = f"## {row['area'][0].upper()}{row['area'][1:]}"
+        start = lines.index(title)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        prefix = f"| {_cell(row['fault'])} |"
+        old = [i for i in range(start, end) if lines[i].startswith(prefix)]
+        if old:
+            lines[old[0]] = _row_line(row)
+        else:
+            last = max(i for i in range(start, end) if lines[i].startswith("| "))
+            lines.insert(last + 1, _row_line(row))
+            end += 1
+            summary = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {_cell(row['area'])} |"))
+            _, faults, trials, _ = lines[summary].rsplit("|", 3)
+            lines[summary] = f"| {_cell(row['area'])} | {int(faults) + 1} | {int(trials) + row['trials']} |"
+        if row.get("details"):
+            note = f"- {_cell(row['fault'])} — "
+            old_note = [i for i in range(start, end) if lines[i].startswith(note)]
+            if old_note:
+                lines[old_note[0]] = _note_line(row)
+            else:
+                last = max(i for i in range(start, end) if lines[i].startswith(("- ", "| ")))
+                lines.insert(last + 1, _note_line(row))
+    return "\n".join(lines).split("\n\n## Known limits")[0] + "\n" + known_limits()
+
+
+def render(results: dict[str, Any], fuzz: str = "") -> str:
     env = results["environment"]
     outcomes = results["outcomes"]
     counts: dict[str, int] = defaultdict(int)
@@ -85,16 +136,21 @@ def render(results: dict[str, Any]) -> str:
         ]
         notes = []
         for row in rows:
-            lines.append(f"| {_cell(row['fault'])} | {row['trials']} | {_cell('; '.join(row['held']))} |")
+            lines.append(_row_line(row))
             if row.get("details"):
-                notes.append(f"- {_cell(row['fault'])} — {_cell(_detail(row['details']))}")
+                notes.append(_note_line(row))
         if notes:
             lines += ["", "What the user sees, and where the trials landed:", "", *notes]
     failed = sorted(node for node, outcome in outcomes.items() if outcome != "passed")
     if failed:
         lines += ["", "## Not passing in this run", ""] + [f"- `{node}`: {outcomes[node]}" for node in failed]
-    lines += ["", "## Known limits", ""] + [f"- {text}" for text in KNOWN_LIMITS]
-    return "\n".join(lines) + "\n"
+    if fuzz:
+        lines += ["", fuzz]
+    return "\n".join(lines) + "\n" + known_limits()
+
+
+def known_limits() -> str:
+    return "\n".join(["", "## Known limits", ""] + [f"- {text}" for text in KNOWN_LIMITS]) + "\n"
 
 
 if __name__ == "__main__":
