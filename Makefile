@@ -31,4 +31,4 @@ lint: $(STAMP)
 
 # The full fuzz campaign (>= 5,000 cases per input kind); prints its table into RELIABILITY.md.
 fuzz: $(STAMP)
-	$(OFFLINE) $(BIN)/python tests/fuzz/run.py --cases 5000
+	$(OFFLINE) PYTHONPATH=tests $(BIN)/python -m fuzz.run --cases 5000

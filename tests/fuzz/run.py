@@ -1,6 +1,7 @@
 """`make fuzz`: the full fuzz campaign, >= 5,000 cases per input kind, as a table.
 
-    python tests/fuzz/run.py [--cases 5000] [--seed 18] [--kinds NAME ...] [--kind-budget-s S] [--hang-s 120]
+    PYTHONPATH=tests python -m fuzz.run [--cases 5000] [--seed 18] [--kinds NAME ...]
+                                        [--kind-budget-s S] [--hang-s 120]
 
 Byte mutations and (for text kinds) Hypothesis documents share the budget half and half.
 ``--kind-budget-s`` caps the seconds per kind (each half gets half of it); the table then shows the
@@ -26,7 +27,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT), str(HERE.parent)]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -164,7 +164,9 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "seed": args.seed,
         "cases_per_kind": args.cases,
-        "command": "python tests/fuzz/run.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "make fuzz",
+        "command": ("PYTHONPATH=tests python -m fuzz.run " + " ".join(sys.argv[1:]))
+        if sys.argv[1:]
+        else "make fuzz",
         "budget": "" if args.kind_budget_s is None else f", at most {args.kind_budget_s:g} s per kind",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
