@@ -6,25 +6,21 @@ fingerprint of every video three ways: ``stat`` (the default), ``content`` with 
 The page cache is not dropped (that needs root), so the cold-memo figure is hashing from memory:
 on a corpus larger than RAM it is bounded by disk reads instead.
 
-    python bench/fingerprint.py [--videos 200] [--frames 40] [--kb 30]
+    python -m bench.fingerprint [--videos 200] [--frames 40] [--kb 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.machine import RESULTS, LoadMeter, cpu_name, write_result  # noqa: E402
-from cache.digests import MEMO_NAME, DigestMemo  # noqa: E402
-from cache.fingerprint import video_fingerprint  # noqa: E402
-from data.sequence import Video  # noqa: E402
+from bench.machine import RESULTS, LoadMeter, cpu_name, write_result
+from cache.digests import MEMO_NAME, DigestMemo
+from cache.fingerprint import video_fingerprint
+from data.sequence import Video
 
 
 def corpus(root: Path, videos: int, frames: int, kb: int) -> list[Video]:
@@ -60,7 +56,7 @@ def main() -> None:
         def content() -> None:
             memo = DigestMemo(memo_path)
             for v in videos:
-                video_fingerprint(v, memo)
+                video_fingerprint(v, digests=memo)
             memo.save()
 
         stat = timed(lambda: [video_fingerprint(v) for v in videos])
