@@ -13,9 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from core.config import coerce, leaf_fields, unwrap_optional
+from core.config import coerce, leaf_fields, read_yaml_mapping, unwrap_optional
 from core.errors import UserError
 
 _UNSET = object()
@@ -61,17 +59,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as e:
-        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8") from None
-    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. a date like 2024-13-45
-        first = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
-        raise UserError(f"{path}: not valid YAML ({first})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of option names to values")
+    data = read_yaml_mapping(path, "option names to values")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 

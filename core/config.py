@@ -52,6 +52,25 @@ def save_config(cfg: Any, path: Path) -> None:
     write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (a ``--config``, a sweep grid, a search space), or one UserError line
+    naming the file: unreadable, not UTF-8, not YAML, or not a mapping. ``what`` says what it should map."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = {} if data is None else data  # an empty document is an empty mapping
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. a date like 2024-13-45
+        first = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+        raise UserError(f"{path}: not valid YAML ({first})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of {what}")
+    return data
+
+
 # ---- typed values from plain data: what flags, YAML configs, sweep grids and search spaces share ----
 
 

@@ -181,6 +181,11 @@ def test_bad_experiment_input_is_one_line_and_exit_2(subject_cache, tmp_path, ca
         assert code == 2 and words in err and len(err.splitlines()) == 1
     code, err = _run_cli(["train", *base, "--folds", "5"], capsys)
     assert code == 2 and "more than the 4 subjects" in err and len(err.splitlines()) == 1
+    not_utf8 = tmp_path / "grid.yaml"
+    not_utf8.write_bytes(b"lr: [\xff\xfe]\n")  # a grid or space file saved in another encoding
+    for command, flag in (("sweep", "--grid"), ("tune", "--space")):
+        code, err = _run_cli([command, *base, flag, str(not_utf8)], capsys)
+        assert code == 2 and str(not_utf8) in err and "not UTF-8" in err and len(err.splitlines()) == 1
     space = tmp_path / "space.yaml"
     space.write_text("lr: {low: 1.0e-2, high: 1.0e-3}\n")
     code, err = _run_cli(["tune", *base, "--space", str(space)], capsys)

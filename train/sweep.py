@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from core.config import coerce_option, config_to_dict
+from core.config import coerce_option, config_to_dict, read_yaml_mapping
 from core.errors import BadInputError, UserError
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
@@ -55,13 +55,8 @@ def parse_grid(grid: str) -> dict[str, list[Any]]:
 
 
 def _read_grid_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise BadInputError(f"cannot read grid file {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise BadInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not data:
+    data = read_yaml_mapping(path, "train flags to lists of values")
+    if not data:
         raise BadInputError(f"{path}: expected a mapping of train flags to lists of values")
     return data
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from core.config import coerce_option
+from core.config import coerce_option, read_yaml_mapping
 from core.errors import BadInputError
 from train.config import TrainConfig
 
@@ -49,14 +47,10 @@ def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
             "--space is required: a YAML file such as 'lr: {low: 1e-4, high: 1e-2, log: true}'"
         )
     src = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise BadInputError(f"cannot read search space {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise BadInputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not data:
-        raise BadInputError(f"{path}: expected a mapping of train flags to {{low, high}} ranges or lists")
+    what = "train flags to {low, high} ranges or lists"
+    data = read_yaml_mapping(path, what)
+    if not data:
+        raise BadInputError(f"{path}: expected a mapping of {what}")
     space = {}
     for raw_name, spec in data.items():
         name = str(raw_name).replace("-", "_")
