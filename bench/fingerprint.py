@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from bench.machine import RESULTS, LoadMeter, cpu_name, write_result
-from cache.digests import MEMO_NAME, DigestMemo
 from cache.fingerprint import video_fingerprint
+from core.digests import MEMO_NAME, DigestMemo
 from data.sequence import Video
 
 

@@ -4,7 +4,7 @@ A sequence is reused only when its content id matches, so a changed, added or re
 frame changes the fingerprint and forces re-extraction of that one video (DESIGN §5).
 Size + mtime_ns is the cheap proxy for the bytes (hashing every frame would cost as much
 as decoding it); tools that rewrite a file keep neither size nor mtime_ns. ``--fingerprint
-content`` hashes the bytes instead, once per file (cache/digests.py).
+content`` hashes the bytes instead, once per file (core/digests.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from cache.digests import DigestMemo
+from core.digests import DigestMemo
 from core.errors import BadInputError
 from data.sequence import Video
 

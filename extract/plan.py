@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cache.digests import MEMO_NAME, DigestMemo
 from cache.fingerprint import content_id, video_fingerprint
 from cache.key import extraction_key
 from cache.schema import SCHEMA_VERSION
+from core.digests import MEMO_NAME, DigestMemo
 from core.errors import UserError
 from data.augment import SequenceAugmenter
 from data.discovery import Dataset

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import tiny_extract_config
 
-import models.encoders.digest as digest
+import core.digests as digests
 from cache.inspect import cache_info
 from cache.verify import verify_cache
 from core.errors import UserError, WeightsUnavailableError
@@ -166,8 +166,8 @@ def test_two_revisions_of_the_weights_make_two_cache_keys(hub, small_demo, tmp_p
 
 def test_a_weight_file_is_hashed_once_per_version(hub, monkeypatch):
     reads: list[Path] = []
-    real = digest._hash_file
-    monkeypatch.setattr(digest, "_hash_file", lambda path: reads.append(path) or real(path))
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda path, algo: reads.append(path) or real(path, algo))
     first = encoder_identity("dino_vit_s16", "pretrained")
     second = encoder_identity("dino_vit_s16", "pretrained")
     assert first == second and len(reads) == 1  # the second identity came from the memo

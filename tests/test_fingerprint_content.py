@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_extract_config
 
-from cache.digests import MEMO_NAME, DigestMemo
+from core.digests import MEMO_NAME, DigestMemo
 from extract.plan import make_plan
 
 
