@@ -1,0 +1,90 @@
+"""Hand tracking over a sequence of per-frame detections: the one matching every hand consumer shares.
+
+YOLO returns the hands of each frame in confidence order, so "box 0" may be the left hand in one frame and
+the right one in the next. Everything that reads hands across time (the hand-motion head stream, the box
+interpolation of ``--hands-every K``) goes through ``track_hands`` instead, which gives each hand a slot
+that keeps it for the whole sequence: nearest centre with a gate, solved as an assignment per frame.
+
+The result depends only on the set of boxes in each frame, never on their order within the frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+BOX_COLUMNS = 6  # x1 y1 x2 y2 (normalised to the frame), confidence, class
+
+
+def centres(boxes: np.ndarray) -> np.ndarray:
+    """(..., >=4) x1 y1 x2 y2 -> (..., 2) box centres."""
+    return np.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+
+
+def track_hands(
+    boxes: np.ndarray,
+    count: np.ndarray,
+    slots: int = 2,
+    gate: float = 0.25,
+    max_gap: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Assign each frame's detections to ``slots`` persistent hand tracks.
+
+    boxes (T, K, C>=4) with rows past ``count`` (T,) ignored. A detection continues the track whose last
+    centre is nearest, if within ``gate`` (a fraction of the frame); a track unseen for more than
+    ``max_gap`` frames is free again. Unmatched detections start tracks in free slots, highest confidence
+    first, and when several start at once the leftmost takes the lowest slot, so the order YOLO listed
+    them in never matters. Returns tracked (T, slots, C) boxes (zero where absent) and present (T, slots).
+    """
+    t_len, _, cols = boxes.shape
+    tracked = np.zeros((t_len, slots, cols), dtype=boxes.dtype)
+    present = np.zeros((t_len, slots), dtype=bool)
+    last = np.zeros((slots, 2))  # last seen centre per slot
+    age = np.full(slots, max_gap + 1)  # frames since the slot was last seen; > max_gap means free
+    for t in range(t_len):
+        n = int(min(count[t], boxes.shape[1]))
+        dets = boxes[t, :n]
+        taken = np.zeros(n, dtype=bool)
+        live = np.flatnonzero(age <= max_gap)
+        if n and live.size:
+            cost = np.linalg.norm(last[live, None, :] - centres(dets)[None, :, :], axis=-1)  # (live, n)
+            rows, cols_ = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols_, strict=True):
+                if cost[r, c] <= gate:
+                    slot = live[r]
+                    tracked[t, slot], present[t, slot], taken[c] = dets[c], True, True
+        free = [s for s in range(slots) if age[s] > max_gap and not present[t, s]]
+        rest = [i for i in np.argsort(-dets[:, 4], kind="stable") if not taken[i]] if n and cols > 4 else []
+        starters = sorted(rest[: len(free)], key=lambda i: (centres(dets[i])[0], centres(dets[i])[1]))
+        for slot, i in zip(free, starters, strict=False):
+            tracked[t, slot], present[t, slot] = dets[i], True
+        age += 1
+        seen = present[t]
+        last[seen] = centres(tracked[t, seen])
+        age[seen] = 0
+    return tracked, present
+
+
+def interpolate_tracks(
+    tracked: np.ndarray, present: np.ndarray, keyframes: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Fill the frames between detected keyframes by linear interpolation of each tracked box.
+
+    tracked (T, S, C) and present (T, S) hold detections on ``keyframes`` (sorted frame positions) only.
+    A slot present at two consecutive keyframes is interpolated between them (coordinates and confidence;
+    the class is carried from the earlier one); a slot missing at either end stays absent in between.
+    Returns filled (T, S, C), present (T, S) and detected (T, S): True where the box came from the detector.
+    """
+    filled, has = tracked.copy(), present.copy()
+    detected = np.zeros_like(present)
+    detected[keyframes] = present[keyframes]
+    for a, b in zip(keyframes[:-1], keyframes[1:], strict=True):
+        if b - a < 2:
+            continue
+        both = present[a] & present[b]  # (S,)
+        w = ((np.arange(a + 1, b) - a) / (b - a))[:, None, None]  # (b-a-1, 1, 1)
+        mix = (1 - w) * tracked[a] + w * tracked[b]  # (b-a-1, S, C)
+        mix[..., 5:] = tracked[a, :, 5:]
+        filled[a + 1 : b][:, both] = mix[:, both]
+        has[a + 1 : b][:, both] = True
+    return filled, has, detected
