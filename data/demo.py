@@ -111,7 +111,8 @@ def _write_video(
     rng: np.random.Generator,
     subject: dict,
     size: tuple[int, int],
-) -> int:
+) -> list[list[float]]:
+    """Write one video's frames; return the hand's true box per frame, (x1, y1, x2, y2) in [0, 1]."""
     width, height = size
     shape, colour = CLASSES[class_name]
     num_frames = int(rng.integers(MIN_FRAMES, MAX_FRAMES + 1))
@@ -125,6 +126,7 @@ def _write_video(
     edge = tuple(c // 2 for c in fill)
     jitter = rng.uniform(-1, 1, 4)
     cos_t, sin_t = math.cos(tilt), math.sin(tilt)
+    boxes = []
     for i in range(num_frames):
         progress = 0.5 - 0.5 * math.cos(math.pi * i / (num_frames - 1))  # ease in and out
         x, y, scale = _trajectory(class_name, progress, width, height, jitter)
@@ -133,7 +135,10 @@ def _write_video(
         image = Image.fromarray(backgrounds[i % 3])
         ImageDraw.Draw(image).polygon(points, fill=fill, outline=edge, width=max(1, width // 160))
         image.save(folder / f"{video_id}_frame_{i}.jpg", "JPEG", quality=90)
-    return num_frames
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        box = (min(xs) / width, min(ys) / height, max(xs) / width, max(ys) / height)
+        boxes.append([round(float(np.clip(c, 0.0, 1.0)), 5) for c in box])
+    return boxes
 
 
 def write_demo_dataset(
@@ -164,6 +169,7 @@ def write_demo_dataset(
         base = rng.uniform(70, 170) + rng.uniform(-20, 20, 3)  # a muted room colour per subject
         people.append({"background": base, "hand_scale": float(rng.uniform(0.85, 1.15))})
     lengths: dict[str, int] = {}
+    truth: dict[str, list[list[float]]] = {}
     for class_index, class_name in enumerate(sorted(CLASSES)):
         folder = staging / class_name
         folder.mkdir()
@@ -173,9 +179,9 @@ def write_demo_dataset(
             video_id = f"s{s + 1:02d}_v{number:03d}"
             rng = np.random.default_rng([seed, class_index, v])
             subject = {**people[s], "short": v == 0}  # every class gets a video shorter than 32 frames
-            lengths[f"{class_name}/{video_id}"] = _write_video(
-                folder, video_id, class_name, rng, subject, size
-            )
+            boxes = _write_video(folder, video_id, class_name, rng, subject, size)
+            lengths[f"{class_name}/{video_id}"] = len(boxes)
+            truth[f"{class_name}/{video_id}"] = boxes
 
     marker = {
         "generator": GENERATOR,
@@ -186,9 +192,23 @@ def write_demo_dataset(
         "classes": sorted(CLASSES),
         "group_regex": GROUP_REGEX,
         "frames": lengths,
+        "hand_boxes": truth,
     }
     (staging / MARKER).write_text(json.dumps(marker, indent=1))
     if out.exists():
         shutil.rmtree(out)
     publish(staging, out)
     return out
+
+
+def true_hand_boxes(data_dir: Path) -> dict[str, np.ndarray]:
+    """The generator's own hand box per frame, ``class/video`` -> (frames, 4) x1 y1 x2 y2 in [0, 1].
+
+    The ground truth that box fidelity (``--hands-every``) and the demo's hand track are measured against.
+    """
+    marker = Path(data_dir) / MARKER
+    try:
+        boxes = json.loads(marker.read_text(encoding="utf-8"))["hand_boxes"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{marker}: no demo hand boxes ({exc}); regenerate the demo dataset") from None
+    return {video: np.asarray(b, dtype=np.float32).reshape(-1, 4) for video, b in boxes.items()}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.errors import BadInputError, UserError
 from data.config import DataConfig
-from data.demo import CLASSES, GROUP_REGEX, write_demo_dataset
+from data.demo import CLASSES, GROUP_REGEX, true_hand_boxes, write_demo_dataset
 from data.discovery import discover
 from data.frames import read_frames
 from data.sequences import augmentation_seed, build_sequences, prepare_sequences
@@ -150,3 +150,21 @@ def test_video_missing_from_a_split_is_bad_input(demo):
     del assignment[dropped]
     with pytest.raises(BadInputError, match=dropped):
         build_sequences(dataset, assignment, DataConfig(data=demo))
+
+
+def test_true_hand_boxes_enclose_the_drawn_hand(demo):
+    """The generator's own boxes are the ground truth for box fidelity: they must sit on the drawn hand."""
+    truth = true_hand_boxes(demo)
+    for video in discover(demo).videos[::5]:
+        boxes = truth[video.key]  # (frames, 4)
+        assert boxes.shape == (video.num_frames, 4)
+        picks = np.array([0, video.num_frames // 2, video.num_frames - 1])
+        frames = read_frames(video, picks)  # (3, H, W, 3)
+        height, width = frames.shape[1:3]
+        colour = np.array(CLASSES[video.class_name][1])
+        for frame, (x1, y1, x2, y2) in zip(frames.astype(int), boxes[picks], strict=True):
+            ys, xs = np.nonzero(np.abs(frame - colour).max(-1) < 45)
+            found = np.array(
+                [xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height]
+            )
+            np.testing.assert_allclose(found, [x1, y1, x2, y2], atol=0.06, err_msg=video.key)
