@@ -88,7 +88,8 @@ def cmd_sweep(cfg) -> int:
     from train.runtime import retain_freed_memory
     from train.sweep import run_sweep
 
-    retain_freed_memory()
+    if cfg.parallel <= 1:  # the runs train in this process; with --parallel N it only decodes and waits
+        retain_freed_memory()
     print(run_sweep(cfg))
     return 0
 

@@ -123,7 +123,7 @@ class TreeMemory:
 
 def run_cli(args: list[str], io_file: Path, memory: bool = False) -> dict[str, Any]:
     """One pipeline.py process (through --child, which records its rchar); seconds, bytes, peak memory."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(io_file), "--", *args]
+    cmd = [sys.executable, "-m", "bench.sweep_cost", "--child", str(io_file), "--", *args]  # cwd: ROOT
     start = time.perf_counter()
     proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if memory:
