@@ -92,8 +92,10 @@ class _SourceShard:
             raise _damaged(self.path, f"labels[{row}] (value {old})")
         new = int(self.remap[old])
         if new < 0:
-            sid = self.small["sequence_ids"][row].decode()
-            raise ValueError(f"{self.path}: class of {sid!r} is not among the requested class_names")
+            # The shard's own class list names a class this cache does not have: its metadata is damaged.
+            raise _damaged(
+                self.path, f"the class of labels[{row}] ({self.shard_classes[old]!r} is not a class)"
+            )
         return new
 
 

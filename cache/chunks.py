@@ -21,7 +21,7 @@ try:  # ISA-L's zlib-compatible inflate; stdlib zlib gives the same bytes, just 
 except ImportError:  # pragma: no cover - isal is in requirements.txt
     import zlib as _zlib
 
-_SHUFFLE, _DEFLATE = h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE
+_SHUFFLE, _DEFLATE, _FLETCHER = h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_FLETCHER32
 
 
 def _filters(ds: h5py.Dataset) -> list[int]:
@@ -33,12 +33,15 @@ def direct_reader(ds: h5py.Dataset) -> Callable[[int], np.ndarray] | None:
     """``read(i) -> ds[i]`` through ISA-L inflate, or None when ``ds`` is not laid out for it.
 
     Eligible: N-d dataset (N >= 2), chunks of exactly one item, filters ``[deflate]`` or
-    ``[shuffle, deflate]`` (the order h5py writes them).
+    ``[shuffle, deflate]`` (the order h5py writes them), optionally followed by Fletcher-32. The checksum
+    trails the deflate stream; it is not recomputed here, because the stream's own Adler-32 already
+    covers every byte inflated, and a chunk deflate skipped (the checksum's reason) goes through h5py.
     """
     if ds.ndim < 2 or ds.chunks != (1, *ds.shape[1:]):
         return None
     filters = _filters(ds)
-    if filters not in ([_DEFLATE], [_SHUFFLE, _DEFLATE]):
+    checksum = 4 if filters[-1:] == [_FLETCHER] else 0
+    if filters[: len(filters) - (checksum > 0)] not in ([_DEFLATE], [_SHUFFLE, _DEFLATE]):
         return None
     shuffled = filters[0] == _SHUFFLE
     dtype, shape = ds.dtype, ds.shape[1:]
@@ -51,7 +54,7 @@ def direct_reader(ds: h5py.Dataset) -> Callable[[int], np.ndarray] | None:
             mask, raw = ds.id.read_direct_chunk((i, *tail))
             if mask != 0:  # a filter was skipped for this chunk: let HDF5 decode it
                 return ds[i]
-            buf = _zlib.decompress(raw, bufsize=nbytes)
+            buf = _zlib.decompress(raw[: len(raw) - checksum], bufsize=nbytes)
         except Exception:  # noqa: BLE001 - damaged, missing or short: h5py decodes or raises its error
             return ds[i]
         if len(buf) != nbytes:

@@ -150,9 +150,12 @@ def fill_values(dims: Dims) -> dict[str, float]:
 
 
 def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset]:
-    """Create every field for ``n`` sequences with one-sequence chunks, shuffle and gzip-4.
+    """Create every field for ``n`` sequences with one-sequence chunks, shuffle, gzip-4 and a checksum.
 
-    Scalar-per-sequence fields (labels, ids) are small and stored in one chunk each.
+    Every chunk carries a Fletcher-32 checksum, because gzip alone does not protect it: HDF5's deflate is
+    an optional filter, skipped for a chunk it cannot shrink (a small field of noisy floats), and such a
+    chunk is stored raw, so damage to it read back as other numbers. Scalar-per-sequence fields (labels,
+    ids) are small and stored in chunks of many sequences.
     """
     out = {}
     fills = fill_values(dims)
@@ -167,10 +170,14 @@ def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset
                 shuffle=True,
                 compression="gzip",
                 compression_opts=GZIP_LEVEL,
+                fletcher32=True,
                 fillvalue=fills.get(name),
             )
         else:
-            out[name] = h5.create_dataset(name, shape=(n,), dtype=dtype)
+            chunk = (max(1, min(n, SCALAR_CHUNK)),)  # a small split's chunk is no bigger than it
+            out[name] = h5.create_dataset(
+                name, shape=(n,), maxshape=(None,), dtype=dtype, chunks=chunk, fletcher32=True
+            )
     return out
 
 
@@ -239,6 +246,7 @@ def foreign_storage(h5: h5py.File) -> list[str]:
 
 # Layout facts that readers (verify, info, train) need as much as the writers (shards, assembly).
 SHARD_DIR = "shards"  # <key_dir>/shards/*.h5: one file per extraction batch
+SCALAR_CHUNK = 4096  # sequences per chunk of a scalar field
 SCALAR_FIELDS = ("labels", "sequence_ids", "content_ids", "aug_index")  # one value per sequence
 _AUG_SUFFIX = re.compile(r"#a\d+$")  # data.sequence: copy K of a video is "<class>/<video>#aK"
 

@@ -92,7 +92,12 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
 
 
 def _check_field(
-    h5: h5py.File, field: str, spec: tuple[tuple[int, ...], np.dtype], dims: Dims, num_classes: int
+    h5: h5py.File,
+    field: str,
+    spec: tuple[tuple[int, ...], np.dtype],
+    dims: Dims,
+    num_classes: int,
+    expected: int | None = None,
 ) -> tuple[list[str], int | None]:
     """Faults of one dataset and its N (None when it is missing or malformed)."""
     shape, dtype = spec
@@ -101,11 +106,13 @@ def _check_field(
         return ["dataset missing"], None
     if ds.dtype != dtype or ds.ndim != len(shape) + 1 or ds.shape[1:] != shape:
         return [f"shape {ds.shape} {ds.dtype}, expected (N, *{shape}) {dtype}"], None
+    if expected is not None and ds.shape[0] > expected:  # a damaged extent: scanning it reads petabytes
+        return [f"holds {ds.shape[0]} sequences, more than the manifest's {expected}; not read"], None
     return _scan_dataset(ds, field, dims, num_classes), ds.shape[0]
 
 
 def _scan_file(
-    h5: h5py.File, name: str, dims: Dims, num_classes: int, faults: list[str]
+    h5: h5py.File, name: str, dims: Dims, num_classes: int, faults: list[str], expected: int | None = None
 ) -> tuple[dict[str, int], dict[str, np.ndarray]]:
     """Check every expected dataset of one open split file; return per-dataset N and the small fields."""
     specs = field_specs(dims)
@@ -118,7 +125,7 @@ def _scan_file(
     small: dict[str, np.ndarray] = {}
     for field, spec in tqdm(specs.items(), desc=f"verify {name}", unit="dataset", disable=None):
         try:
-            texts, n = _check_field(h5, field, spec, dims, num_classes)
+            texts, n = _check_field(h5, field, spec, dims, num_classes, expected)
             if n is not None:
                 counts[field] = n
                 if field in SCALAR_FIELDS and not texts:
@@ -198,7 +205,9 @@ def _verify_split(
                 faults += [f"{name}: {text}" for text in check(h5)]
             except _H5_ERRORS as exc:
                 faults.append(f"{name}: {label}: cannot read: {_first_line(exc)}")
-        counts, small = _scan_file(h5, name, dims, len(manifest["class_names"]), faults)
+        count = entry.get("count")
+        expected = count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+        counts, small = _scan_file(h5, name, dims, len(manifest["class_names"]), faults, expected)
     if len(set(counts.values())) > 1:
         faults.append(f"{name}: datasets disagree on the number of sequences: {counts}")
     n = counts.get("labels")
