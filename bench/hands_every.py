@@ -138,7 +138,14 @@ def speed(
         )
     )
     runs: dict[str, Any] = {}
-    settings = {"batch_size": cfg.batch_size, "workers": cfg.workers, "image_size": cfg.dataset.image_size}
+    settings = {
+        "batch_size": cfg.batch_size,
+        "workers": cfg.workers,
+        "image_size": cfg.dataset.image_size,
+        "sequence_length": seq_len,
+        "sequences": sequences,
+        "frame_file_size": [640, 480],
+    }
     for i, (name, mode_cfg, mode_encoders) in enumerate(modes):
         stages: dict[str, float] = {}
         mode_cfg = replace(mode_cfg, cache_dir=root / f"cache-{i}")
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", default="1,2,4,8", help="the K values, comma-separated, 1 first")
     p.add_argument("--seq-len", type=int, default=32, help="frames per sequence (T)")
     p.add_argument("--sequences", type=int, default=1, help="sequences per speed run")
+    p.add_argument("--speed-seq-len", type=int, default=None, help="T of the speed runs (default --seq-len)")
     p.add_argument("--videos-per-class", type=int, default=12, help="demo videos per class for fidelity")
     p.add_argument("--skip-speed", action="store_true", help="fidelity only (seconds, no encoders)")
     p.add_argument("--out", type=Path, default=None, help="result file (default bench/results/...)")
@@ -203,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"K={k}: mean IoU {row['mean_iou']:.3f} (YOLO on {row['detector_share']:.0%} of frames)")
         write_result(path, result)
         if not args.skip_speed:
-            result["speed"] = speed(every, args.preset, args.seq_len, args.sequences, tmp, save)
+            speed_len = args.speed_seq_len or args.seq_len
+            result["speed"] = speed(every, args.preset, speed_len, args.sequences, tmp, save)
             ratios = result["speed"]["speedup_vs_every_1_frames_per_s"]
             print("speed-up vs K=1: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     finally:
