@@ -104,14 +104,24 @@ def build_cache(key_dir: Path, sequences: int, seed: int) -> dict[str, Any]:
 
 
 def time_epochs(
-    key_dir: Path, preload: bool, workers: int, epochs: int, batch_size: int, seed: int, device: torch.device
+    key_dir: Path,
+    preload: bool,
+    workers: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    inflate_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Seconds per training epoch of one fresh model (same seed -> same weights and batch order)."""
+    """Seconds per training epoch of one fresh model (same seed -> same weights and batch order).
+
+    ``inflate_threads``: the streamed reader's inflate pool size (None: the reader's default)."""
     manifest = open_manifest(key_dir)
     args = ModelArgs.from_manifest(manifest, "all", 128, 0.2)
     fields = tuple(args.inputs)
     with deterministic_run(seed):
         dataset = split_dataset(key_dir, manifest, "train", fields, preload)
+        dataset.inflate_threads = inflate_threads
         model = GestureModel(args)
         model.set_statistics(feature_statistics(make_loader(dataset, 64, False, seed, 0, device), fields))
         model = model.to(device)
@@ -130,7 +140,14 @@ def time_epochs(
                 metrics = train_one_epoch(model, loader, optimizer, scheduler, loss_fn, precision, device)
                 seconds.append(time.perf_counter() - start)
                 losses.append(metrics["loss"])
-    return {"epoch_s": seconds, "loss": losses, "workers": workers, "preload": preload, "load": meter.result}
+    return {
+        "epoch_s": seconds,
+        "loss": losses,
+        "workers": workers,
+        "preload": preload,
+        "inflate_threads": dataset._threads(),
+        "load": meter.result,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0, help="train --workers when streaming the cache")
     p.add_argument(
         "--process-workers", type=int, default=2, help="worker processes of the comparison mode (0: skip it)"
+    )
+    p.add_argument(
+        "--inflate-threads",
+        default="",
+        help="also stream with these inflate pool sizes, comma-separated (e.g. 1,2,4); "
+        "'cache' itself uses the reader's default",
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3, help="memory/cache alternations (drift cancels)")
@@ -154,15 +177,25 @@ def main(argv: list[str] | None = None) -> int:
         key_dir = tmp / "cache" / "bench"
         with LoadMeter() as meter:
             sizes = build_cache(key_dir, args.sequences, args.seed)
-        modes = {"memory": 0, "cache": args.workers}  # mode -> DataLoader workers
+        # mode -> DataLoader workers, inflate threads
+        modes: dict[str, tuple[int, int | None]] = {"memory": (0, None), "cache": (args.workers, None)}
+        for n in filter(None, args.inflate_threads.split(",")):
+            modes[f"cache_inflate_{int(n)}"] = (args.workers, int(n))
         if args.process_workers > 0:
-            modes["cache_process_workers"] = args.process_workers
+            modes["cache_process_workers"] = (args.process_workers, None)
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
         for _ in range(args.rounds):  # alternate, so a busy spell on the shared machine hits all
-            for mode, workers in modes.items():
+            for mode, (workers, threads) in modes.items():
                 runs[mode].append(
                     time_epochs(
-                        key_dir, mode == "memory", workers, args.epochs, args.batch_size, args.seed, device
+                        key_dir,
+                        mode == "memory",
+                        workers,
+                        args.epochs,
+                        args.batch_size,
+                        args.seed,
+                        device,
+                        threads,
                     )
                 )
                 print(mode, runs[mode][-1]["epoch_s"], runs[mode][-1]["load"], flush=True)
@@ -173,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {
         "cache_over_memory_epoch": epoch["cache"] / epoch["memory"],
         "bytes_over_raw_float32": sizes["bytes_per_sequence"] / raw,
+    }
+    inflate = {
+        mode.removeprefix("cache_inflate_"): epoch[mode] / epoch["memory"]
+        for mode in epoch
+        if mode.startswith("cache_inflate_")
     }
     same_losses = all([r["loss"] for r in runs["memory"]] == [r["loss"] for r in rs] for rs in runs.values())
     result = {
@@ -192,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         "raw_float32_bytes_per_sequence": raw,
         **sizes,
         "ratios": ratios,
+        "cache_over_memory_epoch_by_inflate_threads": inflate,
+        "cache_default_inflate_threads": runs["cache"][0]["inflate_threads"],
         "targets": {
             k: {"value": v, "target": TARGETS[k], "holds": v <= TARGETS[k]} for k, v in ratios.items()
         },

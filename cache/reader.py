@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from cache.chunks import direct_reader
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
@@ -145,6 +146,15 @@ def open_cache(cache_dir: Path) -> CacheInfo:
     return CacheInfo(d, key, manifest, splits, class_names, dims)
 
 
+def default_inflate_threads() -> int:
+    """Threads that inflate a streamed batch's chunks: half the cores this process may use, 1 to 4.
+
+    The other half is left to the training step's own threads. On 2 cores that is 1, today's single
+    reader thread; bench/train.py --inflate-threads measures other counts."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores // 2))
+
+
 def _readable(ds: h5py.Dataset, i: int) -> bool:
     try:
         ds[i]
@@ -159,11 +169,23 @@ class CacheDataset(Dataset):
     ``__getitem__(i)`` -> the requested ``streams`` (floats as float32, integer fields as
     int64 tensors, e.g. "embeddings" (T, 12, D)), plus "valid" (T,) bool and "label" int64.
     ``preload=True`` reads the streams once into memory (stored dtype), for small caches.
+    Streamed, a DataLoader's batch (``__getitems__``) is read by ``inflate_threads`` threads at once
+    (None: ``default_inflate_threads()``): ISA-L inflate and the unshuffle copies release the GIL, so
+    they run on cores the training step leaves free. Items and their order are the same for any count.
     """
 
-    def __init__(self, path: Path, streams: tuple[str, ...] = ("embeddings",), preload: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        streams: tuple[str, ...] = ("embeddings",),
+        preload: bool = False,
+        inflate_threads: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.streams = tuple(streams)
+        self.inflate_threads = inflate_threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
         self._h5: h5py.File | None = None
         self._readers: dict[str, Callable[[int], np.ndarray]] = {}
         self._pid: int | None = None
@@ -238,26 +260,52 @@ class CacheDataset(Dataset):
                 f"{self.path}: cannot read {name}[{i}] ({reason}); {_hint(self.path.parent)}"
             ) from exc
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _index(self, index: int) -> int:
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} sequences")
-        i = int(index) % n
-        out = {}
-        for name in self.streams:
-            value = self._read(name, i)
-            out[name] = value.float() if self._floating[name] else value.long()
+        return int(index) % n
+
+    def _item(self, i: int, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = {name: v.float() if self._floating[name] else v.long() for name, v in values.items()}
         out["valid"] = torch.from_numpy(self._valid[i].copy())  # (T,) bool
         out["label"] = torch.tensor(self.labels[i], dtype=torch.int64)
         return out
 
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        i = self._index(index)
+        return self._item(i, {name: self._read(name, i) for name in self.streams})
+
+    def _threads(self) -> int:
+        if self._preloaded is not None or get_worker_info() is not None:  # worker processes: one each
+            return 1
+        return max(1, self.inflate_threads or default_inflate_threads())
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A DataLoader batch: every (sequence, stream) chunk of it read by the thread pool, in order."""
+        threads = self._threads()
+        if threads == 1 or len(indices) * len(self.streams) < 2:
+            return [self[i] for i in indices]
+        rows = [self._index(i) for i in indices]
+        self._reader(self.streams[0])  # open the file here, once, before the threads share it
+        if self._pool is None or self._pool_size != threads:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="chunk-inflate")
+            self._pool_size = threads
+        jobs = [(name, i) for i in rows for name in self.streams]
+        values = iter(self._pool.map(lambda job: self._read(*job), jobs))  # in job order
+        return [self._item(i, {name: next(values) for name in self.streams}) for i in rows]
+
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()
-        self._h5, self._readers, self._pid = None, {}, None
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._h5, self._readers, self._pid, self._pool = None, {}, None, None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle the path, never the open handle: each worker opens its own."""
+        """Pickle the path, never the open handle or the threads: each worker opens its own."""
         state = self.__dict__.copy()
-        state.update(_h5=None, _readers={}, _pid=None)
+        state.update(_h5=None, _readers={}, _pid=None, _pool=None)
         return state

@@ -48,6 +48,13 @@ class ExtractConfig:
         default="halves",
         metadata={"help": "left/right views: image halves, or YOLO hand boxes falling back to halves"},
     )
+    hands_every: int = field(
+        default=1,
+        metadata={
+            "help": "run the hand detector on every N-th frame of a sequence (and its last) only and "
+            "interpolate the boxes between; stored per box in hand_detected; part of the cache key"
+        },
+    )
     dtype: Literal["float16", "float32"] = field(
         default="float16", metadata={"help": "storage dtype of the float feature streams"}
     )

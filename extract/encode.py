@@ -105,15 +105,20 @@ class FrameEncoder:
         return _concat(outs)
 
     @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor, samples: list | None = None) -> dict[str, np.ndarray]:
+    def __call__(
+        self, frames: torch.Tensor, samples: list | None = None, sequence_length: int | None = None
+    ) -> dict[str, np.ndarray]:
         """(N, S, S, 3) uint8 frames -> per-frame arrays keyed by cache field name.
 
         ``samples``: (sample, source frame index) of each frame, for streams that store what the sample
-        itself carries (annotations); None when the frames come from nowhere in particular."""
+        itself carries (annotations); None when the frames come from nowhere in particular.
+        ``sequence_length``: the frames are runs of this many per sequence (None: all one sequence)."""
         with self._stage("preprocess"):
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = x.float().div_(255)  # (N, 3, S, S) in [0, 1]
-        batch = FrameBatch(x, {}, self.encoders, self.options, self._run, self._stage, samples)
+        batch = FrameBatch(
+            x, {}, self.encoders, self.options, self._run, self._stage, samples, sequence_length
+        )
         for stream in self.streams:
             batch.outputs.update(stream.run(batch))
         with self._stage("outputs"):

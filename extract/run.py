@@ -196,7 +196,8 @@ def extract_missing(
                 # where each frame came from, for streams that store what a sample carries (annotations)
                 seqs = [todo[g["index"]].sequence for g in good]
                 samples = [(seq.video, int(i)) for seq in seqs for i in seq.indices]
-                out = frame_encoder(torch.cat([g["frames"] for g in good]), samples)  # frames (n*T, S, S, 3)
+                frames = torch.cat([g["frames"] for g in good])  # (n*T, S, S, 3)
+                out = frame_encoder(frames, samples, sequence_length=t)
                 for j, g in enumerate(good):
                     rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
                     pending.append(_record(todo[g["index"]], g["label"], rows, dims))

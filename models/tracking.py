@@ -88,3 +88,46 @@ def interpolate_tracks(
         filled[a + 1 : b][:, both] = mix[:, both]
         has[a + 1 : b][:, both] = True
     return filled, has, detected
+
+
+def keyframe_positions(length: int, every: int) -> np.ndarray:
+    """Positions 0, K, 2K, ... of a ``length``-frame sequence, plus its last frame: where a detector runs."""
+    keys = np.arange(0, length, max(1, every))
+    return keys if length == 0 or keys[-1] == length - 1 else np.append(keys, length - 1)
+
+
+def fill_from_keyframes(
+    boxes: np.ndarray, count: np.ndarray, keys: np.ndarray, gate: float = 0.25, max_gap: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detector-format boxes on every frame of one sequence from detections on its ``keys`` only.
+
+    boxes (T, K, C) and count (T,) are read on the keyframes only, in the detector's format (rows in
+    confidence order, zero past the count). The keyframes' detections are tracked across keyframes
+    (``track_hands`` with the gate and the gap scaled by the keyframe spacing, since a hand moves K
+    frames' worth between two of them) and interpolated (``interpolate_tracks``). Keyframes keep their
+    detections untouched; a frame between gets its interpolated boxes, most confident first.
+    Returns boxes (T, K, C), count (T,) and detected (T, K): True for a row the detector produced.
+    """
+    t_len, k, cols = boxes.shape
+    step = int(np.diff(keys).max()) if len(keys) > 1 else 1
+    key_tracks, key_present = track_hands(
+        boxes[keys], count[keys], slots=k, gate=gate * step, max_gap=max(1, max_gap // step)
+    )
+    tracked = np.zeros((t_len, k, cols), dtype=boxes.dtype)
+    present = np.zeros((t_len, k), dtype=bool)
+    tracked[keys], present[keys] = key_tracks, key_present
+    filled, has, _ = interpolate_tracks(tracked, present, keys)
+    out_boxes, out_count = np.zeros_like(boxes), np.zeros_like(count)
+    detected = np.zeros((t_len, k), dtype=bool)
+    is_key = np.zeros(t_len, dtype=bool)
+    is_key[keys] = True
+    for t in range(t_len):
+        if is_key[t]:
+            n = int(min(count[t], k))
+            out_boxes[t, :n], out_count[t], detected[t, :n] = boxes[t, :n], n, True
+            continue
+        rows = filled[t, has[t]]  # (n, C)
+        if cols > 4:
+            rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+        out_boxes[t, : len(rows)], out_count[t] = rows, len(rows)
+    return out_boxes, out_count, detected

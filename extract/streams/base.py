@@ -32,6 +32,7 @@ class StreamOptions:
     crop_margin: float = 0.1
     dino_heads: bool = False
     annotations: str = ""  # the dataset format whose annotations are stored ("" when it ships none)
+    hands_every: int = 1  # YOLO on every N-th frame of a sequence, boxes interpolated between (hands.py)
 
     @classmethod
     def from_config(cls, cfg: Any) -> StreamOptions:
@@ -47,7 +48,8 @@ class FrameBatch:
     ``frames`` (N, 3, S, S) float in [0, 1] on the device; ``outputs`` holds every field the streams
     before this one wrote, (N, ...) tensors; ``run(role, images)`` calls that role's encoder in
     micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it);
-    ``samples`` says where each frame came from, (sample, source frame index) per frame, when known.
+    ``samples`` says where each frame came from, (sample, source frame index) per frame, when known;
+    ``sequence_length``: the frames are consecutive runs of this many per sequence (None: one sequence).
     """
 
     frames: torch.Tensor
@@ -57,6 +59,7 @@ class FrameBatch:
     run: Callable[[str, torch.Tensor], Any]
     stage: Callable[[str], AbstractContextManager]
     samples: list[tuple[Any, int]] | None = None
+    sequence_length: int | None = None
 
 
 class Stream:
