@@ -8,6 +8,8 @@ original frame.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -65,15 +67,15 @@ class YoloHands(Encoder):
 def _decode_boxes_in_fp32(head: nn.Module) -> None:
     """Run the detect head's box decoding (DFL, anchors x strides, in pixels of a 640 image) in fp32: under
     bf16 autocast its 8-bit mantissa would round coordinates near 640 to steps of 4 pixels. The head's
-    convolutions stay in bf16; only the decode of their outputs is lifted."""
-    inner = head._inference
+    convolutions stay in bf16; only the decode of their outputs is lifted. A partial of a module-level
+    function, so the model still pickles (bench/naive.py saves it)."""
+    head._inference = functools.partial(_fp32_inference, head)
 
-    def inference(x: dict) -> torch.Tensor:
-        lifted = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
-        with torch.autocast(lifted["boxes"].device.type, enabled=False):
-            return inner(lifted)
 
-    head._inference = inference
+def _fp32_inference(head: nn.Module, x: dict) -> torch.Tensor:
+    lifted = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
+    with torch.autocast(lifted["boxes"].device.type, enabled=False):
+        return type(head)._inference(head, lifted)
 
 
 def _random_yolo(cfg: str, class_names: dict[int, str]) -> nn.Module:
