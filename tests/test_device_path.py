@@ -93,3 +93,18 @@ def test_auto_is_the_device_path_on_cuda_only():
     assert resolve_data_path("auto", torch.device("cuda", 0)) == "device"
     assert resolve_data_path("auto", torch.device("cpu")) == "host"
     assert resolve_data_path("device", torch.device("cpu")) == "device"
+
+
+def test_hand_boxes_are_decoded_in_fp32_under_bf16_autocast():
+    from models.encoders import create_encoder
+
+    enc = create_encoder("tiny_hands", "random", seed=0)
+    head = enc.model.model[-1]
+    decoded = []
+    inner = head._inference
+    head._inference = lambda x: decoded.append(inner(x)) or decoded[-1]
+    frames = torch.rand(2, 3, 128, 128)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(enc.prepare(frames))
+    assert decoded[0].dtype == torch.float32  # the convolutions ran in bf16, the decode did not
+    assert out.boxes.dtype == torch.float32
