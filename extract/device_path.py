@@ -86,10 +86,16 @@ def _taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return index, weight
 
 
+@lru_cache(maxsize=128)
+def _on_device(table: Any, src: int, dst: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A weight table as tensors on ``device``, copied there once per size pair (not once per batch)."""
+    return tuple(torch.from_numpy(np.asarray(a)).to(device) for a in table(src, dst))
+
+
 def _area_axis(x: torch.Tensor, src: int, dst: int, dim: int) -> torch.Tensor:
     """Area-resize ``x`` along ``dim``: per output cell, tap after tap, each product rounded to float32
     before it is added, as OpenCV's resizeArea sums (a matmul's fused sums can round a tie otherwise)."""
-    index, weight = (torch.from_numpy(a).to(x.device) for a in _taps(src, dst))
+    index, weight = _on_device(_taps, src, dst, x.device)
     shape = [1] * x.ndim
     shape[dim] = dst
     out = torch.zeros_like(x.narrow(dim, 0, 1)).expand(*x.shape[:dim], dst, *x.shape[dim + 1 :]).clone()
@@ -113,8 +119,8 @@ def _enlarge(x: torch.Tensor, size: int, h: int, w: int) -> torch.Tensor:
     """(N, 3, H, W) float levels -> (N, 3, S, S) levels, either axis growing: OpenCV's fixed-point linear
     resize (rows via int16 coefficients, then its vectorised vertical pass with its truncations)."""
     dev = x.device
-    xi, x0, x1 = (torch.from_numpy(a).to(dev) for a in _fixed_point(w, size))
-    yi, y0, y1 = (torch.from_numpy(a).to(dev) for a in _fixed_point(h, size))
+    xi, x0, x1 = _on_device(_fixed_point, w, size, dev)
+    yi, y0, y1 = _on_device(_fixed_point, h, size, dev)
     xn, yn = (xi + 1).clamp(max=w - 1), (yi + 1).clamp(max=h - 1)
     # Horizontal: exact integers (at most 255 * 2048 * 2 < 2**24), so float32 holds them exactly.
     rows = x[..., xi] * x0.float() + x[..., xn] * x1.float()  # (N, 3, H, S)
