@@ -12,6 +12,11 @@ segments of 20-60 frames; each is sampled to 32 frames as extraction samples a s
 - ``from_start_one_pass``: one decode from frame 0 to the last wanted frame.
 
 The check the issue sets: ``product`` decodes no more frames than the segments span plus one GOP each.
+
+``--torchcodec`` also decodes the wanted frames with torchcodec (CUDA's NVDEC when a GPU is there, else its
+CPU decoder) and records its time and how far its pixels are from PyAV's (codec tolerance: the two
+convert YUV to RGB each their own way); without torchcodec (``pip install ".[gpu-decode]"``) the entry
+says why it was skipped.
 """
 
 from __future__ import annotations
@@ -101,6 +106,29 @@ def run_modes(path: Path, total: int, segments: list[tuple[int, int, np.ndarray]
     }
 
 
+def torchcodec_compare(path: Path, wanted: list[int], reference: dict[int, np.ndarray]) -> dict[str, Any]:
+    """torchcodec's decode of ``wanted`` against PyAV's frames: seconds and absolute pixel differences."""
+    try:
+        import torch
+        from torchcodec.decoders import VideoDecoder
+    except Exception as error:  # not installed, or its FFmpeg libraries are missing
+        return {"skipped": f"torchcodec unavailable ({type(error).__name__}: {error}"[:300] + ")"}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    start = time.perf_counter()
+    decoder = VideoDecoder(str(path), device=device, dimension_order="NHWC")
+    frames = decoder.get_frames_at(indices=wanted).data.cpu().numpy()  # (N, H, W, 3) uint8
+    seconds = time.perf_counter() - start
+    diff = np.abs(frames.astype(np.int16) - np.stack([reference[i] for i in wanted]).astype(np.int16))
+    return {
+        "device": device,
+        "seconds": seconds,
+        "frames": len(wanted),
+        "max_abs_diff": int(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "share_within_2_levels": float((diff <= 2).mean()),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=3000)
@@ -111,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="repeats per mode (the fastest counts)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--torchcodec", action="store_true", help="also time torchcodec and compare its pixels")
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     segments = make_segments(args.frames, args.segments, args.t, args.seed)
@@ -118,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     budget = span + args.segments * args.gop
     with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
         path = write_recording(Path(tmp) / "recording.mp4", args.frames, args.gop, (width, height))
+        union = sorted({int(i) for _, _, ix in segments for i in ix})
+        decoders = (
+            {"torchcodec": torchcodec_compare(path, union, read_video(path, union, args.frames))}
+            if args.torchcodec
+            else {}
+        )
         runs: dict[str, dict[str, dict[str, Any]]] = {}
         with LoadMeter() as meter:
             for thread_type in THREAD_TYPES:
@@ -154,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_frames": budget,
         "product_within_budget": product["decoded_frames"] <= budget,
         "runs_by_thread_type": runs,
+        **decoders,
         "load": meter.result,
     }
     print(write_result(args.out or RESULTS / "decode-cpu.json", result))

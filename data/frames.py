@@ -147,7 +147,9 @@ def probe_video(path: Path) -> int:
 Source = Path | tuple[Path, ...]
 
 
-def read_source(source: Source, wanted: Iterable[int], num_frames: int) -> dict[int, np.ndarray]:
+def read_source(
+    source: Source, wanted: Iterable[int], num_frames: int, decode: str = "cpu"
+) -> dict[int, np.ndarray]:
     """Frames ``wanted`` (source indices) of ``source``, each (H, W, 3) uint8 RGB, by index.
 
     A video is opened once and read forward, seeking past what no one wants (data/video.py); of a
@@ -159,12 +161,16 @@ def read_source(source: Source, wanted: Iterable[int], num_frames: int) -> dict[
     if unique[0] < 0 or unique[-1] >= num_frames:
         raise ValueError(f"indices must lie in [0, {num_frames}) for {_describe(source)}")
     if isinstance(source, Path):
-        return read_video(source, unique, num_frames)
+        return read_video(source, unique, num_frames, decode=decode)  # decode: cpu|gpu|auto (videos only)
     return {i: load_image(source[i]) for i in unique}
 
 
 def read_segments(
-    source: Source, segments: Sequence[np.ndarray], num_frames: int, image_size: int | None = None
+    source: Source,
+    segments: Sequence[np.ndarray],
+    num_frames: int,
+    image_size: int | None = None,
+    decode: str = "cpu",
 ) -> list[np.ndarray]:
     """Several index arrays of one source (sequences, segments of one recording) read in one pass:
     one (T_i, H, W, 3) uint8 array per array of ``segments``, each distinct frame decoded once.
@@ -176,7 +182,7 @@ def read_segments(
     for indices in arrays:
         if indices.ndim != 1 or indices.size == 0:
             raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
-    decoded = read_source(source, (int(i) for a in arrays for i in a), num_frames)
+    decoded = read_source(source, (int(i) for a in arrays for i in a), num_frames, decode)
     return [_stack(source, indices, [decoded[int(i)] for i in indices], image_size) for indices in arrays]
 
 

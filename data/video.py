@@ -223,19 +223,23 @@ def read_video(
     *,
     seek: bool = True,
     thread_type: str = THREAD_TYPE,
+    decode: str = "cpu",
 ) -> dict[int, np.ndarray]:
     """Frames ``wanted`` (sorted unique source indices) of the video at ``path``, each (H, W, 3) uint8
     RGB upright, in one open and one forward pass.
 
     ``expected`` is the frame count discovery found; a video that yields a frame or two fewer gets its
     last frame repeated for the missing ones (metadata counts are often off by that much), a larger
-    shortfall is damage.
+    shortfall is damage. ``decode``: ``cpu`` (PyAV), ``gpu`` (torchcodec's NVDEC decoder), ``auto`` (the GPU
+    for 1080p and above); see data/gpu_decode.py.
     """
     import av
 
     path = Path(path)
     wanted = [int(i) for i in wanted]
     try:
+        if decode != "cpu" and _decode_on_gpu(path, decode):
+            return _read_gpu(path, wanted)
         try:
             out, count, tail = _read_pass(path, wanted, seek, thread_type)
         except _SeekUnreliable:
@@ -260,3 +264,27 @@ def read_video(
         for index in wanted:  # a metadata count a frame or two too high: repeat the last real frame
             out.setdefault(index, tail)
     return out
+
+
+def _decode_on_gpu(path: Path, decode: str) -> bool:
+    """``gpu``, or ``auto`` and the stream is 1080p or more (its coded size, read without decoding)."""
+    from data.gpu_decode import use_gpu
+
+    if decode == "gpu":
+        return True
+    container, stream = _open_stream(path, THREAD_TYPE)
+    with container:
+        size = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    return use_gpu(decode, *size, cuda=True, torchcodec=True)
+
+
+def _read_gpu(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    from data.gpu_decode import read_video_gpu
+
+    try:
+        return read_video_gpu(path, wanted)
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise BadInputError(
+            f"{path}: cannot be decoded on the GPU ({' '.join(str(error).split()) or type(error).__name__}); "
+            "re-encode it or extract with --decode cpu"
+        ) from None

@@ -64,6 +64,24 @@ class ExtractConfig:
     batch_size: int = field(
         default=2, metadata={"help": "sequences per encoder batch (frames per batch = this x --frames)"}
     )
+    data_path: Literal["auto", "host", "device"] = field(
+        default="auto",
+        metadata={
+            "help": "where clean frames are resized: auto (device on CUDA), host (CPU workers), or device "
+            "(workers only decode; same features either way, so not in the cache key)"
+        },
+    )
+    decode: Literal["auto", "cpu", "gpu"] = field(
+        default="auto",
+        metadata={
+            "help": "video decoder: cpu (PyAV, threaded), gpu (torchcodec NVDEC, "
+            'pip install ".[gpu-decode]"), '
+            "auto (gpu for 1080p and above when CUDA and torchcodec are there)"
+        },
+    )
+    compile: bool = field(
+        default=False, metadata={"help": "run torch.compile on the encoder backbones (worth it on CUDA)"}
+    )
     workers: int = field(default=2, metadata={"help": "DataLoader workers that decode and augment frames"})
     shard_size: int = field(
         default=16, metadata={"help": "sequences per crash-safe shard; a kill loses at most one shard"}

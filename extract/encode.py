@@ -59,6 +59,7 @@ class FrameEncoder:
         device: torch.device,
         options: StreamOptions | None = None,
         micro_batch: dict[str, int] | None = None,
+        compile: bool = False,
     ) -> None:
         self.options = options or StreamOptions()
         self.streams = active_streams(
@@ -66,6 +67,12 @@ class FrameEncoder:
         )
         used = {role for s in self.streams for role in s.roles}
         self.encoders = {role: enc.to(device) for role, enc in encoders.items() if role in used}
+        if compile:
+            from extract.device_path import compile_backbone
+
+            self._calls = {role: compile_backbone(enc) for role, enc in self.encoders.items()}
+        else:
+            self._calls = dict(self.encoders)
         self.device = device
         self.micro_batch = {**default_micro_batch(device), **(micro_batch or {})}
         self.fields: tuple[FieldSpec, ...] = stream_fields(self.streams, self.encoders, self.options)
@@ -101,7 +108,7 @@ class FrameEncoder:
             with self._stage("preprocess"):
                 chunk = enc.prepare(chunk)
             with self._stage(role), self._autocast():
-                outs.append(enc(chunk))
+                outs.append(self._calls[role](chunk))
         return _concat(outs)
 
     @torch.inference_mode()
@@ -116,6 +123,13 @@ class FrameEncoder:
         with self._stage("preprocess"):
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = x.float().div_(255)  # (N, 3, S, S) in [0, 1]
+        return self.encode(x, samples, sequence_length)
+
+    @torch.inference_mode()
+    def encode(
+        self, x: torch.Tensor, samples: list | None = None, sequence_length: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """(N, 3, S, S) float frames in [0, 1], already on the device (the device data path) -> arrays."""
         batch = FrameBatch(
             x, {}, self.encoders, self.options, self._run, self._stage, samples, sequence_length
         )

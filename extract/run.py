@@ -25,8 +25,10 @@ from core.config import config_to_dict, save_config
 from core.device import resolve_device
 from core.errors import BadInputError, UserError
 from core.ranks import EXTRACT_TIMEOUT, process_group
+from data.gpu_decode import resolve_decode
 from data.splits import dataset_subjects, save_splits, split_params
 from extract.config import ExtractConfig
+from extract.device_path import DeviceFrames, resolve_data_path
 from extract.distributed import (
     SharedProgress,
     describe_deal,
@@ -63,8 +65,10 @@ def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
     }
 
 
-def make_frame_encoder(encoders: dict[str, Encoder], plan: Plan, device: torch.device) -> FrameEncoder:
-    return FrameEncoder(encoders, device, plan.options)
+def make_frame_encoder(
+    encoders: dict[str, Encoder], plan: Plan, device: torch.device, compile: bool = False
+) -> FrameEncoder:
+    return FrameEncoder(encoders, device, plan.options, compile=compile)
 
 
 def stream_dims(frame_encoder: FrameEncoder, cfg: ExtractConfig) -> Dims:
@@ -163,8 +167,17 @@ def extract_missing(
     ``progress`` (a torchrun job's bar over all ranks) replaces this process's own bar.
     """
     d = cfg.dataset
+    device = frame_encoder.device
+    # The device data path (extract/device_path.py): workers only decode, the device resizes.
+    stager = (
+        DeviceFrames(device, d.image_size) if resolve_data_path(cfg.data_path, device) == "device" else None
+    )
     source = SequenceFrames(
-        [it.sequence for it in todo], make_augmenter(cfg, plan.dataset.classes), d.augment_seed
+        [it.sequence for it in todo],
+        make_augmenter(cfg, plan.dataset.classes),
+        d.augment_seed,
+        resize_clean=stager is None,
+        decode=resolve_decode(cfg.decode, device.type),
     )
     # forkserver, not fork (see worker_context): a forked worker can deadlock on its first cv2 call.
     loader = DataLoader(
@@ -174,6 +187,7 @@ def extract_missing(
         collate_fn=collate_items,
         worker_init_fn=_worker_init if cfg.workers else None,
         multiprocessing_context=worker_context() if cfg.workers else None,
+        pin_memory=stager is not None and device.type == "cuda",
     )
     pending: list[dict[str, Any]] = []
     computed, skipped, t = 0, [], d.frames
@@ -182,7 +196,8 @@ def extract_missing(
             total=len(todo) * t, unit="frame", desc="extract", file=sys.stderr, dynamic_ncols=True
         )
     with progress as bar:
-        for batch in loader:
+        for staged in stager.stage(loader) if stager else loader:
+            batch = staged.items if stager else staged
             good = []
             for item in batch:
                 if "error" not in item:
@@ -196,8 +211,12 @@ def extract_missing(
                 # where each frame came from, for streams that store what a sample carries (annotations)
                 seqs = [todo[g["index"]].sequence for g in good]
                 samples = [(seq.video, int(i)) for seq in seqs for i in seq.indices]
-                frames = torch.cat([g["frames"] for g in good])  # (n*T, S, S, 3)
-                out = frame_encoder(frames, samples, sequence_length=t)
+                if stager is not None:  # the good items are exactly the staged ones
+                    frames = stager.frames(staged)  # (n*T, 3, S, S) on the device
+                    out = frame_encoder.encode(frames, samples, sequence_length=t)
+                else:
+                    frames = torch.cat([g["frames"] for g in good])  # (n*T, S, S, 3)
+                    out = frame_encoder(frames, samples, sequence_length=t)
                 for j, g in enumerate(good):
                     rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
                     pending.append(_record(todo[g["index"]], g["label"], rows, dims))
@@ -257,7 +276,9 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             if cfg.workers:
                 worker_context()  # the worker server imports its libraries while the encoders build
-            frame_encoder = make_frame_encoder(build_encoders(cfg), plan, resolve_device(cfg.device, ranks))
+            frame_encoder = make_frame_encoder(
+                build_encoders(cfg), plan, resolve_device(cfg.device, ranks), cfg.compile
+            )
             dims = stream_dims(frame_encoder, cfg)
             if ranks.is_main:
                 write_json_atomic(

@@ -26,10 +26,20 @@ class SequenceFrames(Dataset):
     so the error text travels back as data and the main process decides (stop, or skip and count).
     """
 
-    def __init__(self, sequences: list[Sequence], augmenter: SequenceAugmenter, base_seed: int) -> None:
+    def __init__(
+        self,
+        sequences: list[Sequence],
+        augmenter: SequenceAugmenter,
+        base_seed: int,
+        resize_clean: bool = True,
+        decode: str = "cpu",
+    ) -> None:
         self.sequences = sequences
         self.augmenter = augmenter
         self.base_seed = base_seed
+        # False on the device data path (extract/device_path.py): a clean copy leaves as decoded, any size.
+        self.resize_clean = resize_clean
+        self.decode = decode  # cpu | gpu | auto, as data/gpu_decode.resolve_decode settled it
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -57,6 +67,7 @@ class SequenceFrames(Dataset):
                     [self.sequences[i].indices for i in group],
                     video.source_length,
                     self.augmenter.image_size,
+                    self.decode,
                 )
                 decode = (time.perf_counter() - start) / len(group)
                 items.update(
@@ -69,7 +80,11 @@ class SequenceFrames(Dataset):
     def _augment(self, i: int, frames: Any, decode_seconds: float) -> dict[str, Any]:
         seq = self.sequences[i]
         start = time.perf_counter()
-        frames, label = self.augmenter(frames, seq.label, augmentation_seed(seq, self.base_seed))
+        seed = augmentation_seed(seq, self.base_seed)
+        if seed is None and not self.resize_clean:
+            label = seq.label  # the device resizes it: no CPU image work beyond decoding
+        else:
+            frames, label = self.augmenter(frames, seq.label, seed)
         # Worker-side seconds travel with the item: the worker's clock is the only one that sees them,
         # and two clock reads per sequence cost nothing next to decoding 32 frames.
         seconds = {"decode": decode_seconds, "augment": time.perf_counter() - start}

@@ -8,6 +8,8 @@ original frame.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -29,6 +31,7 @@ class YoloHands(Encoder):
         model.eval()
         # conv+BN folded: ~1.3x faster, same outputs
         self.model = model.fuse(verbose=False).to(memory_format=torch.channels_last)
+        _decode_boxes_in_fp32(self.model.model[-1])
         self.class_names: dict[int, str] = dict(model.names)
         self.max_hands = max_hands
         self.conf_threshold = 0.25
@@ -39,13 +42,15 @@ class YoloHands(Encoder):
         from ultralytics.utils.nms import non_max_suppression
 
         preds = self.model(x)  # ((B, 4 + nc, anchors) decoded xywh + class scores, raw head outputs)
-        detections = non_max_suppression(
-            preds,
-            conf_thres=self.conf_threshold,
-            iou_thres=self.iou_threshold,
-            agnostic=True,
-            max_det=self.max_hands,
-        )  # B x (n, 6): x1 y1 x2 y2 in pixels of x, conf, cls; sorted by conf
+        decoded = preds[0] if isinstance(preds, (tuple, list)) else preds
+        with torch.autocast(x.device.type, enabled=False):  # NMS in fp32 even under bf16 autocast
+            detections = non_max_suppression(
+                decoded.float(),
+                conf_thres=self.conf_threshold,
+                iou_thres=self.iou_threshold,
+                agnostic=True,
+                max_det=self.max_hands,
+            )  # B x (n, 6): x1 y1 x2 y2 in pixels of x, conf, cls; sorted by conf
         batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=x.device)
         boxes = torch.zeros(batch, self.max_hands, 6, dtype=torch.float32, device=x.device)
@@ -57,6 +62,20 @@ class YoloHands(Encoder):
             boxes[i, :n, 4:] = det[:, 4:6]
             count[i] = n
         return HandOutput(boxes=boxes, count=count)
+
+
+def _decode_boxes_in_fp32(head: nn.Module) -> None:
+    """Run the detect head's box decoding (DFL, anchors x strides, in pixels of a 640 image) in fp32: under
+    bf16 autocast its 8-bit mantissa would round coordinates near 640 to steps of 4 pixels. The head's
+    convolutions stay in bf16; only the decode of their outputs is lifted. A partial of a module-level
+    function, so the model still pickles (bench/naive.py saves it)."""
+    head._inference = functools.partial(_fp32_inference, head)
+
+
+def _fp32_inference(head: nn.Module, x: dict) -> torch.Tensor:
+    lifted = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in x.items()}
+    with torch.autocast(lifted["boxes"].device.type, enabled=False):
+        return type(head)._inference(head, lifted)
 
 
 def _random_yolo(cfg: str, class_names: dict[int, str]) -> nn.Module:

@@ -1,0 +1,254 @@
+#!/usr/bin/env python
+"""The steps of bench/device.sh that bench/extract.py does not already measure, and its summary.
+
+    python -m bench.device peak      --device cuda --out FILE      # bf16 matmul peak
+    python -m bench.device encoders  --device cuda --preset full --out FILE   # each encoder alone
+    python -m bench.device hands-every --device cuda --preset full --out FILE  # --hands-every 1 vs 4
+    python -m bench.device summary   --device cuda --preset full --dir DIR [--readme README.md]
+
+``summary`` joins the step files of one run into ``device-<preset>-<device>.json`` (the issue's GPU
+targets: pipeline over encoders alone, MFU against the measured bf16 peak, pipeline over the naive loop)
+and rewrites the README's device block from it. A step that cannot run here (the bf16 peak without a
+GPU, ``--hands-every`` before that flag exists) writes why it was skipped instead of a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from bench.machine import LoadMeter, machine_info, quiet_threads, write_result
+
+quiet_threads()  # before torch is imported
+
+START, END = "<!-- device-table:start -->", "<!-- device-table:end -->"
+TARGETS = {"pipeline_over_encoders_alone": 0.85, "mfu_bf16": 0.40, "pipeline_over_naive": 10.0}
+BATCHES = {"cuda": (1, 8, 32, 64, 128, 256), "cpu": (1, 2)}
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bf16_peak(device: str, n: int = 8192, repeats: int = 20) -> float:
+    """Best bf16 GFLOP/s of an n x n matmul: the roofline the GPU MFU is measured against."""
+    import torch
+
+    dev = torch.device(device)
+    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    out = torch.mm(a, b)  # warm-up: kernel selection
+    best = 0.0
+    for _ in range(repeats):
+        _sync(dev)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(dev)
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def encoder_rate(enc: Any, device: Any, batch: int, seconds: float) -> float:
+    """Images/s of ``enc`` alone at ``batch`` (bf16 autocast on CUDA, as the pipeline runs it)."""
+    import torch
+
+    x = enc.prepare(torch.rand(batch, 3, *enc.preprocess.input_size, device=device))
+    cuda = device.type == "cuda"
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        enc(x)  # warm-up
+        _sync(device)
+        start, calls = time.perf_counter(), 0
+        while True:
+            enc(x)
+            calls += 1
+            _sync(device)
+            if time.perf_counter() - start >= seconds:
+                break
+    return batch * calls / (time.perf_counter() - start)
+
+
+def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str, Any]:
+    """Per role: images/s at each batch size that fits, and the best."""
+    import torch
+
+    from extract.streams import preset_models
+    from models.encoders import create_encoder
+
+    device = torch.device(device_name)
+    out: dict[str, Any] = {}
+    for role, name in preset_models(preset).items():
+        enc = create_encoder(name, "random").to(device)
+        rates: dict[str, float] = {}
+        for batch in BATCHES[device.type]:
+            try:
+                rates[str(batch)] = encoder_rate(enc, device, batch, seconds)
+            except torch.OutOfMemoryError:
+                break
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        best = max(rates, key=rates.get)
+        out[role] = {"model": name, "images_per_s": rates, "best_batch": int(best), "best": rates[best]}
+        del enc
+    return out
+
+
+def measure_hands_every(preset: str, device: str, frames: int) -> dict[str, Any]:
+    """Pipeline frames/s with the hand detector on every frame and on every 4th (interpolated between)."""
+    from bench.frames import extract_config, write_bench_dataset
+    from extract.config import ExtractConfig
+    from extract.run import run
+
+    if "hands_every" not in {f.name for f in fields(ExtractConfig)}:
+        return {"skipped": "this checkout has no --hands-every yet (issue 16, another branch)"}
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hands-every-"))
+    try:
+        seq_len = min(32, frames)
+        data = write_bench_dataset(tmp, max(1, frames // seq_len), seq_len)
+        base = extract_config(data, tmp / "cache", preset, "random", frames=seq_len, device=device)
+        out: dict[str, Any] = {}
+        for k in (1, 4):
+            cfg = replace(base, cache_dir=tmp / f"cache-{k}", hands_every=k)
+            start = time.perf_counter()
+            result = run(cfg)
+            seconds = time.perf_counter() - start
+            out[str(k)] = {"frames": result.computed * seq_len, "seconds": seconds}
+            out[str(k)]["frames_per_s"] = out[str(k)]["frames"] / seconds
+        out["speedup_4_over_1"] = out["4"]["frames_per_s"] / out["1"]["frames_per_s"]
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {"skipped": f"{path.name} was not written"}
+
+
+def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
+    """The run's figures and the issue's GPU targets, from the step files in ``directory``."""
+    peak = _read(directory / f"device-peak-{device}.json")
+    encoders = _read(directory / f"encoders-{preset}-{device}.json")
+    extract = _read(directory / f"extract-{preset}-{device}.json")
+    hands = _read(directory / f"hands-every-{preset}-{device}.json")
+    fps = extract.get("frames_per_s", {})
+    gflop = extract.get("gflop_per_frame")
+    bf16 = peak.get("bf16_gflop_per_s")
+    ratios = {
+        "pipeline_over_encoders_alone": extract.get("ratios", {}).get("pipeline_over_compute_bound"),
+        "mfu_bf16": fps["pipeline"] * gflop / bf16 if bf16 and gflop and "pipeline" in fps else None,
+        "pipeline_over_naive": extract.get("ratios", {}).get("pipeline_over_naive"),
+    }
+    return {
+        "preset": preset,
+        "device": device,
+        "machine": extract.get("machine") or encoders.get("machine"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "bf16_peak_gflop_per_s": bf16,
+        "peak_skipped": peak.get("skipped"),
+        "encoders_alone_best": {
+            role: {"images_per_s": r["best"], "batch": r["best_batch"]}
+            for role, r in encoders.get("encoders", {}).items()
+        },
+        "frames_per_s": fps,
+        "gflop_per_frame": gflop,
+        "ratios": ratios,
+        "targets": {
+            k: {"value": v, "target": TARGETS[k], "holds": v is not None and v >= TARGETS[k]}
+            for k, v in ratios.items()
+        },
+        "hands_every": hands,
+    }
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render(s: dict[str, Any]) -> str:
+    """The README rows of one device run."""
+    m = s.get("machine") or {}
+    card = m.get("gpu") or m.get("cpu") or "?"
+    fps, t, h = s["frames_per_s"], s["targets"], s["hands_every"]
+    enc = ", ".join(
+        f"{r} {_f(v['images_per_s'], 0)} (batch {v['batch']})" for r, v in s["encoders_alone_best"].items()
+    )
+    speedup = _f(h.get("speedup_4_over_1")) if "skipped" not in h else f"skipped: {h['skipped']}"
+    rows = [
+        f"`bench/device.sh` on {card}, preset {s['preset']}, device {s['device']}, {s['created']}:",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| bf16 matmul peak, GFLOP/s | {_f(s['bf16_peak_gflop_per_s'], 0)} | |",
+        f"| encoders alone, images/s at the best batch | {enc} | |",
+        f"| frames/s: naive / pipeline / encoders alone | {_f(fps.get('naive'))} / {_f(fps.get('pipeline'))}"
+        f" / {_f(fps.get('compute_bound'))} | |",
+    ]
+    for key, label in (
+        ("pipeline_over_encoders_alone", "pipeline / encoders alone"),
+        ("mfu_bf16", "MFU against the bf16 peak"),
+        ("pipeline_over_naive", "pipeline / naive"),
+    ):
+        rows.append(f"| {label} | {_f(t[key]['value'])} | ≥ {t[key]['target']} |")
+    rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("step", choices=("peak", "encoders", "hands-every", "summary"))
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
+    p.add_argument("--preset", default="full")
+    p.add_argument("--frames", type=int, default=256, help="frames per --hands-every run")
+    p.add_argument("--seconds", type=float, default=1.0, help="timing window per encoder and batch")
+    p.add_argument("--out", type=Path, help="the step's result file")
+    p.add_argument("--dir", type=Path, help="summary: the folder holding the step files")
+    p.add_argument("--readme", type=Path, help="summary: rewrite this README's device block")
+    args = p.parse_args(argv)
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"bench.device {args.step}: no CUDA device here; use --device cpu", file=sys.stderr)
+        return 2
+    base = {
+        "machine": machine_info(args.device),
+        "command": " ".join(["python -m bench.device", *sys.argv[1:]]),
+    }
+    if args.step == "summary":
+        summary = summarise(args.dir, args.preset, args.device)
+        print(write_result(args.dir / f"device-{args.preset}-{args.device}.json", summary))
+        if args.readme is not None:
+            from bench.report import rewrite
+
+            args.readme.write_text(rewrite(args.readme.read_text(), render(summary), START, END))
+            print(args.readme)
+        return 0
+    with LoadMeter() as meter:
+        if args.step == "peak":
+            body: dict[str, Any] = (
+                {"bf16_gflop_per_s": bf16_peak(args.device)}
+                if args.device == "cuda"
+                else {"skipped": "the bf16 peak is measured on CUDA only"}
+            )
+        elif args.step == "encoders":
+            body = {
+                "preset": args.preset,
+                "encoders": measure_encoders(args.preset, args.device, args.seconds),
+            }
+        else:
+            body = measure_hands_every(args.preset, args.device, args.frames)
+    print(write_result(args.out, {**base, **body, "load": meter.result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""bench/device.sh dry-runs on CPU with the tiny preset, so it is known to work the first time a GPU is there.
+
+Checks what the run leaves behind (every step's file, the summary's targets, the README rows), never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from bench.device import END, START
+
+
+# Five Python processes, each importing torch, timm and ultralytics: 73 CPU-seconds measured on the shared
+# 2-core box, over the suite's ~40 s budget for one test, hence slow (run it with -m slow before a GPU run).
+@pytest.mark.slow
+def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{START}\nold rows\n{END}\n\ntail\n")
+    out = tmp_path / "results"
+    env = {**os.environ, "PYTHON": sys.executable, "BENCH_OUT": str(out), "BENCH_README": str(readme)}
+    run = subprocess.run(
+        ["bash", "bench/device.sh", "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    peak = json.loads((out / "device-peak-cpu.json").read_text())
+    assert "CUDA" in peak["skipped"]  # the cuda-only step says why it did not run
+    encoders = json.loads((out / "encoders-tiny-cpu.json").read_text())["encoders"]
+    assert set(encoders) == {"hands", "vit", "cnn", "dino", "swav"}
+    for r in encoders.values():
+        assert r["best"] == max(r["images_per_s"].values()) > 0
+    summary = json.loads((out / "device-tiny-cpu.json").read_text())
+    assert set(summary["frames_per_s"]) == {"naive", "pipeline", "compute_bound"}
+    assert summary["targets"]["pipeline_over_naive"]["value"] > 0
+    assert summary["targets"]["mfu_bf16"]["value"] is None  # no bf16 peak on CPU: no MFU made up
+    assert "hands_every" in summary
+    text = readme.read_text()
+    assert "old rows" not in text and text.endswith(f"{END}\n\ntail\n")
+    assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text

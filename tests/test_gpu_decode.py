@@ -1,0 +1,72 @@
+"""--decode cpu|gpu|auto: which decoder a video gets, and the one-line refusal where the GPU one cannot."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+import data.gpu_decode as gpu_decode
+from core.errors import UserError
+from data.gpu_decode import INSTALL, check_decode, resolve_decode, use_gpu
+from data.video import read_video
+
+
+@pytest.mark.parametrize(
+    ("choice", "size", "cuda", "torchcodec", "gpu"),
+    [
+        ("auto", (1920, 1080), True, True, True),
+        ("auto", (1080, 1920), True, True, True),  # portrait 1080p
+        ("auto", (3840, 2160), True, True, True),
+        ("auto", (1920, 1079), True, True, False),
+        ("auto", (1280, 720), True, True, False),
+        ("auto", (1920, 1080), False, True, False),
+        ("auto", (1920, 1080), True, False, False),
+        ("cpu", (3840, 2160), True, True, False),
+        ("gpu", (320, 240), True, True, True),
+    ],
+)
+def test_auto_decodes_on_the_gpu_only_from_1080p_with_cuda_and_torchcodec(
+    choice, size, cuda, torchcodec, gpu
+):
+    assert use_gpu(choice, *size, cuda=cuda, torchcodec=torchcodec) is gpu
+
+
+def test_gpu_decode_without_torchcodec_names_the_install_command():
+    with pytest.raises(UserError) as err:
+        check_decode("gpu", "cuda", cuda=True, torchcodec=False)
+    assert INSTALL in str(err.value) and "\n" not in str(err.value)
+
+
+def test_gpu_decode_without_cuda_is_refused_and_auto_falls_back_to_cpu():
+    with pytest.raises(UserError, match="--decode gpu needs a CUDA GPU"):
+        resolve_decode("gpu", "cpu")
+    assert resolve_decode("auto", "cpu") == "cpu"
+    check_decode("auto", "cpu", cuda=False, torchcodec=False)  # auto never refuses
+
+
+def _video(path, width, height, frames=3):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_auto_sends_a_1080p_video_to_the_gpu_decoder_and_a_small_one_to_pyav(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_gpu(path, wanted, device="cuda"):
+        calls.append(path.name)
+        return {i: np.zeros((1080, 1920, 3), np.uint8) for i in wanted}
+
+    monkeypatch.setattr(gpu_decode, "read_video_gpu", fake_gpu)
+    small = read_video(_video(tmp_path / "small.mp4", 64, 48), [0, 2], 3, decode="auto")
+    assert calls == [] and small[2].shape == (48, 64, 3) and small[2].mean() > 60  # PyAV's frame 2
+    read_video(_video(tmp_path / "hd.mp4", 1920, 1080, frames=1), [0], 1, decode="auto")
+    assert calls == ["hd.mp4"]
