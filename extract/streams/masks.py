@@ -65,6 +65,10 @@ class Masks(Stream):
         return {"hand_masks_layout": f"packbits rows, {MASK_SIZE}x{MASK_SIZE}", "mask_sources": 3}
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
+        if encoders["masks"].out_dim != MASK_SIZE:
+            raise ValueError(
+                f"masks encoder gives {encoders['masks'].out_dim}px masks; the cache stores {MASK_SIZE}"
+            )
         return (
             FieldSpec("hand_masks", (2, MASK_SIZE, PACKED_WIDTH), "uint8"),
             FieldSpec("mask_valid", (2,), "uint8", bounds=(0, 1)),

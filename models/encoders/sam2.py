@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cache.masks import MASK_SIZE
-
 from .base import Encoder, PreprocessConfig, register_encoder
 from .weights import LocalWeights, WeightSource
 
@@ -24,6 +22,7 @@ from .weights import LocalWeights, WeightSource
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NO_PROMPT, BOX, POINTS = 0, 1, 2  # per-slot prompt kinds (``mask_source`` in the cache)
+MASK_SIZE = 64  # side of the output masks; the cache stores them bit-packed (cache/masks.py)
 
 # A SAM2 small enough for tests: Hiera with 5 blocks at 128 px (feature maps 32, 16, 8), 32-d neck and
 # decoder; ~124k parameters, built through the same transformers classes as the real model.
