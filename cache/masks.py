@@ -1,9 +1,10 @@
 """How hand masks are stored: 64x64 binary masks bit-packed along rows, one byte per 8 pixels.
 
-Measured on 20 sequences x 32 frames x 2 hands in one-sequence chunks with shuffle + gzip-4 (the cache's
-storage): bit-packed took 1679 bytes per sequence against 3998 for uint8 0/1 on moving-ellipse masks,
-and 18031 against 25723 on smooth noise blobs; both read back faster packed. So the writer packs
-(``pack_masks``) and every reader unpacks (``unpack_masks``); the layout is defined here only.
+bench/mask_storage.py stores 20 sequences x 32 frames x 2 hands both ways in the cache's own layout
+(one-sequence chunks, shuffle + gzip-4): bit-packed took 1679 bytes per sequence against 3998 for uint8
+0/1 on moving-ellipse masks, and 25025 against 35608 on ragged random blobs, and read back no slower.
+So the writer packs (``pack_masks``) and every reader unpacks (``unpack_masks``); the layout is defined
+here only.
 """
 
 from __future__ import annotations

@@ -121,8 +121,15 @@ def test_prompts_are_yolo_boxes_by_side_and_attention_peaks_only_without_hands()
 
 
 def test_tiny_sam2_stream_writes_verified_masks_that_train(small_demo, tmp_path):
+    # A small attention mass and no margin make the attention crop a few patches: unlike a mask's box.
     cfg = tiny_extract_config(
-        small_demo, tmp_path / "cache", frames=4, encoders="masks=tiny_sam2", crop_source="mask"
+        small_demo,
+        tmp_path / "cache",
+        frames=4,
+        encoders="masks=tiny_sam2",
+        crop_source="mask",
+        attention_mass=0.05,
+        crop_margin=0.0,
     )
     key_dir = extract(cfg).key_dir
     assert verify_cache(key_dir) == []
@@ -138,13 +145,11 @@ def test_tiny_sam2_stream_writes_verified_masks_that_train(small_demo, tmp_path)
     assert (np.abs(pooled[valid]).sum(-1) > 0).all() and (pooled[~valid] == 0).all()
     # The random tiny YOLO finds no hand, so every frame is prompted by its attention peaks, one slot.
     assert (count == 0).all() and ((source == POINTS).sum(-1) == 1).all() and (source != BOX).all()
-    # SwAV cropped the union of the valid masks (the only mask: SAM2 prompted one slot per frame).
-    n, t = np.nonzero(valid.any(-1))
-    ys, xs = np.nonzero(masks[n[0], t[0]].any(0))
-    margin = cfg.crop_margin
-    expected = np.clip([xs.min() / 64 - margin, ys.min() / 64 - margin, (xs.max() + 1) / 64 + margin,
-                        (ys.max() + 1) / 64 + margin], 0, 1)  # fmt: skip
-    np.testing.assert_allclose(swav_boxes[n[0], t[0]], expected, atol=1e-6)
+    # SwAV cropped the bounding box of the valid masks wherever a frame has one.
+    for n, t in zip(*np.nonzero(valid.any(-1)), strict=True):
+        ys, xs = np.nonzero(masks[n, t].any(0))
+        expected = [xs.min() / 64, ys.min() / 64, (xs.max() + 1) / 64, (ys.max() + 1) / 64]
+        np.testing.assert_allclose(swav_boxes[n, t], expected, atol=1e-6)
     run_dir = train(TrainConfig(cache=key_dir, out=tmp_path / "runs", epochs=1, streams="masks,dino-swav"))
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     assert ckpt["model_args"]["streams"] == ["masks", "dino-swav"]
