@@ -189,15 +189,16 @@ def test_missing_sam2_weights_are_one_line_naming_the_model(empty_caches):
 
 
 def test_cached_sam2_weights_load_offline_through_transformers(empty_caches):
-    from transformers import Sam2Config, Sam2Model
+    # The hub repo holds a `sam2_video` checkpoint; the image model takes its image-side weights.
+    from transformers import Sam2VideoConfig, Sam2VideoModel
 
     from models.encoders.sam2 import TINY_CONFIG
 
     torch.manual_seed(1)
-    reference = Sam2Model(Sam2Config(**TINY_CONFIG)).eval()
+    reference = Sam2VideoModel(Sam2VideoConfig(**TINY_CONFIG)).eval()
     reference.save_pretrained(_fake_snapshot(empty_caches))
     enc = create_encoder("sam2.1_hiera_tiny")
     assert enc.identity["repo"] == SAM2_REPO and enc.identity["revision"] == "0" * 40
     assert set(enc.identity["sha256"]) == {"config.json", "model.safetensors"}
-    loaded = enc.model.state_dict()
-    assert all(torch.equal(v, loaded[k]) for k, v in reference.state_dict().items())
+    saved = reference.state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in enc.model.state_dict().items())

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from cache.masks import MASK_SIZE, PACKED_WIDTH, pack_masks
+from cache.masks import MASK_SIZE, MASK_SOURCES, PACKED_WIDTH, pack_masks
 from cache.schema import FieldSpec
 from extract.crops import attention_peaks, hand_views
 from extract.mask_pool import mask_pool
@@ -62,7 +62,10 @@ class Masks(Stream):
         return {"prompts": f"yolo-boxes/dino-peaks-{PEAK_POINTS}", "mask_size": MASK_SIZE}
 
     def meta(self, options: StreamOptions) -> dict[str, Any]:
-        return {"hand_masks_layout": f"packbits rows, {MASK_SIZE}x{MASK_SIZE}", "mask_sources": 3}
+        return {
+            "hand_masks_layout": f"packbits rows, {MASK_SIZE}x{MASK_SIZE}",
+            "mask_sources": list(MASK_SOURCES),
+        }
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
         if encoders["masks"].out_dim != MASK_SIZE:
