@@ -92,6 +92,13 @@ class ExtractConfig:
     crop_margin: float = field(
         default=0.1, metadata={"help": "margin added around the SwAV crop, as a fraction of the frame side"}
     )
+    crop_source: Literal["attention", "mask"] = field(
+        default="attention",
+        metadata={
+            "help": "SwAV's crop box: the DINO attention-mass rectangle, or the union of the hand masks "
+            "(needs --encoders masks=MODEL; frames without a valid mask fall back to attention)"
+        },
+    )
     fingerprint: Literal["stat", "content"] = field(
         default="stat",
         metadata={

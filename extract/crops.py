@@ -78,3 +78,29 @@ def hand_views(boxes: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, 
         else:
             right[i], found[i, 1] = top[0], True
     return left, right, found
+
+
+def attention_peaks(attn: torch.Tensor, k: int) -> torch.Tensor:
+    """Centres of the ``k`` most attended patches, normalised x y: (N, h, w) -> (N, k, 2), highest first."""
+    n, h, w = attn.shape
+    top = attn.reshape(n, -1).float().topk(min(k, h * w), dim=1).indices  # (N, k)
+    rows, cols = top // w, top % w
+    return torch.stack([(cols.float() + 0.5) / w, (rows.float() + 0.5) / h], dim=2)
+
+
+def mask_box(masks: torch.Tensor, valid: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised (N, 4) x1 y1 x2 y2 boxes around the union of the valid hand masks, widened by ``margin``.
+
+    ``masks`` (N, K, S, S) bool over the frame, ``valid`` (N, K) bool. Returns the boxes and a (N,) bool
+    of the frames that had any valid mask pixel; the other rows are meaningless (callers fall back).
+    """
+    n, _, s, _ = masks.shape
+    union = (masks.bool() & valid.bool()[..., None, None]).any(1)  # (N, S, S)
+    rows, cols = union.any(2), union.any(1)  # (N, S)
+    ar = torch.arange(s, device=masks.device)
+    y1 = torch.where(rows, ar, s).amin(1).float() / s
+    y2 = (torch.where(rows, ar, -1).amax(1).float() + 1) / s
+    x1 = torch.where(cols, ar, s).amin(1).float() / s
+    x2 = (torch.where(cols, ar, -1).amax(1).float() + 1) / s
+    box = torch.stack([x1 - margin, y1 - margin, x2 + margin, y2 + margin], dim=1)
+    return box.clamp(0.0, 1.0), rows.any(1)

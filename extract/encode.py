@@ -98,17 +98,20 @@ class FrameEncoder:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _run(self, role: str, images: torch.Tensor) -> object:
-        """(N, 3, H, W) float in [0, 1] -> the encoder's output for all N, in micro-batches."""
+    def _run(self, role: str, images: torch.Tensor, *extra: torch.Tensor) -> object:
+        """(N, 3, H, W) float in [0, 1] -> the encoder's output for all N, in micro-batches.
+
+        ``extra``: (N, ...) per-frame inputs split alongside the images (SAM2's prompts)."""
         enc = self.encoders[role]
         size = self.micro_batch.get(role, DEFAULT_MICRO_BATCH.get(self.device.type, 8))
         outs = []
-        for chunk in _micro_batches(images, size):
+        parts = (_micro_batches(x, size) for x in (images, *extra))
+        for chunk, *rest in zip(*parts, strict=True):
             self.forward_calls += 1
             with self._stage("preprocess"):
                 chunk = enc.prepare(chunk)
             with self._stage(role), self._autocast():
-                outs.append(self._calls[role](chunk))
+                outs.append(self._calls[role](chunk, *rest))
         return _concat(outs)
 
     @torch.inference_mode()

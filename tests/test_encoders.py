@@ -73,9 +73,9 @@ def frames(batch: int = 2, height: int = 48, width: int = 80, seed: int = 0) -> 
     return torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed))
 
 
-def run(encoder, x: torch.Tensor):
+def run(encoder, x: torch.Tensor, *prompts: torch.Tensor):
     with torch.inference_mode():
-        return encoder(encoder.prepare(x))
+        return encoder(encoder.prepare(x), *prompts)
 
 
 def as_tensors(out) -> tuple[torch.Tensor, ...]:
@@ -85,8 +85,9 @@ def as_tensors(out) -> tuple[torch.Tensor, ...]:
 
 def test_presets_name_one_registered_encoder_per_role():
     assert presets() == ["full", "tiny"]
+    opt_in = {"masks"}  # roles no preset runs: `--encoders masks=MODEL` turns the SAM2 stream on
     for preset in presets():
-        assert set(preset_models(preset)) == set(roles())
+        assert set(preset_models(preset)) == set(roles()) - opt_in
         for role, name in preset_models(preset).items():
             assert name in list_encoders(role)
             assert encoder_spec(name).role == role
@@ -98,6 +99,12 @@ def test_output_shapes_and_dtypes(name):
     x = frames(batch=3)
     prepared = enc.prepare(x)
     assert prepared.shape == (3, 3, *enc.preprocess.input_size)
+    if enc.role == "masks":  # SAM2 is prompted: a box in slot 0, three points in slot 1
+        boxes, points = torch.tensor([[0.1, 0.1, 0.5, 0.6]]).expand(3, 2, 4), torch.rand(3, 3, 2)
+        out = run(enc, x, boxes, points, torch.tensor([[1, 2]]).expand(3, 2))
+        assert out.masks.shape == (3, 2, enc.out_dim, enc.out_dim) and out.masks.dtype == torch.bool
+        assert out.score.shape == out.valid.shape == (3, 2)
+        return
     out = run(enc, x)
     if enc.role in ("cnn", "vit", "swav"):
         assert out.shape == (3, enc.out_dim) and out.dtype == torch.float32

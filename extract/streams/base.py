@@ -33,6 +33,7 @@ class StreamOptions:
     dino_heads: bool = False
     annotations: str = ""  # the dataset format whose annotations are stored ("" when it ships none)
     hands_every: int = 1  # YOLO on every N-th frame of a sequence, boxes interpolated between (hands.py)
+    crop_source: str = "attention"  # what SwAV's crop box comes from: DINO attention, or the hand masks
 
     @classmethod
     def from_config(cls, cfg: Any) -> StreamOptions:
@@ -56,7 +57,7 @@ class FrameBatch:
     outputs: dict[str, torch.Tensor]
     encoders: Mapping[str, Any]
     options: StreamOptions
-    run: Callable[[str, torch.Tensor], Any]
+    run: Callable[..., Any]  # (role, images, *per-frame extras) -> the encoder's output
     stage: Callable[[str], AbstractContextManager]
     samples: list[tuple[Any, int]] | None = None
     sequence_length: int | None = None
@@ -199,9 +200,11 @@ def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[St
     for s in active.values():
         for need in s.needs(options):
             if need not in active:
-                off = ", ".join(f"{r}=none" for r in get_stream(need).roles if models.get(r, NONE) == NONE)
+                off = [r for r in get_stream(need).roles if models.get(r, NONE) == NONE]
                 raise UserError(
-                    f"stream {s.name!r} needs stream {need!r}, which --encoders turned off ({off})"
+                    f"stream {s.name!r} needs stream {need!r}, which --encoders turned off "
+                    f"({', '.join(f'{r}=none' for r in off)}); turn it on with "
+                    f"{', '.join(f'--encoders {r}=MODEL' for r in off)}"
                 )
     ordered: list[Stream] = []
     placed: set[str] = set()

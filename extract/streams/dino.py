@@ -35,6 +35,7 @@ class Dino(Stream):
     def run(self, batch: FrameBatch) -> dict[str, torch.Tensor]:
         out = batch.run("dino", batch.frames)
         fields = {"dino_cls": out.cls, "dino_attention": out.attention}  # (N, Dd), (N, h, w)
+        fields["dino_patches"] = out.patches  # (N, h, w, Dd): not stored, read by the masks stream
         if batch.options.dino_heads:
             fields["dino_attention_heads"] = out.heads  # (N, H, h, w)
         return fields

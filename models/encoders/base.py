@@ -45,6 +45,7 @@ class DinoOutput(NamedTuple):
     cls: torch.Tensor  # (B, Dd) CLS token after the final norm
     attention: torch.Tensor  # (B, h, w) last-block CLS->patch attention, mean over heads
     heads: torch.Tensor  # (B, H, h, w) the same per head (what the mean is taken over)
+    patches: torch.Tensor  # (B, h, w, Dd) patch tokens after the final norm (pooled inside hand masks)
 
 
 class HandOutput(NamedTuple):

@@ -16,7 +16,7 @@ from .weights import LocalWeights, create_timm_model, timm_source
 
 
 class TimmDino(Encoder):
-    """Prepared frames -> ``DinoOutput(cls (B, Dd), attention (B, h, w), heads (B, H, h, w))``.
+    """Prepared frames -> ``DinoOutput(cls (B, Dd), attention (B, h, w), heads (B, H, h, w), patches)``.
 
     The attention grid follows the patch size and input size: 14x14 for /16 at 224, 28x28 for /8, 16x16
     for DINOv2's /14.
@@ -57,6 +57,7 @@ class TimmDino(Encoder):
             cls=tokens[:, 0],
             attention=per_head.mean(1).reshape(b, h, w),
             heads=per_head.reshape(b, per_head.shape[1], h, w),
+            patches=tokens[:, prefix:].reshape(b, h, w, -1),
         )
 
 
