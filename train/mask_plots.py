@@ -79,13 +79,15 @@ def plot_attention_masks(
         iou, share = frame_agreement(attn[None], union[None], mass)
         wid, hgt = (1, 1) if frame is None else (frame.shape[1], frame.shape[0])
         extent = (-0.5, wid - 0.5, hgt - 0.5, -0.5)  # imshow's pixel-centred frame extent
-        agree = np.zeros((*union.shape, 3), np.float32)  # both yellow, attention only red, mask only green
+        # RGBA: both yellow, attention only red, mask only green, neither clear (the frame shows through)
+        agree = np.zeros((*union.shape, 4), np.float32)
         region = _resize_nearest(keep, union.shape)  # the patch grid on the mask's 64x64 grid
         agree[..., 0] = region
         agree[..., 1] = union
+        agree[..., 3] = np.maximum(region, union) if frame is not None else 1.0
         panels = (
             ("attention", attn / max(float(attn.max()), 1e-12), "inferno"),
-            ("hand masks", union.astype(np.float32), "Greens"),
+            ("hand masks", np.ma.masked_where(~union, union.astype(np.float32)), "Greens"),
             (f"IoU {iou[0]:.2f}, mass in mask {share[0]:.2f}", agree, None),
         )
         for col, (name, img, cmap) in enumerate(panels):
