@@ -27,6 +27,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from core.errors import CacheError
+
 MASK_SIDE = 64  # the mask stream stores 64x64 masks per hand
 MASK_FIELDS = ("hand_masks", "mask_valid")
 DEFAULT_ATTENTION_MASS = 0.6  # StreamOptions' default, for a manifest that records none
@@ -138,15 +140,20 @@ def split_agreement(split_file: Path, manifest: Mapping[str, Any]) -> dict[str, 
         return None
     mass = attention_mass(manifest)
     ious, shares, frames = [], [], 0
-    with h5py.File(split_file, "r", locking=False) as f:
-        for i in range(len(f["labels"])):
-            got = sequence_agreement(
-                f["dino_attention"][i], f["hand_masks"][i], f["mask_valid"][i], f["valid"][i], mass
-            )
-            if got is not None:
-                ious.append(got[0])
-                shares.append(got[1])
-                frames += got[2]
+    try:
+        with h5py.File(split_file, "r", locking=False) as f:
+            for i in range(len(f["labels"])):
+                got = sequence_agreement(
+                    f["dino_attention"][i], f["hand_masks"][i], f["mask_valid"][i], f["valid"][i], mass
+                )
+                if got is not None:
+                    ious.append(got[0])
+                    shares.append(got[1])
+                    frames += got[2]
+    except (OSError, KeyError, ValueError) as exc:  # a damaged chunk, or masks of an unknown layout
+        raise CacheError(
+            f"{split_file}: cannot read attention or masks ({exc}); run `pipeline.py cache verify`"
+        ) from None
     if not ious:
         return None
     figures = {

@@ -147,8 +147,13 @@ def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[
         if not entry.get("count"):
             continue
         path = cache_dir / entry.get("file", "")
-        with h5py.File(path, "r", locking=False) as f:
-            ids = [decode_id(raw) for raw in f["sequence_ids"][:]]
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                ids = [decode_id(raw) for raw in f["sequence_ids"][:]]
+        except (OSError, KeyError, ValueError) as exc:
+            raise CacheError(
+                f"{path}: cannot read its sequence ids ({exc}); run `pipeline.py cache verify`"
+            ) from None
         for row, sid in enumerate(ids):
             if sid == wanted:
                 return path, row
@@ -169,16 +174,20 @@ def cached_arrays(
         )
         return None
     path, row = found
-    with h5py.File(path, "r", locking=False) as f:
-        indices = f["frame_indices"][row]
-        expected = sample_indices(video.num_frames, len(indices))[0]
-        if not np.array_equal(indices, expected):
-            print(
-                f"note: cache {cache_dir} sampled {video.video_id} from another frame count; re-extracting",
-                file=sys.stderr,
-            )
-            return None
-        out = {name: f[name][row] for name in fields}
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            indices = f["frame_indices"][row]
+            out = {name: f[name][row] for name in fields}
+    except (OSError, KeyError, ValueError) as exc:  # what h5py raises for a damaged chunk or field
+        raise CacheError(
+            f"{path}: cannot read {video.video_id} ({exc}); run `pipeline.py cache verify`"
+        ) from None
+    if not np.array_equal(indices, sample_indices(video.num_frames, len(indices))[0]):
+        print(
+            f"note: cache {cache_dir} sampled {video.video_id} from another frame count; re-extracting",
+            file=sys.stderr,
+        )
+        return None
     return {**out, "frame_indices": indices}
 
 
