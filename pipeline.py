@@ -153,6 +153,7 @@ def cmd_cache_verify(cfg: CachePathConfig) -> int:
 
 def _commands() -> list[tuple[str, str, type, Callable]]:
     """(name, help, config class, handler) for every subcommand; imports stay light for --help."""
+    from cli.show import COMMAND as SHOW
     from demo import DemoConfig
     from extract.config import ExtractConfig
     from train.config import EvaluateConfig, PredictConfig, RunsConfig, TrainConfig
@@ -171,6 +172,7 @@ def _commands() -> list[tuple[str, str, type, Callable]]:
             cmd_sweep,
         ),
         ("tune", "Optuna hyper-parameter search over one cache (resumable)", TuneConfig, cmd_tune),
+        SHOW,
         ("demo-data", "write the synthetic gesture dataset", DemoDataConfig, cmd_demo_data),
         (
             "demo",

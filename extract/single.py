@@ -15,19 +15,23 @@ from data.augment import SequenceAugmenter
 from data.frames import read_frames
 from data.inputs import predict_inputs
 from data.sampling import sample_indices
+from data.sequence import Video
 from data.windows import window_starts
 from extract.encode import FrameEncoder
-from extract.streams import StreamOptions
+from extract.streams import StreamOptions, active_streams
 from models.encoders import Encoder, create_encoder
 
 
-def encoders_from_manifest(manifest: dict[str, Any]) -> dict[str, Encoder]:
-    """Rebuild the cache's encoders from its manifest: same models at the same revision (or same seed).
+def encoders_from_manifest(manifest: dict[str, Any], roles: set[str] | None = None) -> dict[str, Encoder]:
+    """Rebuild the cache's encoders from its manifest: same models at the same revision (or same seed);
+    with ``roles``, only those.
 
     Real weights whose files no longer hash to what the cache recorded are refused: features from other
     weights would be classified by a head trained on the old ones."""
     encoders = {}
     for role, spec in manifest["encoders"].items():
+        if roles is not None and role not in roles:
+            continue
         weights, _, seed = spec["weights"].partition(":")
         enc = create_encoder(spec["name"], weights, int(seed or 0), spec.get("revision"))
         if weights == "pretrained" and enc.identity.get("sha256") != spec.get("sha256"):
@@ -50,14 +54,34 @@ def _clips(video, frames: int, windows: tuple[int, int] | None):
         yield indices + np.int32(start), valid, start, end
 
 
+def roles_for_fields(manifest: dict[str, Any], options: StreamOptions, fields: set[str]) -> set[str]:
+    """The encoder roles that compute ``fields`` of the manifest's streams, with the streams they need."""
+    models = {role: spec["name"] for role, spec in manifest["encoders"].items()}
+    streams = {s.name: s for s in active_streams(models, options)}
+    dims = Dims.from_json(manifest["dims"])
+    todo = [spec.stream for spec in (dims.field(f) for f in fields) if spec is not None]
+    chosen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in streams and name not in chosen:
+            chosen.add(name)
+            todo.extend(streams[name].needs(options))
+    return {role for name in chosen for role in streams[name].roles}
+
+
 def extract_inputs(
-    paths: list[Path], manifest: dict[str, Any], device: str, windows: tuple[int, int] | None = None
+    paths: list[Path | Video],
+    manifest: dict[str, Any],
+    device: str,
+    windows: tuple[int, int] | None = None,
+    fields: set[str] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was;
-    with ``windows`` (W, S), one per sliding window of W frames every S frames.
+    with ``windows`` (W, S), one per sliding window of W frames every S frames. With ``fields``, only the
+    streams that compute them run (and what they need): ``show`` draws a few, predict needs them all.
 
     Each dict also has ``"input"``, the readable name of the video it came from, and ``"start"``/``"end"``,
-    the frame range (0-based, inclusive) it covers.
+    the frame range (0-based, inclusive) it covers. ``paths`` may also hold ``Video`` samples.
     """
     try:
         cfg = manifest["config"]
@@ -68,11 +92,12 @@ def extract_inputs(
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None
     dtype, floats = np.dtype(dims.float_dtype), set(dims.float_fields)
-    encoder = FrameEncoder(encoders_from_manifest(manifest), resolve_device(device), options)
+    roles = roles_for_fields(manifest, options, fields) if fields is not None else None
+    encoder = FrameEncoder(encoders_from_manifest(manifest, roles), resolve_device(device), options)
     resize = SequenceAugmenter(image_size, flip=False)
     results = []
     for path in paths:
-        for video in predict_inputs(Path(path)):
+        for video in [path] if isinstance(path, Video) else predict_inputs(Path(path)):
             for indices, valid, start, end in _clips(video, frames, windows):
                 clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
                 out = encoder(torch.from_numpy(clip))

@@ -16,7 +16,8 @@ READERS = ("cache/reader.py", "cache/verify.py", "cache/inspect.py", "train/")
 WRITERS = ("cache.shards", "cache.assemble", "extract")
 # A reader that runs the encoders on new inputs, and writes no cache: predict needs the frozen
 # encoders of the checkpoint's extraction, which extract.single builds from the manifest.
-READER_EXCEPTIONS = {("train/predict.py", "extract.single")}
+# `show` re-runs the streams a cache lacks for one video with those same encoders (it writes an MP4).
+READER_EXCEPTIONS = {("train/predict.py", "extract.single"), ("train/show.py", "extract.single")}
 
 
 def _modules() -> dict[str, Path]:

@@ -18,6 +18,7 @@ from bench.synthetic import Sizes
 from cache.schema import (
     SCHEMA_VERSION,
     Dims,
+    FieldSpec,
     create_datasets,
     encode_id,
     field_specs,
@@ -44,11 +45,18 @@ def write_synthetic_cache(
     seed: int = 0,
     signal: float = 2.5,
     data_root: str = "/nonexistent/gesture-data",
+    masks: str | None = None,
 ) -> Path:
-    """Write ``<root>/<key>/{manifest.json, train.h5, val.h5, test.h5}``; return the key dir."""
+    """Write ``<root>/<key>/{manifest.json, train.h5, val.h5, test.h5}``; return the key dir.
+
+    ``masks``: also the mask stream's fields (``hand_masks``, ``mask_valid``, ``mask_score``), with the
+    masks stored ``"dense"`` (T, 2, 64, 64) uint8 or ``"packed"`` (T, 2, 512) uint8 (np.packbits).
+    """
     counts = counts or {"train": 36, "val": 15, "test": 9}
     sizes = Sizes(frames, embed_dim, dino_dim, attn_hw, swav_dim, max_hands=2)
     dims = sizes.dims()
+    if masks is not None:
+        dims = Dims(dims.frames, dims.fields + mask_fields(masks), dims.float_dtype)
     key_dir = Path(root) / key
     key_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -75,7 +83,7 @@ def write_synthetic_cache(
 def _write_split(
     path: Path, split: str, n: int, sizes: Sizes, classes: tuple[str, ...], rng, signal: float, meta: dict
 ) -> list[str]:
-    dims = sizes.dims()
+    dims = Dims.from_json(meta["dims"])
     t, c = dims.frames, len(classes)
     labels = np.arange(n) % c
     emb = rng.normal(0, 1, (n, t, 12, sizes.embed_dim)).astype(np.float32)
@@ -110,8 +118,34 @@ def _write_split(
             d["frame_indices"][...] = indices
             d["sequence_ids"][...] = np.array([encode_id(s) for s in ids])
             d["content_ids"][...] = np.array([hashlib.sha1(s.encode()).hexdigest().encode() for s in ids])
+            if "hand_masks" in d:
+                _write_masks(d, rng, n, t)
         write_attrs(f, {**meta, "split": split})
     return ids
+
+
+def mask_fields(layout: str) -> tuple[FieldSpec, ...]:
+    """The mask stream's per-frame fields, as that stream declares them (dense or bit-packed masks)."""
+    shape = (2, 64, 64) if layout == "dense" else (2, 64 * 64 // 8)
+    return (
+        FieldSpec("hand_masks", shape, "uint8", stream="masks"),
+        FieldSpec("mask_valid", (2,), "uint8", stream="masks", bounds=(0.0, 1.0)),
+        FieldSpec("mask_score", (2,), "float32", stream="masks"),
+    )
+
+
+def _write_masks(d: dict, rng, n: int, t: int) -> None:
+    """A square hand per valid hand slot at a random place; about a quarter of the slots empty."""
+    masks = np.zeros((n, t, 2, 64, 64), np.uint8)
+    valid = (rng.random((n, t, 2)) > 0.25).astype(np.uint8)
+    corners = rng.integers(0, 48, (n, t, 2, 2))
+    for i, j, k in zip(*np.nonzero(valid), strict=True):
+        y, x = corners[i, j, k]
+        masks[i, j, k, y : y + 16, x : x + 16] = 1
+    packed = d["hand_masks"].shape[-1] != 64
+    d["hand_masks"][...] = np.packbits(masks.reshape(n, t, 2, -1), axis=-1) if packed else masks
+    d["mask_valid"][...] = valid
+    d["mask_score"][...] = rng.random((n, t, 2)).astype(np.float32) * valid
 
 
 def _create_empty(f: h5py.File, dims: Dims) -> None:

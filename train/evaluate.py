@@ -15,6 +15,7 @@ from core.atomic import write_json_atomic
 from core.device import resolve_device
 from core.errors import CacheError
 from models.heads.model import GestureModel
+from train.attention_masks import attention_mass, split_agreement
 from train.checkpoint import (
     CheckpointError,
     check_compatible,
@@ -23,6 +24,7 @@ from train.checkpoint import (
 )
 from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
+from train.mask_plots import plot_attention_masks
 from train.metrics import attention_stats, classification_summary
 from train.plots import plot_channel_frame_attention, plot_confusion, plot_dino_attention, plot_tsne
 from train.runtime import (
@@ -103,6 +105,10 @@ def evaluate_split(
         ),
         "misclassified": _misclassified(out, list(dataset.sequence_ids), class_names),
     }
+    if not in_memory:  # where DINO's attention falls against the hand masks, when the cache has both
+        agreement = split_agreement(split_path(cache_dir, manifest, split), manifest)
+        if agreement is not None:
+            report["attention_masks"] = agreement
     report["plots"] = _plots(
         out,
         report,
@@ -177,6 +183,14 @@ def _plots(
             out_dir / f"dino_attention_{split}.png",
             f"DINO attention ({split})",
         )
+    if "attention_masks" in report and cache_dir is not None:
+        files["attention_masks"] = plot_attention_masks(
+            split_path(cache_dir, manifest, split),
+            manifest.get("config") or {},
+            attention_mass(manifest),
+            out_dir / f"attention_masks_{split}.png",
+            f"DINO attention vs hand masks ({split})",
+        )
     return {k: p.name for k, p in files.items() if p is not None}
 
 
@@ -228,6 +242,11 @@ def format_summary(report: dict[str, Any]) -> str:
     if gates:
         lines.append(
             "  mean fusion gate: " + ", ".join(f"{labels.get(k, k)} {v:.3f}" for k, v in gates.items())
+        )
+    for flavour, fig in (report.get("attention_masks") or {}).items():
+        lines.append(
+            f"  attention vs hand masks ({flavour}, top {fig['attention_mass']:.0%} of mass): "
+            f"IoU {fig['iou']:.3f}, mass in mask {fig['mass_share']:.3f} over {fig['sequences']} sequences"
         )
     return "\n".join(lines)
 

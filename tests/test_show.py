@@ -1,0 +1,160 @@
+"""`pipeline.py show`: a playable MP4 of one video with overlays, from the cache or re-extracted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from train_fixtures import write_frames, write_synthetic_cache
+
+from pipeline import main
+from train.attention_masks import unpack_masks
+
+FRAME = (200, 0, 200)  # magenta: the hand tints (green, blue) stand out against it
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def shown(tmp_path_factory) -> Path:
+    """A synthetic cache with masks whose frames exist on disk as ``<class>/<video>_frame_<n>.png``."""
+    root = tmp_path_factory.mktemp("show")
+    cache = write_synthetic_cache(
+        root / "cache", counts={"train": 3, "val": 3, "test": 0}, masks="dense", data_root=str(root / "data")
+    )
+    write_frames(cache, root / "data", FRAME, size=SIZE)
+    return root
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def _no_extraction(monkeypatch):
+    import extract.single
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("show re-ran encoders for a video the cache holds")
+
+    monkeypatch.setattr(extract.single, "extract_inputs", refuse)
+
+
+def test_show_draws_a_cached_video_without_running_an_encoder(shown, tmp_path, monkeypatch):
+    _no_extraction(monkeypatch)
+    out = tmp_path / "clip.mp4"
+    video = shown / "data" / "palm" / "val001"  # FOLDER/<video_id> in a folder of several videos
+    argv = ["show", str(video), "--cache", str(shown / "cache" / "synth0001"), "--out", str(out)]
+    assert main([*argv, "--boxes", "--attention", "--masks"]) == 0
+    frames = _decode(out)
+    assert len(frames) == 8 and frames[0].shape == (SIZE[1], SIZE[0], 3)
+
+
+def test_show_tints_each_valid_hand_mask_where_the_cache_puts_it(shown, tmp_path, monkeypatch):
+    _no_extraction(monkeypatch)
+    out = tmp_path / "masks.mp4"
+    video = shown / "data" / "palm" / "val001"
+    assert (
+        main(
+            ["show", str(video), "--cache", str(shown / "cache" / "synth0001"), "--masks", "--out", str(out)]
+        )
+        == 0
+    )
+    with h5py.File(shown / "cache" / "synth0001" / "val.h5", "r") as f:
+        masks = unpack_masks(f["hand_masks"][1]) & f["mask_valid"][1].astype(bool)[..., None, None]
+    union = masks.any(1)  # (T, 64, 64)
+    frames = _decode(out)
+    checked = 0
+    for t, frame in enumerate(frames):
+        hands = [k for k in range(2) if masks[t, k].any()]
+        if not hands:
+            continue
+        # a pixel inside a mask is tinted; one far from every mask (and its outline) keeps its colour
+        ys, xs = np.nonzero(masks[t, hands[0]])  # one square hand: its centre is inside it
+        y, x = int(ys.mean()), int(xs.mean())
+        inside = frame[y * SIZE[1] // 64, x * SIZE[0] // 64].astype(int)
+        free = np.argwhere(~_grow(union[t], 10))
+        if len(free):
+            fy, fx = free[len(free) // 2]
+            outside = frame[fy * SIZE[1] // 64, fx * SIZE[0] // 64].astype(int)
+            assert np.abs(outside - FRAME).max() < 30, (t, outside)
+        assert np.abs(inside - FRAME).max() > 60, (t, inside)
+        checked += 1
+    assert checked >= 3
+
+
+def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` dilated by ``r`` cells (a square neighbourhood)."""
+    out = mask.copy()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out |= np.roll(np.roll(mask, dy, 0), dx, 1)
+    return out
+
+
+def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(shown, tmp_path, monkeypatch):
+    import extract.single
+
+    # A cache extracted with tiny random encoders (its manifest is what show rebuilds them from).
+    cache = write_synthetic_cache(
+        tmp_path / "cache", counts={"train": 3, "val": 0, "test": 0}, key="tiny0001"
+    )
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["encoders"] = {
+        role: {"name": f"tiny_{role}", "weights": "random:0"}
+        for role in ("vit", "cnn", "dino", "swav", "hands")
+    }
+    manifest["config"]["image_size"] = 32
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    clip = tmp_path / "new" / "clip"  # a numbered frame folder: one video, unknown to the cache
+    source = sorted((shown / "data" / "fist").glob("train000_frame_*.png"))
+    clip.mkdir(parents=True)
+    for n, path in enumerate(source[:6]):
+        (clip / f"{n:05d}.png").write_bytes(path.read_bytes())
+    built = []
+    real = extract.single.create_encoder
+    monkeypatch.setattr(
+        extract.single, "create_encoder", lambda name, *a: built.append(name) or real(name, *a)
+    )
+    out = tmp_path / "new.mp4"
+    argv = ["show", str(clip), "--cache", str(cache), "--boxes", "--attention", "--device", "cpu"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert sorted(built) == ["tiny_dino", "tiny_hands"]  # not the 12-channel or SwAV encoders
+    frames = _decode(out)
+    assert len(frames) == 8 and frames[0].shape == (SIZE[1], SIZE[0], 3)
+
+
+@pytest.mark.parametrize(
+    ("video", "flags", "message"),
+    [
+        ("data/palm/nope", ["--boxes"], "nope: video not found"),
+        ("bad.mp4", ["--boxes"], "bad.mp4: cannot be decoded"),
+        ("data/palm/val001", ["--landmarks"], None),  # the cache has none: a note, then the frames alone
+        ("data/palm/val001", ["--boxes", "--no-masks"], None),
+    ],
+)
+def test_show_reports_bad_input_in_one_line(shown, tmp_path, capsys, video, flags, message):
+    (shown / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    out = tmp_path / "x.mp4"
+    code = main(
+        ["show", str(shown / video), "--cache", str(shown / "cache" / "synth0001"), "--out", str(out), *flags]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    if message is None:
+        assert code == 0 and len(_decode(out)) == 8
+        assert any("has no landmarks" in line for line in err) == ("--landmarks" in flags)
+        return
+    assert code == 2 and len(err) == 1 and message in err[0] and not out.exists()
+
+
+def test_show_refuses_an_overlay_the_cache_cannot_give(tmp_path, capsys):
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 0, "test": 0})
+    write_frames(cache, tmp_path / "data", FRAME, size=SIZE)
+    argv = ["show", str(tmp_path / "data" / "fist" / "train000"), "--cache", str(cache), "--masks"]
+    assert main([*argv, "--out", str(tmp_path / "x.mp4")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--masks" in err[0] and "has no hand masks" in err[0]

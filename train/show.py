@@ -1,0 +1,246 @@
+"""`show`: one video's sampled frames as an MP4, with what the encoders saw drawn over them.
+
+The frames are the video's originals at the positions the cache sampled (``frame_indices``), one MP4
+frame per sampled frame. Overlays come from the cache when it holds the video (matched by its sequence
+id ``<class>/<video_id>`` and checked against its frame count), so nothing is run; otherwise only the
+streams that compute the chosen overlays are re-run, with the cache's own encoders (``extract.single``).
+An overlay whose stream the cache was never extracted with cannot be computed from it: a one-line error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cache.schema import decode_id
+from core.atomic import atomic_path
+from core.device import resolve_device
+from core.errors import BadInputError, CacheError, UserError
+from data.frames import read_frames
+from data.inputs import predict_inputs
+from data.sampling import sample_indices
+from data.sequence import Video
+from train.attention_masks import attention_mass
+from train.runtime import open_manifest
+
+# overlay -> the cache fields it draws from
+OVERLAY_FIELDS: dict[str, tuple[str, ...]] = {
+    "attention": ("dino_attention",),
+    "masks": ("hand_masks", "mask_valid"),
+    "boxes": ("hand_boxes", "hand_count"),
+    "landmarks": ("landmarks", "landmark_valid"),
+}
+WHAT = {"attention": "DINO attention", "masks": "hand masks", "boxes": "hand boxes", "landmarks": "landmarks"}
+
+
+@dataclass
+class ShowConfig:
+    """`pipeline.py show`: one video's frames with the chosen overlays, as an MP4."""
+
+    cache: Path = field(metadata={"help": "cache key directory (holds manifest.json)"})
+    out: Path = field(metadata={"help": "the MP4 file to write"})
+    video: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "the video: a video file, a frame folder, or FOLDER/<video_id> for a folder of "
+            "<video_id>_frame_<n> frames",
+            "positional": True,
+        },
+    )
+    masks: bool = field(default=False, metadata={"help": "draw the hand masks"})
+    boxes: bool = field(default=False, metadata={"help": "draw the hand detector's boxes"})
+    attention: bool = field(default=False, metadata={"help": "draw DINO's attention and its crop region"})
+    landmarks: bool = field(
+        default=False, metadata={"help": "draw the hand landmarks, when the cache has them"}
+    )
+    fps: float = field(default=8.0, metadata={"help": "frames per second of the MP4"})
+    device: str = field(
+        default="auto", metadata={"help": "compute device for re-extraction: auto, cpu, cuda"}
+    )
+
+
+def run_show(cfg: ShowConfig) -> Path:
+    """Write ``cfg.out``; returns its path. Notes (where the overlays came from) go to stderr."""
+    if len(cfg.video) != 1:
+        raise BadInputError(f"show takes one VIDEO, got {len(cfg.video)}; pass a video file or frame folder")
+    if Path(cfg.out).suffix.lower() != ".mp4":
+        raise BadInputError(f"--out {cfg.out}: show writes MP4; name the file FILE.mp4")
+    if not cfg.fps > 0:
+        raise BadInputError(f"--fps must be positive, got {cfg.fps}")
+    chosen = [name for name in OVERLAY_FIELDS if getattr(cfg, name)]
+    if not chosen:
+        raise BadInputError("show: choose what to draw: --masks, --boxes, --attention and/or --landmarks")
+    cache_dir = Path(cfg.cache)
+    manifest = open_manifest(cache_dir)
+    video = resolve_video(Path(cfg.video[0]))
+    chosen = _available(chosen, manifest, cache_dir)
+    fields = {f for name in chosen for f in OVERLAY_FIELDS[name]}
+    arrays = cached_arrays(video, manifest, cache_dir, fields)
+    if arrays is None and not fields:  # nothing to draw (no landmarks): the frames alone
+        arrays = {"frame_indices": sample_indices(video.num_frames, int(manifest["dims"]["frames"]))[0]}
+    elif arrays is None:
+        arrays = _extract(video, manifest, fields, cfg.device)
+    frames = read_frames(video, np.asarray(arrays["frame_indices"]))  # (T, H, W, 3), original size
+    drawn = _draw(frames, arrays, chosen, attention_mass(manifest))
+    _write_mp4(drawn, Path(cfg.out), cfg.fps)
+    return Path(cfg.out)
+
+
+def resolve_video(path: Path) -> Video:
+    """The one video ``path`` names: a video file, a frame folder holding one video, or FOLDER/<video_id>."""
+    if path.exists():
+        videos = predict_inputs(path)
+        if len(videos) != 1:
+            ids = ", ".join(v.video_id for v in videos[:3])
+            raise BadInputError(
+                f"{path}: holds {len(videos)} videos ({ids}, ...); pass one as {path}/<video_id>"
+            )
+        return videos[0]
+    if path.parent.is_dir():
+        try:
+            found = [v for v in predict_inputs(path.parent) if v.video_id == path.name]
+        except UserError:
+            found = []
+        if found:
+            return found[0]
+    raise BadInputError(
+        f"{path}: video not found; pass a video file, a frame folder, or FOLDER/<video_id> for a folder "
+        "of <video_id>_frame_<n> frames"
+    )
+
+
+def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> list[str]:
+    """The chosen overlays the cache's streams can give. Landmarks are optional (a note when absent);
+    any other overlay without its fields is an error: the cache's encoders cannot compute it."""
+    have = set((manifest.get("dims") or {}).get("fields") or {})
+    streams = sorted({spec.get("stream", "?") for spec in manifest["dims"]["fields"].values()})
+    out = []
+    for name in chosen:
+        if set(OVERLAY_FIELDS[name]) <= have:
+            out.append(name)
+        elif name == "landmarks":
+            print(f"note: cache {cache_dir} has no landmarks; drawing the rest", file=sys.stderr)
+        else:
+            missing = next(f for f in OVERLAY_FIELDS[name] if f not in have)
+            raise CacheError(
+                f"--{name}: cache {cache_dir} has no {WHAT[name]} ({missing}; its streams: "
+                f"{', '.join(streams)}) and its encoders cannot compute them; re-extract with that stream"
+            )
+    return out
+
+
+def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[Path, int] | None:
+    """(split file, row) of the video's un-augmented sequence in the cache, or None.
+
+    Matched by ``<class>/<video_id>``, the class being the folder the video lies in; when no id matches
+    that, by a video id that only one sequence carries (formats whose class is not the folder)."""
+    wanted = f"{video.root.name}/{video.video_id}"
+    by_id: list[tuple[Path, int]] = []
+    for entry in (manifest.get("splits") or {}).values():
+        if not entry.get("count"):
+            continue
+        path = cache_dir / entry.get("file", "")
+        try:
+            with h5py.File(path, "r", locking=False) as f:
+                ids = [decode_id(raw) for raw in f["sequence_ids"][:]]
+        except (OSError, KeyError, ValueError) as exc:
+            raise CacheError(
+                f"{path}: cannot read its sequence ids ({exc}); run `pipeline.py cache verify`"
+            ) from None
+        for row, sid in enumerate(ids):
+            if sid == wanted:
+                return path, row
+            if "#a" not in sid and "@" not in sid and sid.rsplit("/", 1)[-1] == video.video_id:
+                by_id.append((path, row))
+    return by_id[0] if len(by_id) == 1 else None
+
+
+def cached_arrays(
+    video: Video, manifest: dict[str, Any], cache_dir: Path, fields: set[str]
+) -> dict[str, np.ndarray] | None:
+    """The video's ``fields`` (T, ...) and its frame indices from the cache, or None when the cache does
+    not hold it, or holds a copy sampled from another frame count (the video changed since)."""
+    found = _find_row(video, manifest, cache_dir)
+    if found is None:
+        print(
+            f"note: {video.video_id} is not in cache {cache_dir}; extracting what show draws", file=sys.stderr
+        )
+        return None
+    path, row = found
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            indices = f["frame_indices"][row]
+            out = {name: f[name][row] for name in fields}
+    except (OSError, KeyError, ValueError) as exc:  # what h5py raises for a damaged chunk or field
+        raise CacheError(
+            f"{path}: cannot read {video.video_id} ({exc}); run `pipeline.py cache verify`"
+        ) from None
+    if not np.array_equal(indices, sample_indices(video.num_frames, len(indices))[0]):
+        print(
+            f"note: cache {cache_dir} sampled {video.video_id} from another frame count; re-extracting",
+            file=sys.stderr,
+        )
+        return None
+    return {**out, "frame_indices": indices}
+
+
+def _extract(video: Video, manifest: dict[str, Any], fields: set[str], device: str) -> dict[str, np.ndarray]:
+    """Run only the streams that compute ``fields``, with the cache's encoders, on the video."""
+    from extract.single import extract_inputs  # lazy: only a video the cache lacks loads encoders
+
+    [item] = extract_inputs([video], manifest, resolve_device(device).type, fields=fields)
+    return item
+
+
+def _draw(frames: np.ndarray, arrays: dict[str, Any], chosen: list[str], mass: float) -> Iterator[np.ndarray]:
+    """Each original frame with the chosen overlays, masks under attention under boxes and landmarks."""
+    from train.overlays import caption, draw_attention, draw_boxes, draw_landmarks, draw_masks
+
+    indices = np.asarray(arrays["frame_indices"])
+    for t, frame in enumerate(frames):
+        out = frame
+        if "masks" in chosen:
+            out = draw_masks(out, arrays["hand_masks"][t], arrays["mask_valid"][t])
+        if "attention" in chosen:
+            out = draw_attention(out, np.asarray(arrays["dino_attention"][t]), mass)
+        if "boxes" in chosen:
+            out = draw_boxes(out, np.asarray(arrays["hand_boxes"][t]), int(arrays["hand_count"][t]))
+        if "landmarks" in chosen:
+            out = draw_landmarks(out, np.asarray(arrays["landmarks"][t]), arrays["landmark_valid"][t])
+        yield caption(out, f"frame {int(indices[t])} ({t + 1}/{len(frames)})")
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """H.264 in yuv420p needs even sides: repeat the last row/column where one is odd."""
+    hgt, wid = frame.shape[:2]
+    return np.pad(frame, ((0, hgt % 2), (0, wid % 2), (0, 0)), mode="edge")
+
+
+def _write_mp4(frames: Iterator[np.ndarray], out: Path, fps: float) -> None:
+    """Encode RGB frames as H.264 (MPEG-4 part 2 where libx264 is missing), published atomically."""
+    import av
+
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = None
+        for frame in frames:
+            frame = _even(frame)
+            if stream is None:
+                stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+                stream.height, stream.width = frame.shape[:2]
+                stream.pix_fmt = "yuv420p"
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            ):
+                container.mux(packet)
+        if stream is not None:
+            for packet in stream.encode():
+                container.mux(packet)
