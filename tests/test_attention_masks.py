@@ -64,14 +64,14 @@ def test_a_sequence_counts_valid_frames_with_a_valid_hand_and_the_union_of_hands
     iou, share, frames = sequence_agreement(attn, masks, mask_valid, valid, 0.6)
     assert frames == 2
     assert iou == pytest.approx((1.0 + 0.5) / 2) and share == pytest.approx((0.7 + 0.8) / 2)
-    packed = np.packbits(masks.reshape(t, 2, -1), axis=-1)  # (T, 2, 512): the other storage layout
+    packed = np.packbits(masks, axis=-1)  # (T, 2, 64, 8): the cache's storage layout
     assert sequence_agreement(attn, packed, mask_valid, valid, 0.6) == (iou, share, frames)
     assert sequence_agreement(attn, masks, np.zeros((t, 2)), valid, 0.6) is None
 
 
 def test_unpack_masks_accepts_dense_and_packed_and_refuses_other_shapes():
     masks = np.random.default_rng(0).random((3, 2, 64, 64)) > 0.5
-    assert np.array_equal(unpack_masks(np.packbits(masks.reshape(3, 2, -1), axis=-1)), masks)
+    assert np.array_equal(unpack_masks(np.packbits(masks, axis=-1)), masks)
     assert np.array_equal(unpack_masks(masks.astype(np.uint8)), masks)
     with pytest.raises(ValueError, match="neither"):
         unpack_masks(np.zeros((3, 2, 100), np.uint8))

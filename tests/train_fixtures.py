@@ -50,7 +50,7 @@ def write_synthetic_cache(
     """Write ``<root>/<key>/{manifest.json, train.h5, val.h5, test.h5}``; return the key dir.
 
     ``masks``: also the mask stream's fields (``hand_masks``, ``mask_valid``, ``mask_score``), with the
-    masks stored ``"dense"`` (T, 2, 64, 64) uint8 or ``"packed"`` (T, 2, 512) uint8 (np.packbits).
+    masks stored ``"dense"`` (T, 2, 64, 64) uint8 or ``"packed"`` (T, 2, 64, 8) uint8 (as stored).
     """
     counts = counts or {"train": 36, "val": 15, "test": 9}
     sizes = Sizes(frames, embed_dim, dino_dim, attn_hw, swav_dim, max_hands=2)
@@ -126,7 +126,7 @@ def _write_split(
 
 def mask_fields(layout: str) -> tuple[FieldSpec, ...]:
     """The mask stream's per-frame fields, as that stream declares them (dense or bit-packed masks)."""
-    shape = (2, 64, 64) if layout == "dense" else (2, 64 * 64 // 8)
+    shape = (2, 64, 64) if layout == "dense" else (2, 64, 64 // 8)  # packed: cache/masks.py rows
     return (
         FieldSpec("hand_masks", shape, "uint8", stream="masks"),
         FieldSpec("mask_valid", (2,), "uint8", stream="masks", bounds=(0.0, 1.0)),
@@ -142,8 +142,8 @@ def _write_masks(d: dict, rng, n: int, t: int) -> None:
     for i, j, k in zip(*np.nonzero(valid), strict=True):
         y, x = corners[i, j, k]
         masks[i, j, k, y : y + 16, x : x + 16] = 1
-    packed = d["hand_masks"].shape[-1] != 64
-    d["hand_masks"][...] = np.packbits(masks.reshape(n, t, 2, -1), axis=-1) if packed else masks
+    packed = d["hand_masks"].shape[-1] == 8
+    d["hand_masks"][...] = np.packbits(masks, axis=-1) if packed else masks  # packed: (n, t, 2, 64, 8)
     d["mask_valid"][...] = valid
     d["mask_score"][...] = rng.random((n, t, 2)).astype(np.float32) * valid
 

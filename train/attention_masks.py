@@ -27,26 +27,27 @@ from typing import Any
 import h5py
 import numpy as np
 
+from cache.masks import MASK_SOURCES
+from cache.masks import unpack_masks as stored_masks
 from core.errors import CacheError
 
 MASK_SIDE = 64  # the mask stream stores 64x64 masks per hand
 MASK_FIELDS = ("hand_masks", "mask_valid")
+PROMPTED_BY_ATTENTION = MASK_SOURCES.index("attention")
 DEFAULT_ATTENTION_MASS = 0.6  # StreamOptions' default, for a manifest that records none
 
 
 def unpack_masks(stored: np.ndarray, side: int = MASK_SIDE) -> np.ndarray:
-    """Hand masks as (..., side, side) bool, from either storage layout.
+    """Hand masks as (..., side, side) bool, from the stored layout or a dense one.
 
-    ``stored`` is (..., side, side) uint8/bool 0/1, or bit-packed (..., side*side/8) uint8 (np.packbits
-    of the flattened mask, big bit order): the mask stream picks whichever is smaller on disk."""
+    ``stored`` is the cache's bit-packed rows (..., side, side/8) uint8 (``cache/masks.py``, the one place
+    that layout is defined), or (..., side, side) 0/1 (masks made in memory)."""
     stored = np.asarray(stored)
     if stored.shape[-2:] == (side, side):
         return stored.astype(bool)
-    packed = side * side // 8
-    if stored.shape[-1] != packed or stored.dtype != np.uint8:
+    if stored.shape[-2:] != (side, side // 8) or stored.dtype != np.uint8:
         raise ValueError(f"hand masks of shape {stored.shape} {stored.dtype} are neither 64x64 nor packed")
-    bits = np.unpackbits(stored, axis=-1, count=side * side)  # (..., side*side)
-    return bits.reshape(*stored.shape[:-1], side, side).astype(bool)
+    return stored_masks(stored)
 
 
 def attention_keep(attn: np.ndarray, mass: float) -> np.ndarray:
@@ -96,7 +97,7 @@ def sequence_agreement(
 ) -> tuple[float, float, int] | None:
     """(mean IoU, mean mass share, frames counted) of one sequence, or None when no frame counts.
 
-    ``attn`` (T, h, w); ``masks`` (T, 2, 64, 64) or packed (T, 2, 512); ``mask_valid`` (T, 2);
+    ``attn`` (T, h, w); ``masks`` (T, 2, 64, 64) or packed (T, 2, 64, 8); ``mask_valid`` (T, 2);
     ``valid`` (T,). A frame counts when it is valid (not a repeat), has a valid hand and some attention.
     """
     hands = unpack_masks(masks) & np.asarray(mask_valid).astype(bool)[..., None, None]  # (T, 2, S, S)
@@ -143,8 +144,11 @@ def split_agreement(split_file: Path, manifest: Mapping[str, Any]) -> dict[str, 
     try:
         with h5py.File(split_file, "r", locking=False) as f:
             for i in range(len(f["labels"])):
+                usable = f["mask_valid"][i].astype(bool)  # (T, 2)
+                if "mask_source" in f:  # a mask SAM2 drew from attention's own peaks proves nothing here
+                    usable &= f["mask_source"][i] != PROMPTED_BY_ATTENTION
                 got = sequence_agreement(
-                    f["dino_attention"][i], f["hand_masks"][i], f["mask_valid"][i], f["valid"][i], mass
+                    f["dino_attention"][i], f["hand_masks"][i], usable, f["valid"][i], mass
                 )
                 if got is not None:
                     ious.append(got[0])
