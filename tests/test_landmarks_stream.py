@@ -93,11 +93,14 @@ def test_npz_landmarks_are_stored_per_frame_in_slot_order_and_keyed_by_file(smal
     cfg = tiny_extract_config(
         small_demo, tmp_path / "cache", landmarks=f"npz:{folder}", encoders=ONLY_LANDMARKS
     )
-    changed = next(iter(written))
+    changed = sorted(written)[-1]  # among the last files read: a stale in-process copy would show
     arrays = dict(written[changed], left_hand=written[changed]["left_hand"] * 0.5)
     np.savez(folder / f"{changed}.npz", **arrays)
     result = extract(cfg)
     assert (result.key_dir, result.computed, result.reused) == (key_dir, 1, len(written) - 1)
+    rows = stored[changed]["frame_indices"]
+    got = _stored(key_dir)[changed]["landmarks"][:, 0]
+    np.testing.assert_allclose(got, arrays["left_hand"][rows, :, :3], atol=1e-3)
     assert extract(cfg).computed == 0
 
 

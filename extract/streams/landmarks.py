@@ -115,19 +115,22 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 class _NpzFiles:
-    """The last few videos' landmark files, read once each (a batch holds T frames of each video)."""
+    """The last few landmark files read, each once (a batch holds T frames of each video); a file
+    rewritten since (its size or mtime changed) is read again."""
 
     def __init__(self, folder: Path, keep: int = 8) -> None:
         self.folder, self.keep = folder, keep
-        self.files: OrderedDict[str, tuple[Path, dict[str, np.ndarray]]] = OrderedDict()
+        self.files: OrderedDict[tuple[str, int, int], dict[str, np.ndarray]] = OrderedDict()
 
     def frame(self, video: Any, index: int) -> dict[str, np.ndarray]:
-        if video.key not in self.files:
-            path = npz_file(self.folder, video)
-            self.files[video.key] = (path, read_npz(path))
+        path = npz_file(self.folder, video)
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self.files:
+            self.files[key] = read_npz(path)
             while len(self.files) > self.keep:
                 self.files.popitem(last=False)
-        path, arrays = self.files[video.key]
+        arrays = self.files[key]
         if not 0 <= index < len(arrays["hands"]):
             raise BadInputError(
                 f"{path}: has {len(arrays['hands'])} frames, but video {video.key} needs frame {index}; "
