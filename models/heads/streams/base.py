@@ -25,9 +25,7 @@ class HeadStream(nn.Module):
     reads: ClassVar[tuple[str, ...]]
     order: ClassVar[int] = 100  # place in ``all`` and in the fusion fold (the first is the gate's "a")
     optional_reads: ClassVar[tuple[str, ...]] = ()  # also read when the cache has them (pose landmarks)
-    normalise: ClassVar[bool] = (
-        True  # False: the head gets its fields raw (masks, coordinates), no FeatureNorm
-    )
+    normalise: ClassVar[bool] = True  # False: its fields come raw (masks, coordinates), no FeatureNorm
     out_dim: int
 
     def forward(
