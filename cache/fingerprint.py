@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from core.digests import DigestMemo
@@ -31,10 +32,14 @@ def _relative(path: Path, root: Path) -> str:
 def _source_entries(video: Video, digests: DigestMemo | None = None) -> bytes:
     """Each source file's relative path with its size and mtime_ns (or, with ``digests``, its BLAKE2b
     digest), in order: the source's fingerprint."""
+    return _file_entries(video.files, Path(video.root), digests)
+
+
+def _file_entries(files: Iterable[Path], root: Path, digests: DigestMemo | None = None) -> bytes:
     parts = []
-    for path in video.files:
+    for path in files:
         if digests is not None:
-            parts.append(f"{_relative(Path(path), Path(video.root))}\0{digests.digest(Path(path))}\0")
+            parts.append(f"{_relative(Path(path), root)}\0{digests.digest(Path(path))}\0")
             continue
         try:
             st = os.stat(path)
@@ -42,8 +47,19 @@ def _source_entries(video: Video, digests: DigestMemo | None = None) -> bytes:
             raise BadInputError(
                 f"{path}: cannot read file ({exc.strerror}); check the dataset folder"
             ) from exc
-        parts.append(f"{_relative(Path(path), Path(video.root))}\0{st.st_size}\0{st.st_mtime_ns}\0")
+        parts.append(f"{_relative(Path(path), root)}\0{st.st_size}\0{st.st_mtime_ns}\0")
     return "".join(parts).encode()
+
+
+def with_imports(fingerprint: str, files: tuple[Path, ...], digests: DigestMemo | None = None) -> str:
+    """A video's fingerprint joined with files a stream imports for it (``--landmarks npz:DIR``), each
+    named by its file name and fingerprinted as the frames are (stat, or content with ``digests``).
+    Without imported files the fingerprint is returned unchanged, so existing caches stay valid."""
+    if not files:
+        return fingerprint
+    h = hashlib.sha256(f"{fingerprint}\0imports\0".encode())
+    h.update(_file_entries(files, Path(files[0]).parent, digests))
+    return h.hexdigest()
 
 
 def video_fingerprint(

@@ -39,6 +39,18 @@ class ExtractConfig:
             "help": "also store DINO's per-head CLS->patch maps (dino_attention_heads), not just their mean"
         },
     )
+    landmarks: str = field(
+        default="none",
+        metadata={
+            "help": "hand landmarks per frame (landmarks, landmark_valid): none; mediapipe (MediaPipe "
+            "HandLandmarker, pip install '.[landmarks]', with --landmark-model); or npz:DIR (the landmark "
+            "system's <video_id>.npz files: left_hand, right_hand, optional pose)",
+            "metavar": "none|mediapipe|npz:DIR",
+        },
+    )
+    landmark_model: str = field(
+        default="", metadata={"help": "the hand_landmarker.task file that --landmarks mediapipe runs"}
+    )
     weights: Literal["pretrained", "random"] = field(
         default="pretrained",
         metadata={"help": "real pretrained weights, or the same architectures with seeded random weights"},

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cache.fingerprint import content_id, video_fingerprint
+from cache.fingerprint import content_id, video_fingerprint, with_imports
 from cache.key import extraction_key
 from cache.schema import SCHEMA_VERSION
 from core.digests import MEMO_NAME, DigestMemo
@@ -107,10 +107,18 @@ def make_plan(cfg: ExtractConfig) -> Plan:
         print(f"warning: {line}", file=sys.stderr)
     sources: dict[tuple[str, str], bytes] = {}  # each source's files are statted once, however many segments
     memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
-    fingerprints = {v.key: video_fingerprint(v, sources, memo) for v in prepared.dataset.videos}
+    options = stream_options(cfg, prepared.dataset.format)
+    streams = active_streams(encoder_models(cfg), options)
+    fingerprints = {
+        v.key: with_imports(
+            video_fingerprint(v, sources, memo),
+            tuple(p for s in streams for p in s.sources(v, options)),
+            memo,
+        )
+        for v in prepared.dataset.videos
+    }
     if memo is not None:
         memo.save()
     items = [PlanItem(s, content_id(fingerprints[s.video.key], s.aug_index)) for s in prepared.sequences]
-    options = stream_options(cfg, prepared.dataset.format)
     spec = key_spec(cfg, make_augmenter(cfg, prepared.dataset.classes), options)
     return Plan(prepared.dataset, prepared.assignment, items, extraction_key(spec), spec, options)

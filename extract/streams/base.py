@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +35,8 @@ class StreamOptions:
     annotations: str = ""  # the dataset format whose annotations are stored ("" when it ships none)
     hands_every: int = 1  # YOLO on every N-th frame of a sequence, boxes interpolated between (hands.py)
     crop_source: str = "attention"  # what SwAV's crop box comes from: DINO attention, or the hand masks
+    landmarks: str = "none"  # hand landmark source: none, mediapipe or npz:DIR (streams/landmarks.py)
+    landmark_model: str = ""  # hand_landmarker.task for --landmarks mediapipe
 
     @classmethod
     def from_config(cls, cfg: Any) -> StreamOptions:
@@ -80,6 +83,11 @@ class Stream:
     def key(self, options: StreamOptions) -> dict[str, Any]:
         """The options that change this stream's bytes (part of the cache key)."""
         return {}
+
+    def sources(self, video: Any, options: StreamOptions) -> tuple[Path, ...]:
+        """Files besides the frames that this stream reads for ``video`` (imported landmarks): they join
+        the video's fingerprint, so a changed file re-extracts that video and nothing else."""
+        return ()
 
     def meta(self, options: StreamOptions) -> dict[str, Any]:
         """Extra manifest entries (the 12-channel stream names its channels)."""

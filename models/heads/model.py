@@ -10,16 +10,18 @@ from torch import nn
 
 from models.heads.fusion import GatedFusion
 from models.heads.normalize import FeatureNorm
-from models.heads.streams import build_head, registered_heads, resolve_streams
+from models.heads.streams import build_head, claimed_fields, head_fields, registered_heads, resolve_streams
 
 
 def cache_shapes(manifest: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Per-frame shape of every float field a cache manifest records (what heads can read)."""
+    """Per-frame shape of every float field a cache manifest records, and of any field a registered head
+    reads whatever its dtype (a validity mask): what heads can read."""
     fields = manifest["dims"]["fields"]
+    claimed = claimed_fields()
     return {
         name: tuple(int(x) for x in spec["shape"])
         for name, spec in fields.items()
-        if spec["dtype"] == "float"
+        if spec["dtype"] == "float" or name in claimed
     }
 
 
@@ -62,8 +64,7 @@ class ModelArgs:
         """Resolve ``--streams`` against the cache and read the input shapes from its manifest."""
         shapes = cache_shapes(manifest)
         names = resolve_streams(streams, shapes)
-        heads = registered_heads()
-        reads = [f for n in names for f in (heads[n].reads if n in heads else (n,))]
+        reads = [f for n in names for f in head_fields(n, shapes)]
         return cls(
             num_classes=len(manifest["class_names"]),
             streams=tuple(names),
@@ -93,7 +94,16 @@ class GestureModel(nn.Module):
         super().__init__()
         self.args = args
         h = args.hidden
-        self.norms = nn.ModuleDict({name: FeatureNorm(shape) for name, shape in args.inputs.items()})
+        heads = registered_heads()
+        raw = {
+            f
+            for n in args.streams
+            if n in heads and not heads[n].normalise
+            for f in head_fields(n, args.inputs)
+        }
+        self.norms = nn.ModuleDict(
+            {name: FeatureNorm(shape) for name, shape in args.inputs.items() if name not in raw}
+        )
         self.heads = nn.ModuleDict(
             {name: build_head(name, args.inputs, h, args.dropout, args.kernel_size) for name in args.streams}
         )
@@ -113,7 +123,8 @@ class GestureModel(nn.Module):
     def set_statistics(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Fix the input standardisation from training-split statistics (see FeatureNorm)."""
         for name, (mean, std) in stats.items():
-            self.norms[name].set_statistics(mean, std)
+            if name in self.norms:  # a head that reads its fields raw normalises them itself
+                self.norms[name].set_statistics(mean, std)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -136,7 +147,10 @@ class GestureModel(nn.Module):
                 f"streams {list(self.args.streams)} need cache fields {missing}, which were not given"
             )
         valid = valid.bool()
-        inputs = {name: self.norms[name](fields[name]) for name in self.fields}
+        inputs = {
+            name: self.norms[name](fields[name]) if name in self.norms else fields[name].float()
+            for name in self.fields
+        }
         aux: dict[str, torch.Tensor] = {}
         summaries = []
         for head in self.heads.values():

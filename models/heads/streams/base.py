@@ -24,6 +24,8 @@ class HeadStream(nn.Module):
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]]
     order: ClassVar[int] = 100  # place in ``all`` and in the fusion fold (the first is the gate's "a")
+    optional_reads: ClassVar[tuple[str, ...]] = ()  # also read when the cache has them (pose landmarks)
+    normalise: ClassVar[bool] = True  # False: its fields come raw (masks, coordinates), no FeatureNorm
     out_dim: int
 
     def forward(
@@ -54,11 +56,24 @@ def available_streams(shapes: Shapes) -> dict[str, tuple[str, ...]]:
     """
     heads = sorted(_HEADS.items(), key=lambda item: (item[1].order, item[0]))
     out = {name: cls.reads for name, cls in heads if all(f in shapes for f in cls.reads)}
-    claimed = {f for cls in _HEADS.values() for f in cls.reads}
+    claimed = claimed_fields()
     for field, shape in shapes.items():
         if field not in claimed and len(shape) == 1 and field not in out:
             out[field] = (field,)
     return out
+
+
+def claimed_fields() -> set[str]:
+    """Every field some registered head reads, required or optional (whatever its dtype)."""
+    return {f for cls in _HEADS.values() for f in (*cls.reads, *cls.optional_reads)}
+
+
+def head_fields(name: str, shapes: Shapes) -> tuple[str, ...]:
+    """The fields the head stream ``name`` reads from a cache of these ``shapes``."""
+    if name not in _HEADS:
+        return (name,)
+    cls = _HEADS[name]
+    return (*cls.reads, *(f for f in cls.optional_reads if f in shapes))
 
 
 def default_streams(shapes: Shapes) -> list[str]:

@@ -1,0 +1,212 @@
+"""The landmarks stream: 21 keypoints per hand for two hands per frame, from MediaPipe or imported.
+
+Writes ``landmarks`` (2, 21, 3) float (x, y normalised to the frame, z; slot 0 the left hand, slot 1 the
+right) and ``landmark_valid`` (2,) uint8. ``--landmarks`` picks the source:
+
+- ``mediapipe``: MediaPipe's HandLandmarker on every frame (models/landmarker.py), ``--landmark-model``
+  naming the ``hand_landmarker.task``; keyed by the file's sha256 and the MediaPipe release.
+- ``npz:DIR``: the landmark system's ``.npz`` per video (``DIR/<class>/<video_id>.npz`` or
+  ``DIR/<video_id>.npz``) with ``left_hand`` and ``right_hand`` (T, 21, C) and optional ``pose``
+  (T, 33, C), rows indexed by source frame. Also writes ``pose`` (33, 3) float and ``pose_valid`` ()
+  uint8 (0 for files without pose). The files join each video's fingerprint (``sources``), so a changed
+  file re-extracts its video only. They describe the original video: augmented copies carry them
+  unaugmented, as the annotations stream does.
+
+Runs no encoder role, so it never becomes part of a preset; ``--landmarks none`` (the default) leaves it out.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cache.schema import FieldSpec
+from core.errors import BadInputError, UserError
+from models.landmarker import POINTS, SLOTS, HandLandmarks, check_model, load_landmarker, mediapipe_version
+
+from .base import FrameBatch, Stream, StreamOptions, register_stream
+
+POSE_POINTS = 33  # MediaPipe pose landmarks
+NPZ_VERSION = "landmark-npz-v1"  # bump when the reading of .npz files changes the stored bytes
+_landmarkers: dict[str, HandLandmarks] = {}  # model path -> loaded landmarker, one per process
+
+
+def parse_source(options: StreamOptions) -> tuple[str, Path | None]:
+    """``--landmarks`` -> ("none" | "mediapipe" | "npz", DIR or None); anything else is a user error."""
+    text = (options.landmarks or "none").strip()
+    if text in ("none", "mediapipe"):
+        return text, None
+    kind, sep, folder = text.partition(":")
+    if kind == "npz" and sep and folder:
+        return "npz", Path(folder)
+    raise UserError(f"--landmarks {text!r}: expected none, mediapipe or npz:DIR")
+
+
+def landmarker(model: str) -> HandLandmarks:
+    """The MediaPipe landmarker of ``model``, loaded once per process (tests put a fake one here)."""
+    if model not in _landmarkers:
+        _landmarkers[model] = load_landmarker(model)
+    return _landmarkers[model]
+
+
+def npz_file(folder: Path, video: Any) -> Path:
+    """The ``.npz`` of one video: under its class folder, else directly in ``folder``."""
+    for path in (folder / video.class_name / f"{video.video_id}.npz", folder / f"{video.video_id}.npz"):
+        if path.is_file():
+            return path
+    raise BadInputError(
+        f"{folder}: no landmarks for video {video.key} (looked for {video.class_name}/{video.video_id}.npz "
+        f"and {video.video_id}.npz); export them or drop --landmarks"
+    )
+
+
+def _points(path: Path, name: str, array: np.ndarray, joints: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, joints, C >= 2) -> (T, joints, 3) float32 with NaN as 0, and (T,) uint8: finite, not all zero."""
+    if array.ndim != 3 or array.shape[1] != joints or array.shape[2] < 2:
+        raise BadInputError(
+            f"{path}: '{name}' has shape {array.shape}, expected (T, {joints}, C) with C >= 2; re-export it"
+        )
+    xyz = np.zeros((array.shape[0], joints, 3), np.float32)
+    xyz[..., : min(3, array.shape[2])] = array[..., :3]
+    finite = np.isfinite(xyz).all(axis=(1, 2))
+    xyz = np.nan_to_num(xyz, nan=0.0, posinf=0.0, neginf=0.0)
+    return xyz, (finite & (np.abs(xyz).sum(axis=(1, 2)) > 0)).astype(np.uint8)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """One landmark file -> ``hands`` (T, 2, 21, 3), ``hands_valid`` (T, 2), ``pose`` (T, 33, 3),
+    ``pose_valid`` (T,); a file that is not what the landmark system writes is a one-line error."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {
+                k: np.asarray(z[k], dtype=np.float32) for k in ("left_hand", "right_hand", "pose") if k in z
+            }
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise BadInputError(f"{path}: cannot be read as .npz ({reason}); re-export it") from None
+    missing = [k for k in ("left_hand", "right_hand") if k not in arrays]
+    if missing:
+        raise BadInputError(
+            f"{path}: no {' or '.join(missing)} array (expected left_hand, right_hand (T, 21, C), "
+            "optional pose (T, 33, C)); re-export it"
+        )
+    hands = [_points(path, k, arrays[f"{k}_hand"], POINTS) for k in SLOTS]
+    t = hands[0][0].shape[0]
+    pose, pose_valid = (
+        _points(path, "pose", arrays["pose"], POSE_POINTS)
+        if "pose" in arrays
+        else (np.zeros((t, POSE_POINTS, 3), np.float32), np.zeros(t, np.uint8))
+    )
+    if {len(hands[1][0]), len(pose)} != {t}:
+        raise BadInputError(f"{path}: left_hand, right_hand and pose differ in length (T); re-export it")
+    return {
+        "hands": np.stack([p for p, _ in hands], axis=1),  # (T, 2, 21, 3)
+        "hands_valid": np.stack([v for _, v in hands], axis=1),  # (T, 2)
+        "pose": pose,  # (T, 33, 3)
+        "pose_valid": pose_valid,  # (T,)
+    }
+
+
+class _NpzFiles:
+    """The last few landmark files read, each once (a batch holds T frames of each video); a file
+    rewritten since (its size or mtime changed) is read again."""
+
+    def __init__(self, folder: Path, keep: int = 8) -> None:
+        self.folder, self.keep = folder, keep
+        self.files: OrderedDict[tuple[str, int, int], dict[str, np.ndarray]] = OrderedDict()
+
+    def frame(self, video: Any, index: int) -> dict[str, np.ndarray]:
+        path = npz_file(self.folder, video)
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self.files:
+            self.files[key] = read_npz(path)
+            while len(self.files) > self.keep:
+                self.files.popitem(last=False)
+        arrays = self.files[key]
+        if not 0 <= index < len(arrays["hands"]):
+            raise BadInputError(
+                f"{path}: has {len(arrays['hands'])} frames, but video {video.key} needs frame {index}; "
+                "re-export the landmarks from this video"
+            )
+        return {k: v[index] for k, v in arrays.items()}
+
+
+_npz_readers: dict[str, _NpzFiles] = {}
+
+
+@register_stream
+class Landmarks(Stream):
+    name = "landmarks"
+    models = {}
+
+    def active(self, options: StreamOptions) -> bool:
+        return parse_source(options)[0] != "none"
+
+    def key(self, options: StreamOptions) -> dict[str, Any]:
+        kind, _ = parse_source(options)
+        if kind == "npz":  # the folder is not keyed: each file's fingerprint is (sources)
+            return {"source": "npz", "reader": NPZ_VERSION}
+        from models.encoders.digest import file_sha256
+
+        task = check_model(options.landmark_model)
+        return {"source": "mediapipe", "mediapipe": mediapipe_version(), "model_sha256": file_sha256(task)}
+
+    def sources(self, video: Any, options: StreamOptions) -> tuple[Path, ...]:
+        kind, folder = parse_source(options)
+        return (npz_file(folder, video),) if kind == "npz" and folder is not None else ()
+
+    def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
+        hands = (
+            FieldSpec("landmarks", (len(SLOTS), POINTS, 3)),
+            FieldSpec("landmark_valid", (len(SLOTS),), "uint8", bounds=(0, 1)),
+        )
+        if parse_source(options)[0] != "npz":
+            return hands
+        return (
+            *hands,
+            FieldSpec("pose", (POSE_POINTS, 3)),
+            FieldSpec("pose_valid", (), "uint8", bounds=(0, 1)),
+        )
+
+    def run(self, batch: FrameBatch) -> dict[str, torch.Tensor]:
+        kind, folder = parse_source(batch.options)
+        if kind == "mediapipe":
+            frames = batch.frames.mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            with batch.stage("landmarks"):
+                points, valid = landmarker(batch.options.landmark_model)(frames)  # (N, 2, 21, 3), (N, 2)
+            return {"landmarks": torch.from_numpy(points), "landmark_valid": torch.from_numpy(valid)}
+        n = batch.frames.shape[0]
+        if batch.samples is None:  # predict's new inputs have no landmark files: stored as absent
+            print(
+                "warning: --landmarks npz: new inputs have no .npz; their landmarks are absent",
+                file=sys.stderr,
+            )
+            rows = [read_empty()] * n
+        else:
+            reader = _npz_readers.setdefault(str(folder), _NpzFiles(folder))
+            rows = [reader.frame(video, index) for video, index in batch.samples]
+        stack = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
+        return {
+            "landmarks": stack["hands"],  # (N, 2, 21, 3)
+            "landmark_valid": stack["hands_valid"],  # (N, 2)
+            "pose": stack["pose"],  # (N, 33, 3)
+            "pose_valid": stack["pose_valid"],  # (N,)
+        }
+
+
+def read_empty() -> dict[str, np.ndarray]:
+    """One frame with no landmarks at all (every validity 0)."""
+    return {
+        "hands": np.zeros((len(SLOTS), POINTS, 3), np.float32),
+        "hands_valid": np.zeros(len(SLOTS), np.uint8),
+        "pose": np.zeros((POSE_POINTS, 3), np.float32),
+        "pose_valid": np.zeros((), np.uint8),
+    }
