@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from cache.chunks import chunk_layout_fault
 from cache.diskfull import RESUME_ADVICE, disk_full_error
 from cache.guarded import h5_writer
 from cache.key import canonical_json
@@ -82,8 +83,11 @@ class _SourceShard:
     def dataset(self, name: str, like: tuple[Any, ...]) -> tuple[h5py.Dataset, bool]:
         """The shard's dataset and whether its raw chunks can be copied into storage ``like``."""
         if name not in self.chunked:
-            self.chunked[name] = self.h5[name]
-            self.same_storage[name] = _filters(self.chunked[name]) == like
+            ds = self.h5[name]
+            if (fault := chunk_layout_fault(ds)) is not None:
+                raise _damaged(self.path, f"{name}: {fault}")
+            self.chunked[name] = ds
+            self.same_storage[name] = _filters(ds) == like
         return self.chunked[name], self.same_storage[name]
 
     def label(self, row: int) -> int:

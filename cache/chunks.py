@@ -68,3 +68,32 @@ def direct_reader(ds: h5py.Dataset) -> Callable[[int], np.ndarray] | None:
         return items.view(dtype).reshape(shape)  # (*shape,) writable
 
     return read
+
+
+def chunk_layout_fault(ds: h5py.Dataset) -> str | None:
+    """Why the chunk index of a one-sequence-per-chunk dataset is damaged, or None when it is whole.
+
+    A checksum proves a chunk's bytes, not that the index points at the right chunk: a damaged index
+    entry can point one sequence at another's chunk, or drop it so it reads the fill value, and both
+    decode cleanly. Every sequence this toolkit writes has its own chunk, so either is damage.
+    """
+    if ds.chunks is None or ds.ndim < 2 or ds.chunks[0] != 1 or ds.shape[0] == 0:
+        return None
+    rows: set[int] = set()
+    offsets: set[int] = set()
+
+    def visit(info: h5py.h5d.StoreInfo) -> None:
+        rows.add(info.chunk_offset[0])
+        offsets.add(info.byte_offset)
+
+    try:
+        ds.id.chunk_iter(visit)
+    except Exception as exc:  # noqa: BLE001 - whatever libhdf5 raises for an unreadable index
+        return f"chunk index unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    if len(offsets) < len(rows):
+        return "two sequences point at one stored chunk"
+    missing = sorted(set(range(ds.shape[0])) - rows)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        return f"sequence(s) {missing[:5]}{more} have no stored chunk"
+    return None

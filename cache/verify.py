@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from cache.chunks import chunk_layout_fault
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.reader import attr_text
 from cache.schema import (
@@ -56,6 +57,8 @@ def _scan_dataset(ds: h5py.Dataset, field: str, dims: Dims, num_classes: int) ->
     first_error = ""
     nonfinite: list[int] = []
     bad_values: list[int] = []
+    if (fault := chunk_layout_fault(ds)) is not None:
+        return [fault]
     rows = range(ds.shape[0]) if ds.chunks and ds.shape[1:] else [slice(None)]  # one read per chunk
     spec = dims.field(field)
     bounds = spec.bounds if spec is not None else None  # the range its stream declared

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from faults.harness import flip_bytes_in_chunk
 
-from cache.chunks import direct_reader
+from cache.chunks import chunk_layout_fault, direct_reader
 
 SHAPE = (5, 3, 7)  # (N, ...): odd sizes, so no byte plane lines up by accident
 
@@ -72,3 +72,15 @@ def test_a_damaged_chunk_raises_what_h5py_raises(tmp_path: Path):
             read(1)
         assert str(direct.value) == str(by_h5py.value)
         assert read(0).tobytes() == values[0].tobytes() and read(2).tobytes() == values[2].tobytes()
+
+
+def test_a_sequence_without_its_own_chunk_is_a_damaged_index(tmp_path: Path):
+    """A dropped index entry reads as the fill value, and decodes cleanly: only the index shows it."""
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        ds = h5.create_dataset("x", shape=(3, 4), chunks=(1, 4), compression="gzip", fletcher32=True)
+        ds[0], ds[2] = np.ones(4), np.ones(4)
+        assert chunk_layout_fault(ds) == "sequence(s) [1] have no stored chunk"
+        ds[1] = np.ones(4)
+        assert chunk_layout_fault(ds) is None
+        contiguous = h5.create_dataset("y", data=np.zeros((3, 4)))
+        assert chunk_layout_fault(contiguous) is None
