@@ -8,19 +8,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.heads.derived import derived_shapes, raw_fields
 from models.heads.fusion import GatedFusion
 from models.heads.normalize import FeatureNorm
 from models.heads.streams import build_head, registered_heads, resolve_streams
 
 
 def cache_shapes(manifest: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Per-frame shape of every float field a cache manifest records (what heads can read)."""
+    """Per-frame shape of every float field a cache manifest records, and of every derived field its
+    stored fields can feed (models/heads/derived.py): what heads can read."""
     fields = manifest["dims"]["fields"]
-    return {
+    stored = {
         name: tuple(int(x) for x in spec["shape"])
         for name, spec in fields.items()
         if spec["dtype"] == "float"
     }
+    return {**stored, **derived_shapes(fields)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,10 @@ class GestureModel(nn.Module):
         super().__init__()
         self.args = args
         h = args.hidden
-        self.norms = nn.ModuleDict({name: FeatureNorm(shape) for name, shape in args.inputs.items()})
+        raw = raw_fields()  # masks stay 0/1: the heads multiply by them
+        self.norms = nn.ModuleDict(
+            {name: FeatureNorm(shape) for name, shape in args.inputs.items() if name not in raw}
+        )
         self.heads = nn.ModuleDict(
             {name: build_head(name, args.inputs, h, args.dropout, args.kernel_size) for name in args.streams}
         )
@@ -113,7 +119,8 @@ class GestureModel(nn.Module):
     def set_statistics(self, stats: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Fix the input standardisation from training-split statistics (see FeatureNorm)."""
         for name, (mean, std) in stats.items():
-            self.norms[name].set_statistics(mean, std)
+            if name in self.norms:
+                self.norms[name].set_statistics(mean, std)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -136,7 +143,7 @@ class GestureModel(nn.Module):
                 f"streams {list(self.args.streams)} need cache fields {missing}, which were not given"
             )
         valid = valid.bool()
-        inputs = {name: self.norms[name](fields[name]) for name in self.fields}
+        inputs = {n: self.norms[n](fields[n]) if n in self.norms else fields[n] for n in self.fields}
         aux: dict[str, torch.Tensor] = {}
         summaries = []
         for head in self.heads.values():
