@@ -5,60 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
-from train_fixtures import write_synthetic_cache
+from hand_fixtures import box, swipe_cache
 
 from models.hand_motion import hand_motion
 from train.config import TrainConfig
 from train.fit import run_train
 from train.runtime import open_manifest, split_dataset
-
-SWIPES = {"down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0)}
-FRAMES = 12
-
-
-def _box(cx: float, cy: float, size: float, conf: float) -> list[float]:
-    return [cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2, conf, 0.0]
-
-
-def _swipe_cache(root: Path, mode: str) -> Path:
-    """A cache whose hand boxes are swipes (jittered start, speed and size) plus a resting second hand.
-
-    ``mode``: "true"; "swapped": the two detections listed in the other order in random frames;
-    "shuffled": every frame's boxes moved to a random frame of the split, so no motion is left.
-    """
-    key = write_synthetic_cache(
-        root, classes=tuple(SWIPES), counts={"train": 48, "val": 32, "test": 0}, frames=FRAMES, seed=3
-    )
-    rng = np.random.default_rng(7)
-    for split in ("train", "val"):
-        with h5py.File(key / f"{split}.h5", "r+") as h5:
-            labels, indices = h5["labels"][...], h5["frame_indices"][...]
-            n = len(labels)
-            boxes = np.zeros((n, FRAMES, 2, 6), np.float32)
-            for i, y in enumerate(labels):
-                dx, dy = SWIPES[list(SWIPES)[y]]
-                travel, size = rng.uniform(0.3, 0.6), rng.uniform(0.08, 0.14)
-                cx, cy = 0.5 + rng.uniform(-0.08, 0.08, 2)
-                for t, frame in enumerate(indices[i]):
-                    p = frame / (FRAMES - 1) - 0.5  # -0.5 .. 0.5 along the swipe
-                    moving = _box(cx + dx * travel * p, cy + dy * travel * p, size, rng.uniform(0.5, 0.9))
-                    resting = _box(0.9 + rng.normal(0, 0.005), 0.9 + rng.normal(0, 0.005), 0.1, 0.6)
-                    rows = [moving, resting]
-                    flip = rng.random() < 0.5  # drawn in every mode: the boxes stay the same
-                    if mode == "swapped" and flip:
-                        rows = rows[::-1]
-                    boxes[i, t] = rows
-            count = np.full((n, FRAMES), 2, np.uint8)
-            if mode == "shuffled":
-                order = rng.permutation(n * FRAMES)
-                boxes = boxes.reshape(n * FRAMES, 2, 6)[order].reshape(n, FRAMES, 2, 6)
-            h5["hand_boxes"][...] = boxes
-            h5["hand_count"][...] = count
-    return key
 
 
 def _train(cache: Path, out: Path, name: str) -> float:
@@ -79,11 +34,11 @@ def one_thread():
 
 
 def test_swipes_are_learned_from_the_hand_track_alone(tmp_path, one_thread):
-    assert _train(_swipe_cache(tmp_path / "cache", "true"), tmp_path / "runs", "hands") >= 0.95
+    assert _train(swipe_cache(tmp_path / "cache", "true"), tmp_path / "runs", "hands") >= 0.95
 
 
 def test_boxes_shuffled_across_frames_teach_nothing(tmp_path, one_thread):
-    acc = _train(_swipe_cache(tmp_path / "cache", "shuffled"), tmp_path / "runs", "shuffled")
+    acc = _train(swipe_cache(tmp_path / "cache", "shuffled"), tmp_path / "runs", "shuffled")
     assert acc <= 0.5, f"4 classes, chance 0.25: the shuffled track still gave {acc}"
 
 
@@ -91,7 +46,7 @@ def test_the_detection_order_changes_nothing(tmp_path):
     """What training reads from the cache is the same whichever order the detector listed the hands."""
     features = []
     for mode in ("true", "swapped"):
-        key = _swipe_cache(tmp_path / mode, mode)
+        key = swipe_cache(tmp_path / mode, mode)
         ds = split_dataset(key, open_manifest(key), "val", ("hand_motion", "hand_mask"), preload=True)
         features.append([(ds[i]["hand_motion"], ds[i]["hand_mask"]) for i in range(len(ds))])
     for (a, ma), (b, mb) in zip(*features, strict=True):
@@ -103,7 +58,7 @@ def test_the_detection_order_changes_nothing(tmp_path):
 
 def test_a_missing_hand_is_masked_not_a_hand_at_the_corner():
     boxes = np.zeros((4, 2, 6), np.float32)
-    boxes[:, 0] = _box(0.3, 0.5, 0.1, 0.9)
+    boxes[:, 0] = box(0.3, 0.5, 0.1, 0.9)
     boxes[:, 0, 0] += np.array([0, 0.05, 0.1, 0.15])[:]  # x1 drifts right
     count = np.array([1, 0, 1, 1])
     motion, mask = hand_motion(boxes, count)
