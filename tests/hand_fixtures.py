@@ -61,8 +61,7 @@ def swipe_cache(root: Path, mode: str = "true", signers: int = 0) -> Path:
             h5["hand_count"][...] = count
             if signers:
                 ids = [
-                    f"{s}-{signer[i]:03d}"
-                    for i, s in enumerate(manifest["splits"][split]["sequence_ids"])
+                    f"{s}-{signer[i]:03d}" for i, s in enumerate(manifest["splits"][split]["sequence_ids"])
                 ]
                 manifest["splits"][split]["sequence_ids"] = ids
                 h5["sequence_ids"][...] = np.array([i.encode() for i in ids])
