@@ -6,14 +6,16 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hand_fixtures import swipe_cache
+from sklearn.metrics import adjusted_rand_score
 
 from core.errors import BadInputError
 from train.config import TrainConfig
 from train.fit import run_train
-from train.signer import supcon_loss
+from train.signer import pseudo_signers, supcon_loss
 
 SIGNERS = 4
 
@@ -82,3 +84,19 @@ def test_signer_adversarial_without_subjects_says_what_to_pass(tmp_path):
     cache = swipe_cache(tmp_path / "cache")
     with pytest.raises(BadInputError, match="--pseudo-signers"):
         _val(cache, tmp_path, "none", epochs=1, signer_adversarial=0.5)
+
+
+def test_pseudo_signers_group_sequences_by_their_features():
+    """Without subjects, K-means over each sequence's mean features finds the three "people"."""
+    rng = np.random.default_rng(0)
+    people = rng.normal(0, 5, (3, 4))
+    who = np.repeat(np.arange(3), 4)
+    items = []
+    for p in who:
+        x = torch.from_numpy((people[p] + rng.normal(0, 0.3, (6, 4))).astype(np.float32))  # (T, D)
+        valid = torch.ones(6, dtype=torch.bool)
+        valid[4:] = False
+        x[4:] = torch.from_numpy(rng.normal(0, 50, 4).astype(np.float32))  # repeats of a short video: ignored
+        items.append({"feature": x, "valid": valid})
+    ids = pseudo_signers(items, ["feature"], 3, seed=0)
+    assert adjusted_rand_score(who, ids) == 1.0
