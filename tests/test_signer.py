@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from hand_fixtures import swipe_cache
 from sklearn.metrics import adjusted_rand_score
 
+from cli.config_args import add_config_args, build_config
 from core.errors import BadInputError
 from train.config import TrainConfig
 from train.fit import run_train
@@ -100,3 +102,14 @@ def test_pseudo_signers_group_sequences_by_their_features():
         items.append({"feature": x, "valid": valid})
     ids = pseudo_signers(items, ["feature"], 3, seed=0)
     assert adjusted_rand_score(who, ids) == 1.0
+
+
+def test_the_flags_alone_take_the_landmark_systems_defaults():
+    parser = argparse.ArgumentParser()
+    add_config_args(parser, TrainConfig)
+    plain = build_config(TrainConfig, parser.parse_args(["--cache", "c"]))
+    alone = build_config(TrainConfig, parser.parse_args(["--cache", "c", "--signer-adversarial", "--supcon"]))
+    given = build_config(TrainConfig, parser.parse_args(["--cache", "c", "--signer-adversarial", "0.2"]))
+    assert (plain.signer_adversarial, plain.supcon) == (0.0, 0.0)  # off unless asked for
+    assert (alone.signer_adversarial, alone.supcon, alone.supcon_temperature) == (0.5, 0.1, 0.07)
+    assert given.signer_adversarial == 0.2
