@@ -60,8 +60,8 @@ def _val(cache: Path, out: Path, name: str, **kw) -> dict:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="measured on a 2-core CPU: probe 0.62 without the adversary, 0.69 with λ 0.5 (30 epochs); the "
-    "reversed gradient fools the running signer head without removing the signer from the embedding",
+    reason="measured on a 2-core CPU: probe 0.62 without the adversary, 0.60 with λ 0.5 (chance 0.28, 30 "
+    "epochs); the reversed gradient fools the running signer head, the signer stays in the embedding",
 )
 def test_the_adversary_hides_the_signer_and_keeps_the_class(signer_cache, tmp_path):
     plain = _val(signer_cache, tmp_path, "plain")
