@@ -19,6 +19,13 @@ class DemoConfig:
     epochs: int = field(default=30, metadata={"help": "training epochs"})
     seed: int = field(default=0, metadata={"help": "seed for splits and training"})
     workers: int = field(default=2, metadata={"help": "DataLoader workers for extraction"})
+    streams: tuple[str, ...] = field(
+        default=DEMO_STREAMS,
+        metadata={
+            "help": "--streams of each run, one run each, compared in the runs table",
+            "metavar": "STREAMS",
+        },
+    )
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -52,8 +59,8 @@ def run_demo(cfg: DemoConfig) -> Path:
     result = run_extract(extract_cfg)
     dataset = discover(data_dir)
     print(summarize(dataset, load_splits(result.key_dir / "splits.json")), flush=True)
-    run_dir = None
-    for streams in DEMO_STREAMS:  # each stream alone, then all of them fused
+    run_dir = Path()
+    for streams in cfg.streams:  # by default each stream alone, then the three fused
         run_dir = run_train(
             TrainConfig(
                 cache=result.key_dir,
@@ -65,4 +72,4 @@ def run_demo(cfg: DemoConfig) -> Path:
             )
         )
     print(list_runs(cfg.out / "runs"), flush=True)
-    return run_dir  # the fused run; training ends by evaluating best.pt on val and test, with plots
+    return run_dir  # the last run; training ends by evaluating best.pt on val and test, with plots
