@@ -11,6 +11,7 @@ import torch
 from hand_fixtures import box, swipe_cache
 
 from models.hand_motion import hand_motion
+from train.arrays import SplitSource, decode_cache
 from train.config import TrainConfig
 from train.fit import run_train
 from train.runtime import open_manifest, split_dataset
@@ -65,3 +66,17 @@ def test_a_missing_hand_is_masked_not_a_hand_at_the_corner():
     assert mask[:, 0, 0].tolist() == [1, 0, 1, 1] and not mask[:, 1].any()
     assert mask[:, 0, 1].tolist() == [0, 0, 0, 1], "a velocity needs the hand in this and the frame before"
     np.testing.assert_allclose(motion[3, 0, 4], (0.15 - 0.10) / 2, atol=1e-6)  # centre moved half of x1
+
+
+def test_sweeps_decoded_arrays_hold_the_same_track_as_the_reader(tmp_path):
+    key = swipe_cache(tmp_path / "cache", "swapped")
+    fields = ("hand_mask", "hand_motion")
+    decoded = decode_cache(key, fields, tmp_path / "runs", splits=("val",))
+    try:
+        arrays = SplitSource.as_stored(decoded).dataset("val", fields)
+        reader = split_dataset(key, open_manifest(key), "val", fields, preload=False)
+        for i in range(len(reader)):
+            for name in fields:
+                torch.testing.assert_close(arrays[i][name], reader[i][name], rtol=0, atol=0)
+    finally:
+        decoded.remove()
