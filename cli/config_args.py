@@ -55,6 +55,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             kwargs["type"] = tp
             kwargs["metavar"] = f.metadata.get("metavar", f.name.upper())
+            if "const" in f.metadata:  # the flag alone means this value
+                kwargs.update(nargs="?", const=f.metadata["const"])
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 

@@ -18,7 +18,8 @@ from train.predict import run_predict
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
-    return run_demo(DemoConfig(out=tmp_path_factory.mktemp("demo"), workers=1))
+    # One run, the full model of the default streams (the demo itself also trains each stream alone).
+    return run_demo(DemoConfig(out=tmp_path_factory.mktemp("demo"), workers=1, streams=("all",)))
 
 
 def _manifest(run_dir: Path) -> dict:

@@ -29,6 +29,7 @@ from cache.chunks import direct_reader
 from cache.schema import decode_id
 from core.errors import BadInputError, CacheError
 from models.heads.model import input_fields
+from train.derived import derive_arrays, stored_fields
 from train.runtime import available_memory_bytes, open_manifest, split_count, split_path
 
 SPLITS = ("train", "val", "test")
@@ -165,7 +166,8 @@ def decode_cache(
     _remove_orphans(SHM)
     _remove_orphans(Path(near))
     splits = tuple(s for s in splits if split_count(manifest, s))
-    need = _decoded_bytes(cache, manifest, fields, splits)
+    stored = stored_fields(fields, manifest["dims"]["fields"])  # derived fields: from what they read
+    need = _decoded_bytes(cache, manifest, stored, splits)
     Path(near).mkdir(parents=True, exist_ok=True)
     where = SHM if _fits_shm(need) else Path(near)
     if where != SHM:
@@ -177,7 +179,8 @@ def decode_cache(
     decoded = DecodedCache(out, cache, manifest, tuple(fields))
     try:
         for split in splits:
-            decoded.stored_bytes += _decode_split(split_path(cache, manifest, split), split, fields, out)
+            decoded.stored_bytes += _decode_split(split_path(cache, manifest, split), split, stored, out)
+            _write_derived(out, split, stored, fields)
         meta = {"cache": str(cache), "manifest": manifest, "fields": list(fields)}
         (out / "decoded.json").write_text(json.dumps(meta), encoding="utf-8")
     except BaseException:
@@ -209,6 +212,13 @@ def _decode_split(path: Path, split: str, fields: tuple[str, ...], out: Path) ->
         raise CacheError(f"{path}: cannot decode ({reason}); run `pipeline.py cache verify`") from exc
     (out / f"{split}.ids.json").write_text(json.dumps(ids), encoding="utf-8")
     return stored
+
+
+def _write_derived(out: Path, split: str, stored: tuple[str, ...], fields: tuple[str, ...]) -> None:
+    """``<split>.<name>.npy`` of each derived field, computed once per sequence from the decoded arrays."""
+    arrays = {n: np.load(out / f"{split}.{n}.npy", mmap_mode="r") for n in (*stored, "valid")}
+    for name, value in derive_arrays(arrays, fields).items():
+        np.save(out / f"{split}.{name}.npy", value)
 
 
 def _decoded_bytes(

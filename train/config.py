@@ -40,6 +40,26 @@ class TrainConfig:
     folds: str | None = _f(
         None, "cross-validate: K folds over train+val (grouped by subject), or 'loso' (test held out)"
     )
+    signer_adversarial: float = field(
+        default=0.0,
+        metadata={
+            "help": "λ of a gradient-reversal signer classifier on the sequence embedding; 0: off, the flag "
+            "alone: 0.5. Signers are the cache's subjects, or --pseudo-signers",
+            "const": 0.5,
+        },
+    )
+    supcon: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of a supervised contrastive loss on the normalised embedding; 0: off, the flag "
+            "alone: 0.1",
+            "const": 0.1,
+        },
+    )
+    supcon_temperature: float = _f(0.07, "temperature τ of the supervised contrastive loss")
+    pseudo_signers: int = _f(
+        0, "K: when the cache knows no subjects, K-means over the sequences' features names K pseudo-signers"
+    )
 
 
 @dataclass

@@ -35,6 +35,7 @@ from train.runtime import (
     split_dataset,
     split_path,
 )
+from train.signer import evaluate_signers
 
 MAX_MISCLASSIFIED = 50
 
@@ -109,6 +110,11 @@ def evaluate_split(
         agreement = split_agreement(split_path(cache_dir, manifest, split), manifest)
         if agreement is not None:
             report["attention_masks"] = agreement
+    probe, signers, signer_names = evaluate_signers(
+        out.aux["embedding"], dataset, cache_dir, manifest, model.fields, cfg
+    )
+    if probe is not None:
+        report["signer_probe"] = probe  # lower accuracy (vs its chance) = a more signer-invariant embedding
     report["plots"] = _plots(
         out,
         report,
@@ -119,6 +125,17 @@ def evaluate_split(
         channel_names,
         int(cfg["seed"]),
     )
+    if signers is not None:
+        tsne = plot_tsne(
+            out.aux["embedding"],
+            signers,
+            signer_names,
+            Path(out_dir) / f"tsne_signer_{split}.png",
+            f"t-SNE of sequence embeddings by signer ({split})",
+            seed=int(cfg["seed"]),
+        )
+        if tsne is not None:
+            report["plots"]["tsne_signer"] = tsne.name
     _merge_report(Path(out_dir) / "report.json", split, report)
     return report
 
@@ -237,6 +254,12 @@ def format_summary(report: dict[str, Any]) -> str:
         fw = att["frame_weights"]
         most, least = att["most_attended_frame"], att["least_attended_frame"]
         lines.append(f"  frames: most attended {most} ({fw[most]:.3f}), least {least} ({fw[least]:.3f})")
+    if "signer_probe" in report:
+        p = report["signer_probe"]
+        lines.append(
+            f"  signer probe: accuracy {p['accuracy']:.3f} (chance {p['chance']:.3f}, {p['signers']} "
+            f"{p['source']}; lower is more signer-invariant)"
+        )
     gates = att.get("fusion_gate", {})
     labels = {"dino_vs_swav": "DINO share vs SwAV", "twelve_vs_dino_swav": "12-channel share vs DINO+SwAV"}
     if gates:

@@ -54,6 +54,7 @@ from train.runtime import (
     split_count,
     split_dataset,
 )
+from train.signer import signer_objective
 
 CSV_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "train_f1", "val_loss", "val_acc", "val_f1")
 
@@ -92,6 +93,7 @@ class _Run:
     base: dict[str, Any]  # checkpoint entries that do not change between epochs
     manifest: dict[str, Any]
     source: Any = None  # train.arrays.SplitSource, or None: the cache's split files
+    objective: nn.Module | None = None  # signer adversary / SupCon (train/signer.py), or None
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None
 
     @property
@@ -167,6 +169,9 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
     net = wrap_model(model, ranks, device)
     if ranks.distributed:  # same weights everywhere (DDP broadcasts rank 0's); dropout masks differ
         torch.manual_seed(cfg.seed + ranks.rank)
+    train_ds, objective = signer_objective(cfg, manifest, train_ds, fields, model.embed_dim)
+    if objective is not None:
+        objective = objective.to(device)
     batch = per_rank_batch(cfg.batch_size, ranks)
     sampler = train_sampler(train_ds, ranks, cfg.seed)
     train_loader = make_loader(train_ds, batch, True, cfg.seed, cfg.workers, device, sampler)
@@ -175,8 +180,9 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
         if val_ds
         else None
     )
+    params = [*model.parameters(), *(objective.parameters() if objective is not None else ())]
     optimizer = torch.optim.RAdam(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True
     )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=len(train_loader)
@@ -207,6 +213,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
         base=base,
         manifest=manifest,
         source=source,
+        objective=objective,
     )
 
 
@@ -233,6 +240,7 @@ def _fit(run: _Run) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             cfg.grad_clip,
             f"epoch {epoch}",
             gather_epoch if run.ranks.distributed else None,
+            run.objective,
         )
         va = _val_metrics(run)
         row = {"epoch": epoch, "lr": lr, **_prefixed("train", tr), **_prefixed("val", va)}
@@ -309,6 +317,9 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.hidden >= 1, "--hidden must be at least 1"),
         (cfg.workers >= 0, "--workers must be 0 or more"),
         (bool(cfg.streams.strip(", ")), "--streams must name at least one stream, or all"),
+        (cfg.signer_adversarial >= 0 and cfg.supcon >= 0, "--signer-adversarial and --supcon must be >= 0"),
+        (cfg.supcon_temperature > 0, "--supcon-temperature must be positive"),
+        (cfg.pseudo_signers >= 0, "--pseudo-signers must be 0 or more"),
     ]
     for ok, message in checks:
         if not ok:

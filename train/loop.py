@@ -36,11 +36,13 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     desc: str = "train",
     gather: EpochGather | None = None,
+    objective: nn.Module | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` with AMP (when enabled), clipping and a per-step LR schedule.
 
     Returns loss, acc and f1 over the epoch's training predictions (dropout on). ``model`` may be
-    DDP-wrapped; ``gather`` then pools predictions and loss over the ranks.
+    DDP-wrapped; ``gather`` then pools predictions and loss over the ranks. ``objective(embedding,
+    labels, signers)`` adds its loss (train/signer.py) to the class loss; the reported loss is the sum.
     """
     model.train()
     core = getattr(model, "module", model)  # DDP keeps the GestureModel in .module
@@ -51,8 +53,11 @@ def train_one_epoch(
         y = batch["label"].to(device)  # (B,)
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
-            logits, _ = model(**batch_inputs(batch, core.fields, device))  # (B, C)
+            logits, aux = model(**batch_inputs(batch, core.fields, device))  # (B, C)
             loss = loss_fn(logits.float(), y)
+            if objective is not None:
+                signers = batch["signer"].to(device) if "signer" in batch else None  # (B,)
+                loss = loss + objective(aux["embedding"], y, signers)
         precision.scaler.scale(loss).backward()
         if grad_clip > 0:
             precision.scaler.unscale_(optimizer)

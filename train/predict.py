@@ -17,6 +17,7 @@ from core.errors import BadInputError
 from data.windows import parse_windows
 from train.checkpoint import load_checkpoint
 from train.config import PredictConfig
+from train.derived import add_derived
 from train.evaluate import model_from_checkpoint
 from train.runtime import precision_for
 
@@ -66,6 +67,7 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
 @torch.no_grad()
 def _probabilities(model, item: dict[str, np.ndarray], device: torch.device, precision) -> np.ndarray:
     """Softmax over classes for one extracted input (a batch of one)."""
+    item = {**item, **add_derived(item, model.fields)}  # a hand track, exactly as training computed it
     inputs = {
         k: torch.as_tensor(np.asarray(item[k]), dtype=torch.float32)[None].to(device) for k in model.fields
     }

@@ -26,6 +26,7 @@ from cache.reader import CacheDataset, open_cache
 from cache.schema import Dims
 from core.errors import CacheError
 from core.lifeline import die_with_parent
+from train.derived import stored_fields, with_derived
 from train.prefetch import ThreadPrefetcher
 
 Loader = DataLoader | ThreadPrefetcher
@@ -180,12 +181,16 @@ def split_path(cache_dir: Path, manifest: dict[str, Any], split: str) -> Path:
 
 def split_dataset(
     cache_dir: Path, manifest: dict[str, Any], split: str, fields: tuple[str, ...], preload: bool
-) -> CacheDataset:
-    """The reader Dataset of one split; preloads only when the decoded arrays fit in memory."""
-    if preload and not _fits_in_memory(manifest, split, fields):
+) -> Dataset:
+    """The reader Dataset of one split; preloads only when the decoded arrays fit in memory.
+
+    Derived fields (a hand track) are read as the stored fields they come from and computed once per
+    sequence (train/derived.py)."""
+    stored = stored_fields(fields, manifest["dims"]["fields"])
+    if preload and not _fits_in_memory(manifest, split, stored):
         print(f"warning: {split} split too large to preload; reading from disk", file=sys.stderr)
         preload = False
-    return CacheDataset(split_path(cache_dir, manifest, split), fields, preload=preload)
+    return with_derived(CacheDataset(split_path(cache_dir, manifest, split), stored, preload=preload), fields)
 
 
 def _fits_in_memory(manifest: dict[str, Any], split: str, fields: tuple[str, ...]) -> bool:

@@ -8,21 +8,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.heads.derived import derived_shapes, raw_fields
 from models.heads.fusion import GatedFusion
 from models.heads.normalize import FeatureNorm
 from models.heads.streams import build_head, claimed_fields, head_fields, registered_heads, resolve_streams
 
 
 def cache_shapes(manifest: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Per-frame shape of every float field a cache manifest records, and of any field a registered head
-    reads whatever its dtype (a validity mask): what heads can read."""
+    """Per-frame shape of every float field a cache manifest records, of any field a registered head reads
+    whatever its dtype (a validity mask), and of every derived field its stored fields can feed
+    (models/heads/derived.py): what heads can read."""
     fields = manifest["dims"]["fields"]
     claimed = claimed_fields()
-    return {
+    stored = {
         name: tuple(int(x) for x in spec["shape"])
         for name, spec in fields.items()
         if spec["dtype"] == "float" or name in claimed
     }
+    return {**stored, **derived_shapes(fields)}
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class GestureModel(nn.Module):
         self.args = args
         h = args.hidden
         heads = registered_heads()
-        raw = {
+        raw = raw_fields() | {  # masks stay 0/1 (the heads multiply by them); some heads read coordinates raw
             f
             for n in args.streams
             if n in heads and not heads[n].normalise

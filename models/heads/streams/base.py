@@ -26,6 +26,7 @@ class HeadStream(nn.Module):
     order: ClassVar[int] = 100  # place in ``all`` and in the fusion fold (the first is the gate's "a")
     optional_reads: ClassVar[tuple[str, ...]] = ()  # also read when the cache has them (pose landmarks)
     normalise: ClassVar[bool] = True  # False: its fields come raw (masks, coordinates), no FeatureNorm
+    in_all: ClassVar[bool] = True  # False: only when named, so ``all`` keeps meaning what it meant
     out_dim: int
 
     def forward(
@@ -77,8 +78,8 @@ def head_fields(name: str, shapes: Shapes) -> tuple[str, ...]:
 
 
 def default_streams(shapes: Shapes) -> list[str]:
-    """What ``--streams all`` means for this cache: every registered head it can feed."""
-    return [name for name in available_streams(shapes) if name in _HEADS]
+    """What ``--streams all`` means for this cache: every registered head it can feed (opt-in ones aside)."""
+    return [name for name in available_streams(shapes) if name in _HEADS and _HEADS[name].in_all]
 
 
 def resolve_streams(choice: str, shapes: Shapes) -> list[str]:

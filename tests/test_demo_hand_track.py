@@ -1,0 +1,50 @@
+"""The demo's cache carries the generator's own hand boxes, and the hands head reads them."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from cache.schema import decode_id
+from data.config import DataConfig
+from data.demo import true_hand_boxes
+from extract.config import ExtractConfig
+from extract.run import run
+from models.heads.model import ModelArgs
+from train.runtime import open_manifest, split_dataset
+
+
+def test_the_demo_format_stores_the_true_boxes_and_feeds_the_hands_head(small_demo, tmp_path):
+    cfg = ExtractConfig(
+        dataset=DataConfig(data=small_demo, frames=16, image_size=32, val=0.34, format="demo"),
+        cache_dir=tmp_path / "cache",
+        preset="tiny",
+        weights="random",
+        workers=0,
+        encoders="hands=none",
+    )
+    key = run(cfg).key_dir
+    truth = true_hand_boxes(small_demo)
+    with h5py.File(key / "train.h5", "r") as h5:
+        assert "hand_boxes" not in h5  # no random-weight detections: the track is the generator's
+        ids = [decode_id(s) for s in h5["sequence_ids"][...]]
+        boxes, count, frames = (
+            h5["annotated_boxes"][...],
+            h5["annotated_count"][...],
+            h5["frame_indices"][...],
+        )
+    assert (count == 1).all()
+    for i, sequence in enumerate(ids):
+        np.testing.assert_allclose(boxes[i, :, 0], truth[sequence][frames[i]], atol=1e-6)
+
+    manifest = open_manifest(key)
+    assert ModelArgs.from_manifest(manifest, "hands", 8, 0.0).inputs == {
+        "hand_motion": (2, 7),
+        "hand_mask": (2, 2),
+    }
+    i = next(i for i, s in enumerate(ids) if s.startswith("swipe_right/"))
+    item = split_dataset(key, manifest, "train", ("hand_motion", "hand_mask"), preload=False)[i]
+    centre = (truth[ids[i]][frames[i]][:, :2] + truth[ids[i]][frames[i]][:, 2:]) / 2  # (T, 2)
+    seen = item["valid"].numpy()  # a repeated frame of a short video shows no hand
+    np.testing.assert_allclose(item["hand_motion"][seen, 0, :2].numpy(), centre[seen], atol=1e-5)
+    assert (item["hand_mask"][:, 0, 0].numpy() == seen).all() and not item["hand_mask"][:, 1].any()
