@@ -84,12 +84,20 @@ class DerivedDataset(Dataset):
         return len(self.base)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:  # sequence_ids, labels, class_names, ... of the base
-        if name == "base":
+        if name == "base" or name.startswith("__"):  # never the base's __getitems__: it skips the derivation
             raise AttributeError(name)
         return getattr(self.base, name)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = self.base[i]
+        return self._derive(i, self.base[i])
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch read the way the base reads batches (the reader's inflate pool), then derived."""
+        many = getattr(self.base, "__getitems__", None)
+        items = many(indices) if many is not None else [self.base[i] for i in indices]
+        return [self._derive(i, item) for i, item in zip(indices, items, strict=True)]
+
+    def _derive(self, i: int, item: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if i not in self._memo:
             arrays = {k: v.numpy() for k, v in item.items() if isinstance(v, torch.Tensor)}
             made = add_derived(arrays, self._wanted)
