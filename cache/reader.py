@@ -26,7 +26,7 @@ from cache.chunks import direct_reader
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from cache.watchdog import watch_open
-from core.errors import CacheError
+from core.errors import CacheError, one_line
 
 
 def _hint(cache_dir: Path) -> str:
@@ -136,7 +136,7 @@ def open_cache(cache_dir: Path) -> CacheInfo:
         files = {s: str(e["file"]) for s, e in entries.items()}
         counts = {s: e.get("count") for s, e in entries.items()}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CacheError(f"{mpath}: missing or malformed field {exc}; {hint}") from exc
+        raise CacheError(f"{mpath}: missing or malformed field {one_line(exc)}; {hint}") from exc
     splits = {}
     for split, name in files.items():
         if Path(name).name != name:  # a manifest must not point outside its directory

@@ -32,7 +32,7 @@ from cache.schema import (
     video_of,
 )
 from cache.watchdog import MetadataHangError, watch_open
-from core.errors import CacheError
+from core.errors import CacheError, one_line
 
 _SHOW = 5  # how many offending sequence indices a message lists
 # What h5py raises for damaged metadata or data (KeyError/ValueError for unreadable object headers).
@@ -254,7 +254,7 @@ def verify_cache(cache_dir: Path) -> list[str]:
             raise TypeError("class_names: every class name must be a string")
         splits = {s: dict(manifest["splits"][s]) for s in SPLITS}
     except (KeyError, TypeError, ValueError) as exc:
-        return faults + [f"{MANIFEST_NAME}: missing or malformed field {exc}"]
+        return faults + [f"{MANIFEST_NAME}: missing or malformed field {one_line(exc)}"]
     if len(set(class_names)) != len(class_names):
         faults.append(f"{MANIFEST_NAME}: class_names has repeated names")
     videos: dict[str, set[str]] = defaultdict(set)

@@ -25,3 +25,8 @@ class WeightsUnavailableError(UserError):
 
 class DeviceUnavailableError(UserError):
     """A ``--device`` that names no usable device (CUDA asked for but absent, or a bad name)."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line: a message built from a damaged file can carry its newlines."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from core.errors import BadInputError
+from core.errors import BadInputError, one_line
 from data.sequence import Video
 from data.video import COUNTER, THREAD_TYPE, read_video
 
@@ -25,13 +25,9 @@ MAX_PIXELS = 40_000_000
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _undecodable(path: Path, error: BaseException) -> BadInputError:
     return BadInputError(
-        f"{path}: cannot be decoded ({_one_line(error)}); "
+        f"{path}: cannot be decoded ({one_line(error)}); "
         "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or delete it"
     )
 
@@ -64,7 +60,7 @@ def load_image(path: Path) -> np.ndarray:
         size = path.stat().st_size
     except OSError as error:
         raise BadInputError(
-            f"{path}: cannot be read ({error.strerror or _one_line(error)}); "
+            f"{path}: cannot be read ({error.strerror or one_line(error)}); "
             "check that it exists and is readable"
         ) from None
     if size == 0:
@@ -93,7 +89,7 @@ def load_image(path: Path) -> np.ndarray:
         raise BadInputError(f"{path}: cannot be read (permission denied); fix its permissions") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadInputError(
-            f"{path}: is truncated or corrupt ({_one_line(error)}); re-export the frame or delete it"
+            f"{path}: is truncated or corrupt ({one_line(error)}); re-export the frame or delete it"
         ) from None
 
 
