@@ -26,16 +26,22 @@ def attention_box(attn: torch.Tensor, mass: float, margin: float) -> torch.Tenso
     # Keep patches until the share first reaches ``mass`` (at least one patch).
     keep_sorted = torch.cat([torch.ones_like(share[:, :1], dtype=torch.bool), share[:, :-1] < mass], dim=1)
     keep = torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted).view(n, h, w)
-    rows = keep.any(2)  # (N, h)
-    cols = keep.any(1)  # (N, w)
-    ar_h = torch.arange(h, device=attn.device)
-    ar_w = torch.arange(w, device=attn.device)
+    return bounding_box(keep, margin)[0]
+
+
+def bounding_box(keep: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, h, w) bool -> the normalised box around each map's True cells, (N, 4) x1 y1 x2 y2 widened by
+    ``margin`` and clamped to [0, 1], and (N,) whether the map had any True cell (else the box is junk)."""
+    _, h, w = keep.shape
+    rows, cols = keep.any(2), keep.any(1)  # (N, h), (N, w)
+    ar_h = torch.arange(h, device=keep.device)
+    ar_w = torch.arange(w, device=keep.device)
     y1 = torch.where(rows, ar_h, h).amin(1).float() / h
     y2 = (torch.where(rows, ar_h, -1).amax(1).float() + 1) / h
     x1 = torch.where(cols, ar_w, w).amin(1).float() / w
     x2 = (torch.where(cols, ar_w, -1).amax(1).float() + 1) / w
     box = torch.stack([x1 - margin, y1 - margin, x2 + margin, y2 + margin], dim=1)
-    return box.clamp(0.0, 1.0)
+    return box.clamp(0.0, 1.0), rows.any(1)
 
 
 def crop_resize(frames: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -94,13 +100,5 @@ def mask_box(masks: torch.Tensor, valid: torch.Tensor, margin: float) -> tuple[t
     ``masks`` (N, K, S, S) bool over the frame, ``valid`` (N, K) bool. Returns the boxes and a (N,) bool
     of the frames that had any valid mask pixel; the other rows are meaningless (callers fall back).
     """
-    n, _, s, _ = masks.shape
     union = (masks.bool() & valid.bool()[..., None, None]).any(1)  # (N, S, S)
-    rows, cols = union.any(2), union.any(1)  # (N, S)
-    ar = torch.arange(s, device=masks.device)
-    y1 = torch.where(rows, ar, s).amin(1).float() / s
-    y2 = (torch.where(rows, ar, -1).amax(1).float() + 1) / s
-    x1 = torch.where(cols, ar, s).amin(1).float() / s
-    x2 = (torch.where(cols, ar, -1).amax(1).float() + 1) / s
-    box = torch.stack([x1 - margin, y1 - margin, x2 + margin, y2 + margin], dim=1)
-    return box.clamp(0.0, 1.0), rows.any(1)
+    return bounding_box(union, margin)

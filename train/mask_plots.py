@@ -14,7 +14,7 @@ import numpy as np
 
 from cache.schema import decode_id
 from train.attention_masks import attention_keep, frame_agreement, unpack_masks
-from train.plots import DPI, _load_frames, _one_per_class, _spread, plt
+from train.plots import _load_frames, _one_per_class, _spread, plt, save_figure
 
 
 def _picks(rows: list[dict[str, np.ndarray]], per_sequence: int) -> list[np.ndarray]:
@@ -106,12 +106,7 @@ def plot_attention_masks(
             ax.set_title(name, fontsize=8)
     source = "over frames" if images is not None else "maps only (dataset frames not found)"
     fig.suptitle(f"{title}: attention region = top {mass:.0%} of mass (cyan), {source}", fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _resize_nearest(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -24,7 +24,7 @@ from core.errors import UserError  # noqa: E402
 DPI = 130
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -51,7 +51,7 @@ def plot_curves(history: list[dict[str, float]], metric: str, best_epoch: int | 
     if shown != "loss":
         axes[1].set_ylim(-0.02, 1.02)
     fig.suptitle("Training curves")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _metric_title(metric: str) -> str:
@@ -75,7 +75,7 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: Path, title
             for j in range(n):
                 color = "white" if rates[i, j] > 0.5 else "black"
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=color, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_channel_frame_attention(
@@ -90,7 +90,7 @@ def plot_channel_frame_attention(
     step = max(1, t // 16)
     ax.set_xticks(range(0, t, step))
     ax.set(xlabel="frame", ylabel="channel", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tsne(
@@ -122,7 +122,7 @@ def plot_tsne(
     ax.set(title=f"{title}\nN={n}, perplexity {perplexity:.0f}", xticks=[], yticks=[])
     if len(class_names) <= 20:
         ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_dino_attention(
