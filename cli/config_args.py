@@ -72,7 +72,9 @@ def build_config(cls: type, ns: argparse.Namespace) -> Any:
     if getattr(ns, "config", None) is not None:
         for k, v in _read_yaml(ns.config).items():
             if k not in leaves:
-                raise UserError(f"{ns.config}: unknown option '{k}' (valid: {', '.join(sorted(leaves))})")
+                raise UserError(
+                    f"{ns.config}: unknown option {str(k)!r} (valid: {', '.join(sorted(leaves))})"
+                )
             values[k] = coerce(leaves[k], v, str(ns.config))
     for name, f in leaves.items():
         v = getattr(ns, name, _UNSET)

@@ -125,7 +125,7 @@ def coerce_option(cls: type, name: str, value: Any, source: str) -> Any:
     leaves = {f.name: f for f in leaf_fields(cls)}
     key = str(name).replace("-", "_")
     if key not in leaves:
-        raise UserError(f"{source}: unknown option '{name}' (valid: {', '.join(sorted(leaves))})")
+        raise UserError(f"{source}: unknown option {str(name)!r} (valid: {', '.join(sorted(leaves))})")
     f = leaves[key]
     tp = unwrap_optional(f.type)
     # int(2.5) and float(True) would pass silently: a number must be of the option's kind.

@@ -66,6 +66,15 @@ def test_a_bad_value_read_from_the_config_file_names_the_file(tmp_path, capsys):
     assert "--val 1.2" in lines[0] and str(config) in lines[0]
 
 
+def test_an_unknown_option_whose_name_holds_a_line_break_is_one_line(tmp_path, capsys):
+    # Found by the fuzz suite: the name was quoted as it stood, and its newline split the message.
+    config = tmp_path / "settings.yaml"
+    config.write_text('"fra\\nmes": 8\n')
+    rc, lines = _cli(capsys, "extract", "--config", config, "--data", tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert str(config) in lines[0] and "unknown option" in lines[0]
+
+
 @pytest.mark.parametrize(
     "edit",
     [
