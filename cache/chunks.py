@@ -79,6 +79,12 @@ def chunk_layout_fault(ds: h5py.Dataset) -> str | None:
     """
     if ds.chunks is None or ds.ndim < 2 or ds.chunks[0] != 1 or ds.shape[0] == 0:
         return None
+    try:
+        filters = _filters(ds)
+    except Exception as exc:  # noqa: BLE001 - a damaged filter pipeline message
+        return f"filter pipeline unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    if filters[:2] != [_SHUFFLE, _DEFLATE]:  # what every writer of this toolkit used; anything else
+        return f"filter pipeline {filters} is not shuffle + deflate"  # would decode to other numbers
     rows: set[int] = set()
     offsets: set[int] = set()
 

@@ -26,6 +26,7 @@ from cache.guarded import h5_writer
 from cache.key import canonical_json
 from cache.manifest import now_iso
 from cache.schema import (
+    SCALAR_FIELDS,
     SCHEMA_VERSION,
     SHARD_DIR,
     Dims,
@@ -144,7 +145,10 @@ class ShardStore:
                     if foreign:
                         raise OSError(foreign[0])
                     ids = h5["content_ids"][...]
-            except (OSError, RuntimeError, KeyError, ValueError, MetadataHangError) as exc:
+                    lengths = {name: h5[name].shape for name in SCALAR_FIELDS}
+                    if any(shape != ids.shape for shape in lengths.values()):  # a damaged extent
+                        raise ValueError(f"per-sequence fields disagree on the number of rows: {lengths}")
+            except (OSError, RuntimeError, KeyError, ValueError, TypeError, MetadataHangError) as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 msg = f"{path}: unreadable shard skipped ({reason}); its sequences will be re-extracted"
                 warnings.warn(msg, stacklevel=2)

@@ -77,10 +77,19 @@ def test_a_damaged_chunk_raises_what_h5py_raises(tmp_path: Path):
 def test_a_sequence_without_its_own_chunk_is_a_damaged_index(tmp_path: Path):
     """A dropped index entry reads as the fill value, and decodes cleanly: only the index shows it."""
     with h5py.File(tmp_path / "c.h5", "w") as h5:
-        ds = h5.create_dataset("x", shape=(3, 4), chunks=(1, 4), compression="gzip", fletcher32=True)
+        ds = h5.create_dataset(
+            "x", shape=(3, 4), chunks=(1, 4), shuffle=True, compression="gzip", fletcher32=True
+        )
         ds[0], ds[2] = np.ones(4), np.ones(4)
         assert chunk_layout_fault(ds) == "sequence(s) [1] have no stored chunk"
         ds[1] = np.ones(4)
         assert chunk_layout_fault(ds) is None
         contiguous = h5.create_dataset("y", data=np.zeros((3, 4)))
         assert chunk_layout_fault(contiguous) is None
+
+
+def test_a_chunked_field_without_shuffle_and_deflate_is_a_damaged_pipeline(tmp_path: Path):
+    """A filter pipeline message that lost its shuffle would decode every chunk to other numbers."""
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        ds = h5.create_dataset("x", data=np.ones((2, 4)), chunks=(1, 4), compression="gzip")
+        assert "not shuffle + deflate" in chunk_layout_fault(ds)
