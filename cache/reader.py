@@ -83,7 +83,7 @@ def _check_split_file(path: Path, key: str, count: Any, hint: str) -> None:
             file_key = attr_text(h5, "key")
             foreign = foreign_storage(h5)
             lengths = _lengths(h5)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # what h5py raises for damaged files
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # h5py on damaged files
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CacheError(f"{path}: cannot open as HDF5 ({reason}); {hint}") from exc
     if file_key != key:

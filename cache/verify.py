@@ -36,7 +36,7 @@ from core.errors import CacheError, one_line
 
 _SHOW = 5  # how many offending sequence indices a message lists
 # What h5py raises for damaged metadata or data (KeyError/ValueError for unreadable object headers).
-_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)  # TypeError: a damaged dtype
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _AUG = re.compile(r"#a(\d+)$")
 

@@ -176,7 +176,7 @@ def load_splits(path: Path) -> dict[str, str]:
     bad = next((k for k, s in assignment.items() if not isinstance(k, str) or s not in SPLITS), None)
     if bad is not None:
         raise BadInputError(
-            f"{path}: video '{bad}' has split {assignment[bad]!r}, not one of {SPLITS}; fix it"
+            f"{path}: video {bad!r} has split {assignment[bad]!r}, not one of {SPLITS}; fix it"
         )
     return dict(assignment)
 
