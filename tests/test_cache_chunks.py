@@ -78,7 +78,7 @@ def test_a_sequence_without_its_own_chunk_is_a_damaged_index(tmp_path: Path):
     """A dropped index entry reads as the fill value, and decodes cleanly: only the index shows it."""
     with h5py.File(tmp_path / "c.h5", "w") as h5:
         ds = h5.create_dataset(
-            "x", shape=(3, 4), chunks=(1, 4), shuffle=True, compression="gzip", fletcher32=True
+            "x", shape=(3, 4), dtype="f4", chunks=(1, 4), shuffle=True, compression="gzip", fletcher32=True
         )
         ds[0], ds[2] = np.ones(4), np.ones(4)
         assert chunk_layout_fault(ds) == "sequence(s) [1] have no stored chunk"
