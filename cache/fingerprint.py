@@ -14,8 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from core.digests import DigestMemo
-from core.errors import BadInputError
+from core.digests import DigestMemo, stat_input
 from data.sequence import Video
 
 FINGERPRINT_VERSION = 1
@@ -41,12 +40,7 @@ def _file_entries(files: Iterable[Path], root: Path, digests: DigestMemo | None 
         if digests is not None:
             parts.append(f"{_relative(Path(path), root)}\0{digests.digest(Path(path))}\0")
             continue
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise BadInputError(
-                f"{path}: cannot read file ({exc.strerror}); check the dataset folder"
-            ) from exc
+        st = stat_input(path)
         parts.append(f"{_relative(Path(path), root)}\0{st.st_size}\0{st.st_mtime_ns}\0")
     return "".join(parts).encode()
 

@@ -35,6 +35,14 @@ def file_digest(path: Path, algorithm: str = "blake2b") -> str:
         raise BadInputError(f"{path}: cannot read file ({exc.strerror}); check the dataset folder") from exc
 
 
+def stat_input(path: Path | str) -> os.stat_result:
+    """``os.stat`` of a dataset file; a file that cannot be read is bad input naming it."""
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read file ({exc.strerror}); check the dataset folder") from exc
+
+
 class DigestMemo:
     """path -> [size, mtime_ns, ctime_ns, inode, digest], loaded from and saved to one JSON file."""
 
@@ -56,12 +64,7 @@ class DigestMemo:
 
     def digest(self, path: Path) -> str:
         """The digest of ``path``, hashed only when its stat changed since it was last hashed."""
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise BadInputError(
-                f"{path}: cannot read file ({exc.strerror}); check the dataset folder"
-            ) from exc
+        st = stat_input(path)
         key = os.path.abspath(path)
         stat = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = self.entries.get(key)
