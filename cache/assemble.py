@@ -76,14 +76,27 @@ class _SourceShard:
         position = {name: i for i, name in enumerate(class_names)}
         self.remap = np.array([position.get(name, -1) for name in shard_classes], dtype=np.int64)
         self.shard_classes = shard_classes
-        self.small = {name: self.h5[name][...] for name in SCALAR_FIELDS}
+        try:
+            self.small = {name: self._whole(name) for name in SCALAR_FIELDS}
+        except BaseException:
+            self.h5.close()
+            raise
         self.chunked: dict[str, h5py.Dataset] = {}  # per-sequence fields, looked up once
         self.same_storage: dict[str, bool] = {}  # field -> chunks and filters equal the split file's
+
+    def _whole(self, name: str) -> np.ndarray:
+        """A one-value field, read once its chunk index is known whole (an empty chunk crashes libhdf5)."""
+        ds = self.h5[name]
+        if (fault := chunk_layout_fault(ds)) is not None:
+            raise _damaged(self.path, f"{name}: {fault}")
+        return ds[...]
 
     def dataset(self, name: str, like: tuple[Any, ...]) -> tuple[h5py.Dataset, bool]:
         """The shard's dataset and whether its raw chunks can be copied into storage ``like``."""
         if name not in self.chunked:
             ds = self.h5[name]
+            if ds.shape[1:] != like[0][1:]:  # like[0]: the split's chunk, one sequence of the field
+                raise _damaged(self.path, f"{name}: rows of shape {ds.shape[1:]}, expected {like[0][1:]}")
             if (fault := chunk_layout_fault(ds)) is not None:
                 raise _damaged(self.path, f"{name}: {fault}")
             self.chunked[name] = ds

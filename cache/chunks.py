@@ -71,34 +71,47 @@ def direct_reader(ds: h5py.Dataset) -> Callable[[int], np.ndarray] | None:
 
 
 def chunk_layout_fault(ds: h5py.Dataset) -> str | None:
-    """Why the chunk index of a one-sequence-per-chunk dataset is damaged, or None when it is whole.
+    """Why the chunk index of a chunked field is damaged, or None when it is whole.
 
     A checksum proves a chunk's bytes, not that the index points at the right chunk: a damaged index
     entry can point one sequence at another's chunk, or drop it so it reads the fill value, and both
-    decode cleanly. Every sequence this toolkit writes has its own chunk, so either is damage.
+    decode cleanly. Every field this toolkit writes has a full grid of chunks along the sequences (one
+    per sequence, or ``SCALAR_CHUNK`` sequences per chunk for the one-value fields), each stored once,
+    so a missing, shared or empty chunk is damage. An empty one matters most: libhdf5 crashes the
+    process on it (the Fletcher-32 filter reads before the buffer) instead of raising.
     """
-    if ds.chunks is None or ds.ndim < 2 or ds.chunks[0] != 1 or ds.shape[0] == 0:
+    if ds.chunks is None or ds.shape[0] == 0:
+        return None
+    per_sequence = ds.ndim >= 2
+    if per_sequence and ds.chunks[0] != 1:
         return None
     try:
         filters = _filters(ds)
     except Exception as exc:  # noqa: BLE001 - a damaged filter pipeline message
         return f"filter pipeline unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
-    if filters[:2] != [_SHUFFLE, _DEFLATE]:  # what every writer of this toolkit used; anything else
-        return f"filter pipeline {filters} is not shuffle + deflate"  # would decode to other numbers
+    if per_sequence and filters[:2] != [_SHUFFLE, _DEFLATE]:  # what every writer of this toolkit
+        return f"filter pipeline {filters} is not shuffle + deflate"  # used; else other numbers
+    if not per_sequence and _FLETCHER not in filters:  # one-value fields: always checksummed
+        return f"filter pipeline {filters} has no Fletcher-32 checksum"
     rows: set[int] = set()
     offsets: set[int] = set()
+    empty: list[int] = []
 
     def visit(info: h5py.h5d.StoreInfo) -> None:
         rows.add(info.chunk_offset[0])
         offsets.add(info.byte_offset)
+        if info.size == 0:
+            empty.append(info.chunk_offset[0])
 
     try:
         ds.id.chunk_iter(visit)
     except Exception as exc:  # noqa: BLE001 - whatever libhdf5 raises for an unreadable index
         return f"chunk index unreadable ({' '.join(str(exc).split()) or type(exc).__name__})"
+    if empty:
+        return f"the chunk of sequence {empty[0]} is stored as 0 bytes"
     if len(offsets) < len(rows):
-        return "two sequences point at one stored chunk"
-    missing = sorted(set(range(ds.shape[0])) - rows)
+        return "two chunks point at one stored chunk"
+    missing = sorted(set(range(0, ds.shape[0], ds.chunks[0])) - rows)
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         return f"sequence(s) {missing[:5]}{more} have no stored chunk"

@@ -21,20 +21,33 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL: a stuck probe never outlives us
 
 
-def _chunks(ds: h5py.Dataset) -> None:
-    """Visit every entry of a chunked dataset's index (B-tree or other): the walk that can loop."""
+def _chunks(ds: h5py.Dataset, fatal: list[str]) -> None:
+    """Visit every entry of a chunked dataset's index (B-tree or other): the walk that can loop.
+
+    An entry of 0 bytes goes to ``fatal``: reading that chunk crashes libhdf5 (its Fletcher-32 filter
+    reads before the buffer), so the file must never be read in the asking process.
+    """
     if ds.chunks is None:
         return
+
+    def visit(info) -> None:
+        if info.size == 0 and not fatal:
+            fatal.append(f"{ds.name}: a chunk stored as 0 bytes")
+
     if hasattr(ds.id, "chunk_iter"):
-        ds.id.chunk_iter(lambda info: None)
+        ds.id.chunk_iter(visit)
     else:
         for i in range(ds.id.get_num_chunks()):
-            ds.id.get_chunk_info(i)
+            visit(ds.id.get_chunk_info(i))
 
 
-def walk(path: str) -> str | None:
-    """Touch all metadata of one file; the first error's text, or None when all of it read."""
+def walk(path: str, fatal: list[str] | None = None) -> str | None:
+    """Touch all metadata of one file; the first error's text, or None when all of it read.
+
+    What would crash a reader of the file (not merely fail) is appended to ``fatal``.
+    """
     errors: list[str] = []
+    fatal = [] if fatal is None else fatal
 
     def guarded(fn, *args) -> None:
         try:
@@ -50,7 +63,7 @@ def walk(path: str) -> str | None:
         guarded(attrs, obj)
         if isinstance(obj, h5py.Dataset):
             guarded(lambda: (obj.shape, obj.dtype, obj.compression, obj.id.get_create_plist()))
-            guarded(_chunks, obj)
+            guarded(_chunks, obj, fatal)
 
     try:
         with h5py.File(path, "r", locking=False) as h5:
@@ -64,8 +77,10 @@ def walk(path: str) -> str | None:
 def main() -> None:
     _die_with_parent()
     for line in sys.stdin:
-        error = walk(json.loads(line)["path"])
-        sys.stdout.write(json.dumps({"ok": True} if error is None else {"error": error}) + "\n")
+        fatal: list[str] = []
+        error = walk(json.loads(line)["path"], fatal)
+        answer = {"fatal": fatal[0]} if fatal else {"ok": True} if error is None else {"error": error}
+        sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
 

@@ -155,7 +155,8 @@ def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset
     Every chunk carries a Fletcher-32 checksum, because gzip alone does not protect it: HDF5's deflate is
     an optional filter, skipped for a chunk it cannot shrink (a small field of noisy floats), and such a
     chunk is stored raw, so damage to it read back as other numbers. Scalar-per-sequence fields (labels,
-    ids) are small and stored in chunks of many sequences.
+    ids) are small and stored in chunks of many sequences, deflated as well: Fletcher-32 of all-zero bytes
+    is zero, so a chunk zeroed with its checksum would pass a checksum alone.
     """
     out = {}
     fills = fill_values(dims)
@@ -176,7 +177,15 @@ def create_datasets(h5: h5py.File, n: int, dims: Dims) -> dict[str, h5py.Dataset
         else:
             chunk = (max(1, min(n, SCALAR_CHUNK)),)  # a small split's chunk is no bigger than it
             out[name] = h5.create_dataset(
-                name, shape=(n,), maxshape=(None,), dtype=dtype, chunks=chunk, fletcher32=True
+                name,
+                shape=(n,),
+                maxshape=(None,),
+                dtype=dtype,
+                chunks=chunk,
+                shuffle=True,  # deflated too: all-zero bytes (a zeroed or misdirected chunk) then
+                compression="gzip",  # fail to inflate, where they would pass Fletcher-32 alone
+                compression_opts=GZIP_LEVEL,
+                fletcher32=True,
             )
     return out
 

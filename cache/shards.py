@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
+from cache.chunks import chunk_layout_fault
 from cache.diskfull import RESUME_ADVICE, disk_full_error
 from cache.guarded import h5_writer
 from cache.key import canonical_json
@@ -144,6 +145,9 @@ class ShardStore:
                     foreign = foreign_storage(h5)
                     if foreign:
                         raise OSError(foreign[0])
+                    for name in SCALAR_FIELDS:  # before any read: an empty chunk crashes libhdf5
+                        if (fault := chunk_layout_fault(h5[name])) is not None:
+                            raise ValueError(f"{name}: {fault}")
                     ids = h5["content_ids"][...]
                     lengths = {name: h5[name].shape for name in SCALAR_FIELDS}
                     if any(shape != ids.shape for shape in lengths.values()):  # a damaged extent

@@ -6,7 +6,9 @@ would wait forever too. So the first metadata walk of a file runs in a helper pr
 (``cache/h5probe.py``: every attribute, object header and chunk index entry) that can be killed.
 Once the walk has finished, this process opens the file itself: what libhdf5 will meet there has
 already been met once. A walk that does not finish within the limit becomes one line,
-``<file>: HDF5 metadata damaged (read did not finish)``, instead of a hung job.
+``<file>: HDF5 metadata damaged (read did not finish)``, instead of a hung job. The walk also refuses
+a file whose chunk index holds what crashes libhdf5 outright on read (a chunk stored as 0 bytes), which
+no exception handler in this process could survive.
 
 The limit is ``GESTURE_HDF5_TIMEOUT`` seconds (default 30; 0 turns the watchdog off). One helper
 serves the whole process; it starts on the first probe (~0.5 s, mostly importing h5py), answers in
@@ -33,7 +35,7 @@ PROBE_SCRIPT = Path(__file__).with_name("h5probe.py")
 
 
 class MetadataHangError(CacheError):
-    """An HDF5 file whose metadata walk did not finish: damaged, and never to be opened in-process."""
+    """An HDF5 file whose metadata walk did not finish, or found what crashes libhdf5: never opened here."""
 
 
 def limit_seconds() -> float:
@@ -72,9 +74,11 @@ class _Helper:
         ready, _, _ = select.select([self.proc.stdout], [], [], limit)
         if not ready:
             return "read did not finish"
-        if not self.proc.stdout.readline():  # EOF: libhdf5 killed the helper (a crash on this file)
+        answer = self.proc.stdout.readline()
+        if not answer:  # EOF: libhdf5 killed the helper (a crash on this file)
             return f"reading it crashed the reader, status {self.proc.wait()}"
-        return None
+        fatal = json.loads(answer).get("fatal")
+        return f"{fatal}, which would crash the reader" if fatal else None
 
     def kill(self) -> None:
         self.proc.kill()

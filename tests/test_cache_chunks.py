@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from faults.harness import flip_bytes_in_chunk
+from faults.harness import empty_chunk_entry, flip_bytes_in_chunk
 
 from cache.chunks import chunk_layout_fault, direct_reader
 
@@ -93,3 +93,31 @@ def test_a_chunked_field_without_shuffle_and_deflate_is_a_damaged_pipeline(tmp_p
     with h5py.File(tmp_path / "c.h5", "w") as h5:
         ds = h5.create_dataset("x", data=np.ones((2, 4)), chunks=(1, 4), compression="gzip")
         assert "not shuffle + deflate" in chunk_layout_fault(ds)
+
+
+def _one_value_field(h5: h5py.File, rows: slice) -> h5py.Dataset:
+    ds = h5.create_dataset(
+        "labels", shape=(10,), dtype="i8", chunks=(4,), shuffle=True, compression="gzip", fletcher32=True
+    )
+    ds[rows] = 7
+    return ds
+
+
+def test_a_one_value_field_missing_a_chunk_is_a_damaged_index(tmp_path: Path):
+    """Labels whose middle chunk is gone read as the fill value 0, a valid class: only the index shows it."""
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        ds = _one_value_field(h5, slice(0, 4))
+        ds[8:] = 7
+        assert chunk_layout_fault(ds) == "sequence(s) [4] have no stored chunk"
+        ds[4:8] = 7
+        assert chunk_layout_fault(ds) is None
+
+
+def test_a_chunk_stored_as_zero_bytes_is_found_without_reading_it(tmp_path: Path):
+    """Reading such a chunk crashes libhdf5, so the index walk must name it first."""
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as h5:
+        _one_value_field(h5, slice(None))
+    empty_chunk_entry(path, "labels")
+    with h5py.File(path, "r") as h5:
+        assert chunk_layout_fault(h5["labels"]) == "the chunk of sequence 0 is stored as 0 bytes"

@@ -382,3 +382,24 @@ def test_lock_left_by_a_dead_process_is_taken_over(key_dir: Path):
     with CacheLock(key_dir) as lock:
         assert lock.took_over == info
         assert json.loads((key_dir / ".lock").read_text())["pid"] == os.getpid()
+
+
+def test_a_shard_field_of_another_row_shape_is_a_damaged_shard_not_a_traceback(tmp_path):
+    """A damaged dataspace gives a field rows of another shape: assembly names the shard, completes none."""
+    from faults import synthetic
+
+    key_dir = tmp_path / "0123456789abcdef"
+    members = synthetic.write_key_dir(key_dir, per_class=2, shard_size=6)
+    shard = sorted((key_dir / "shards").glob("*.h5"))[0]
+    with h5py.File(shard, "r+") as h5:
+        n, frames, width = h5["swav"].shape
+        del h5["swav"]
+        h5.create_dataset(
+            "swav", data=np.zeros((n, frames, width // 2), np.float16), chunks=(1, frames, width // 2),
+            shuffle=True, compression="gzip", fletcher32=True,
+        )  # fmt: skip
+    with pytest.raises(CacheError) as caught:
+        assemble_splits(key_dir, members, synthetic.CLASSES, synthetic.meta(key_dir.name))
+    message = str(caught.value)
+    assert "\n" not in message and shard.name in message and "swav: rows of shape" in message
+    assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False  # says incomplete

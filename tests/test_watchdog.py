@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from faults.harness import empty_chunk_entry
 from train_fixtures import write_synthetic_cache
 
 import cache.watchdog as watchdog
@@ -75,6 +76,16 @@ def test_the_real_walk_passes_a_healthy_cache(key_dir, monkeypatch):
     monkeypatch.setattr(watchdog, "_walked", set())
     assert open_cache(key_dir).counts == {"train": 3, "val": 3, "test": 0}
     assert len(watchdog._walked) == 3  # every split file walked once by the helper
+
+
+def test_a_chunk_that_would_crash_libhdf5_is_refused_before_this_process_reads_it(key_dir, monkeypatch):
+    """A stored size of 0 (one zeroed byte of a shard did it) crashes libhdf5 on read, not a raise."""
+    monkeypatch.setattr(watchdog, "_walked", set())
+    empty_chunk_entry(key_dir / "val.h5", "labels")
+    with pytest.raises(watchdog.MetadataHangError) as caught:
+        open_cache(key_dir)  # walks every split first; without the check, reading labels would crash
+    message = str(caught.value)
+    assert "\n" not in message and "val.h5" in message and "/labels: a chunk stored as 0 bytes" in message
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan"])

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -261,6 +262,27 @@ def flip_bytes_in_chunk(path: Path, dataset: str, row: int) -> None:
         middle = info.byte_offset + info.size // 2
         raw = os.pread(fd, 8, middle)
         os.pwrite(fd, bytes(b ^ 0xFF for b in raw), middle)
+    finally:
+        os.close(fd)
+
+
+def empty_chunk_entry(path: Path, dataset: str) -> None:
+    """Set the stored size of a 1-D field's first chunk to 0 in its B-tree (v1) index record.
+
+    The record is ``size (u32) | filter mask (u32) | offsets (u64 per dim, plus one) | address (u64)``;
+    one zeroed byte of a real shard did exactly this, and libhdf5 then crashes on reading the chunk.
+    """
+    with h5py.File(path, "r", locking=False) as h5:
+        ds = h5[dataset]
+        assert ds.ndim == 1, "the record layout below is that of a 1-D dataset"
+        info = ds.id.get_chunk_info(0)
+    record = struct.pack("<II", info.size, info.filter_mask) + bytes(16) + struct.pack("<Q", info.byte_offset)
+    data = path.read_bytes()
+    at = data.find(record)
+    assert at >= 0 and data.find(record, at + 1) < 0, "chunk record not found once"
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes(4), at)
     finally:
         os.close(fd)
 
