@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,9 @@ def _as_pattern(numbered: list[tuple[int, str]]) -> Pattern | None:
     match = _NUMBER.match(first_name)
     if match is None:
         return None
-    prefix, digits, rest = match["prefix"], match["digits"], match["rest"]
+    # Interned: a corpus has a few spellings (".jpg", "img_"), and one object each lets a memo pickle
+    # each spelling once instead of once per folder.
+    prefix, digits, rest = sys.intern(match["prefix"]), match["digits"], sys.intern(match["rest"])
     for width in (len(digits), 0):
         pattern = (prefix, width, first_number, len(numbered), rest)
         if all(f"{prefix}{first_number + i:0{width}d}{rest}" == name for i, (_, name) in enumerate(numbered)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
@@ -41,6 +42,11 @@ class Video:
     source_frames: int = 0
     subject: str | None = None
     annotations: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A corpus has a few class names over many samples: one string object per name, so a memo of
+        # the parsed corpus pickles (and a warm plan unpickles) each name once, not once per sample.
+        object.__setattr__(self, "class_name", sys.intern(self.class_name))
 
     @property
     def source_length(self) -> int:
