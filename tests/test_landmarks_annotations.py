@@ -122,7 +122,9 @@ def test_hagrid_landmarks_extract_and_train_the_stgcn_at_one_frame(tmp_path, cap
                 for i in range(count)
             }
     write_hagrid(root, images)
-    argv = tiny_extract_argv(root, tmp_path / "cache", frames=1, format="hagrid", landmarks="annotations")
+    argv = tiny_extract_argv(
+        root, tmp_path / "cache", frames=1, format="hagrid", landmarks="annotations", encoders=ONLY_LANDMARKS
+    )
     assert pipeline.main(argv) == 0
     key_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     with h5py.File(key_dir / "train.h5", "r") as h5:
@@ -131,7 +133,7 @@ def test_hagrid_landmarks_extract_and_train_the_stgcn_at_one_frame(tmp_path, cap
     torch.set_num_threads(1)
     try:
         train = ["train", "--cache", str(key_dir), "--out", str(tmp_path / "runs"), "--name", "lm"]
-        train += ["--streams", "landmarks", "--epochs", "12", "--batch-size", "4", "--lr", "3e-3"]
+        train += ["--streams", "landmarks", "--epochs", "6", "--batch-size", "4", "--lr", "3e-3"]
         train += ["--hidden", "8", "--device", "cpu", "--patience", "0", "--seed", "0"]
         assert pipeline.main(train) == 0
     finally:
