@@ -8,7 +8,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 import torch
 from conftest import tiny_extract_argv, tiny_extract_config
 from corpus_replicas import frame
@@ -51,7 +50,7 @@ def stored(key_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def test_annotated_hands_go_to_the_leading_hand_slot_else_by_x_and_an_edit_recomputes_one(tmp_path, capsys):
+def test_annotated_hands_go_to_the_leading_hand_slot_else_by_x_and_an_edit_recomputes_one(tmp_path):
     root = tmp_path / "hagrid"
     images = {
         ("train", "call"): {
@@ -140,3 +139,14 @@ def test_hagrid_landmarks_extract_and_train_the_stgcn_at_one_frame(tmp_path, cap
         torch.set_num_threads(threads)
     report = json.loads((tmp_path / "runs" / "lm" / "run.json").read_text())
     assert report["best"]["value"] >= 0.99  # the val images' hands sit where their class's do
+
+
+def test_a_leading_hand_other_than_left_or_right_is_one_line_naming_the_file_and_image(tmp_path, capsys):
+    root = tmp_path / "hagrid"
+    write_hagrid(root, {("train", "call"): {"a1": entry(["call"], [hand(0.2)], leading="both")}})
+    argv = tiny_extract_argv(
+        root, tmp_path / "cache", frames=1, landmarks="annotations", encoders=ONLY_LANDMARKS
+    )
+    assert pipeline.main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "call.json: image 'a1'" in err[0] and "'leading_hand'" in err[0], err
