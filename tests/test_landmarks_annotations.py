@@ -14,6 +14,7 @@ from corpus_replicas import frame
 
 import pipeline
 from cache.schema import decode_id
+from cache.verify import verify_cache
 from extract.run import run as extract
 
 ONLY_LANDMARKS = "vit=none,cnn=none,dino=none,swav=none,hands=none"
@@ -128,6 +129,7 @@ def test_hagrid_landmarks_extract_and_train_the_stgcn_at_one_frame(tmp_path, cap
     key_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     with h5py.File(key_dir / "train.h5", "r") as h5:
         assert h5["landmarks"].shape == (16, 1, 2, 21, 3) and h5["landmark_valid"][...].sum() == 16
+    assert verify_cache(key_dir) == []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
