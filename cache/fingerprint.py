@@ -10,6 +10,7 @@ content`` hashes the bytes instead, once per file (core/digests.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -69,12 +70,19 @@ def video_fingerprint(
     same-size rewrite with a restored mtime is caught, and a copy that kept the bytes but not the
     timestamps is still reused. The two modes never share ids. A whole-source sample in the default mode
     hashes exactly as fingerprint v1 did, so existing caches stay valid.
+
+    A sample that carries annotations (HaGRID's boxes and landmarks, which the annotations and landmarks
+    streams store) is addressed by their content too: editing one image's entry in the JSON re-extracts
+    that image only. Samples without annotations hash as before.
     """
     h = hashlib.sha256()
     mode = "-content" if digests is not None else ""
     h.update(f"fingerprint-v{FINGERPRINT_VERSION}{mode}\0{video.key}\0{len(video.files)}\0".encode())
     if video.is_segment:
         h.update(f"segment\0{video.start}\0{video.end}\0{video.source_length}\0".encode())
+    if video.annotations is not None:
+        notes = json.dumps(video.annotations, sort_keys=True, separators=(",", ":"), allow_nan=True)
+        h.update(f"annotations\0{notes}\0".encode())
     folder = getattr(video.frames, "folder", None)
     source = video.video_file or folder
     if sources is None or source is None:

@@ -44,8 +44,9 @@ class ExtractConfig:
         metadata={
             "help": "hand landmarks per frame (landmarks, landmark_valid): none; mediapipe (MediaPipe "
             "HandLandmarker, pip install '.[landmarks]', with --landmark-model); or npz:DIR (the landmark "
-            "system's <video_id>.npz files: left_hand, right_hand, optional pose)",
-            "metavar": "none|mediapipe|npz:DIR",
+            "system's <video_id>.npz files: left_hand, right_hand, optional pose); or annotations (the "
+            "format's own: --format hagrid's HaGRIDv2 hand_landmarks)",
+            "metavar": "none|mediapipe|npz:DIR|annotations",
         },
     )
     landmark_model: str = field(

@@ -68,6 +68,14 @@ class Format:
         """One frame's annotations as arrays of ``annotation_fields``'s shapes."""
         raise NotImplementedError
 
+    annotates_hands: ClassVar[bool] = False  # ships hand landmarks ``--landmarks annotations`` can read
+
+    @classmethod
+    def annotated_hands(cls, video: Any, frame: int) -> tuple[Any, Any]:
+        """One frame's annotated hand landmarks in the landmarks stream's slots: points (2, 21, 3) float32
+        and valid (2,) uint8 (only where ``annotates_hands``)."""
+        raise NotImplementedError
+
 
 def format_class(name: str) -> type[Format]:
     _import_all()

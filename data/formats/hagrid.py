@@ -6,9 +6,10 @@ Layout::
     annotations/{train,val,test}/<class>.json      {image_id: {bboxes, labels, user_id, ...}}
 
 ``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRIDv2 adds
-``united_bbox``, ``united_label`` and ``hand_landmarks``. The annotation folder is the official split,
-``user_id`` the subject. Extract with ``--frames 1``. The parsed annotations ride on the sample
-(``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
+``united_bbox``, ``united_label`` and ``hand_landmarks``; ``leading_hand`` (left/right), where present,
+places the landmarks in ``--landmarks annotations``'s slots (hagrid_hands.py). The annotation folder is
+the official split, ``user_id`` the subject. Extract with ``--frames 1``. The parsed annotations ride on
+the sample (``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import numpy as np
 from core.errors import BadInputError
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
+from data.formats.hagrid_hands import hand_slots
 from data.framelist import IMAGE_SUFFIXES, FrameList
 from data.samples import Problems, RawSample, build_dataset
 from data.sequence import Video
 
 SPLITS = {"train": "train", "val": "val", "test": "test"}
 LANDMARKS = 21  # points per hand (MediaPipe layout)
-FIELDS = ("bboxes", "labels", "user_id", "united_bbox", "united_label", "hand_landmarks")
+FIELDS = ("bboxes", "labels", "user_id", "united_bbox", "united_label", "hand_landmarks", "leading_hand")
 
 
 def _numbers(value: Any, size: int) -> bool:
@@ -54,6 +56,8 @@ def check_entry(entry: Any) -> str | None:
     marks = entry.get("hand_landmarks")
     if marks is not None and (not isinstance(marks, list) or not all(isinstance(h, list) for h in marks)):
         return "'hand_landmarks' is not a list of point lists"
+    if entry.get("leading_hand") not in (None, "left", "right"):
+        return '\'leading_hand\' is not "left" or "right"'
     return None
 
 
@@ -114,6 +118,12 @@ class HaGRID(Format):
     @classmethod
     def annotation_arrays(cls, video: Video, frame: int) -> dict[str, np.ndarray]:
         return annotation_arrays(video, MAX_HANDS)  # a still image: its one frame
+
+    annotates_hands = True
+
+    @classmethod
+    def annotated_hands(cls, video: Video, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        return hand_slots(video.annotations)  # (2, 21, 3), (2,): slots by leading_hand, else by x
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:

@@ -35,7 +35,7 @@ class StreamOptions:
     annotations: str = ""  # the dataset format whose annotations are stored ("" when it ships none)
     hands_every: int = 1  # YOLO on every N-th frame of a sequence, boxes interpolated between (hands.py)
     crop_source: str = "attention"  # what SwAV's crop box comes from: DINO attention, or the hand masks
-    landmarks: str = "none"  # hand landmark source: none, mediapipe or npz:DIR (streams/landmarks.py)
+    landmarks: str = "none"  # none, mediapipe, npz:DIR or annotations (streams/landmarks.py)
     landmark_model: str = ""  # hand_landmarker.task for --landmarks mediapipe
 
     @classmethod

@@ -11,6 +11,12 @@ right) and ``landmark_valid`` (2,) uint8. ``--landmarks`` picks the source:
   uint8 (0 for files without pose). The files join each video's fingerprint (``sources``), so a changed
   file re-extracts its video only. They describe the original video: augmented copies carry them
   unaugmented, as the annotations stream does.
+- ``annotations``: the hand landmarks the dataset's format annotates (``--format hagrid``: HaGRIDv2's
+  ``hand_landmarks``), x, y as annotated and z 0 (as ``.npz`` files with C = 2). HaGRID names no
+  handedness per hand: the gesturing hand goes to the slot ``leading_hand`` names where the annotation has
+  one, else the hands are ordered by x (data/formats/hagrid_hands.py says when, and what that means).
+  The annotation is part of each sample's content address (cache/fingerprint.py), so editing it
+  re-extracts that sample. A format without annotated landmarks is a one-line error.
 
 Runs no encoder role, so it never becomes part of a preset; ``--landmarks none`` (the default) leaves it out.
 """
@@ -35,18 +41,34 @@ from .base import FrameBatch, Stream, StreamOptions, register_stream
 
 POSE_POINTS = 33  # MediaPipe pose landmarks
 NPZ_VERSION = "landmark-npz-v1"  # bump when the reading of .npz files changes the stored bytes
+ANNOTATIONS_VERSION = "landmark-annotations-v1"  # bump when placing annotated hands changes the bytes
 _landmarkers: dict[str, HandLandmarks] = {}  # model path -> loaded landmarker, one per process
 
 
 def parse_source(options: StreamOptions) -> tuple[str, Path | None]:
-    """``--landmarks`` -> ("none" | "mediapipe" | "npz", DIR or None); anything else is a user error."""
+    """``--landmarks`` -> ("none" | "mediapipe" | "npz" | "annotations", DIR or None); anything else is a
+    user error."""
     text = (options.landmarks or "none").strip()
-    if text in ("none", "mediapipe"):
+    if text in ("none", "mediapipe", "annotations"):
         return text, None
     kind, sep, folder = text.partition(":")
     if kind == "npz" and sep and folder:
         return "npz", Path(folder)
-    raise UserError(f"--landmarks {text!r}: expected none, mediapipe or npz:DIR")
+    raise UserError(f"--landmarks {text!r}: expected none, mediapipe, npz:DIR or annotations")
+
+
+def annotating_format(options: StreamOptions) -> Any:
+    """The dataset's format, which must annotate hand landmarks for ``--landmarks annotations``."""
+    from data.formats import format_class
+
+    fmt = format_class(options.annotations) if options.annotations else None
+    if fmt is None or not fmt.annotates_hands:
+        raise UserError(
+            f"--landmarks annotations: the {options.annotations or 'dataset'!s} format annotates no hand "
+            "landmarks (--format hagrid with HaGRIDv2's hand_landmarks does); use --landmarks npz:DIR or "
+            "mediapipe for this corpus"
+        )
+    return fmt
 
 
 def landmarker(model: str) -> HandLandmarks:
@@ -154,6 +176,12 @@ class Landmarks(Stream):
         kind, _ = parse_source(options)
         if kind == "npz":  # the folder is not keyed: each file's fingerprint is (sources)
             return {"source": "npz", "reader": NPZ_VERSION}
+        if kind == "annotations":  # each sample's annotation is in its content address
+            return {
+                "source": "annotations",
+                "format": annotating_format(options).name,
+                "reader": ANNOTATIONS_VERSION,
+            }
         from models.encoders.digest import file_sha256
 
         task = check_model(options.landmark_model)
@@ -183,6 +211,8 @@ class Landmarks(Stream):
             with batch.stage("landmarks"):
                 points, valid = landmarker(batch.options.landmark_model)(frames)  # (N, 2, 21, 3), (N, 2)
             return {"landmarks": torch.from_numpy(points), "landmark_valid": torch.from_numpy(valid)}
+        if kind == "annotations":
+            return annotated(batch)
         n = batch.frames.shape[0]
         if batch.samples is None:  # predict's new inputs have no landmark files: stored as absent
             print(
@@ -200,6 +230,27 @@ class Landmarks(Stream):
             "pose": stack["pose"],  # (N, 33, 3)
             "pose_valid": stack["pose_valid"],  # (N,)
         }
+
+
+def annotated(batch: FrameBatch) -> dict[str, torch.Tensor]:
+    """The frames' annotated hands; a frame from no annotated sample (predict's inputs) has none."""
+    empty = read_empty()
+    rows = [(empty["hands"], empty["hands_valid"])] * batch.frames.shape[0]
+    if batch.samples is None:
+        print(
+            "warning: --landmarks annotations: new inputs have no annotations; their landmarks are absent",
+            file=sys.stderr,
+        )
+    else:
+        fmt = annotating_format(batch.options)
+        rows = [
+            fmt.annotated_hands(video, index) if getattr(video, "annotations", None) is not None else row
+            for (video, index), row in zip(batch.samples, rows, strict=True)
+        ]
+    return {
+        "landmarks": torch.from_numpy(np.stack([p for p, _ in rows])),  # (N, 2, 21, 3)
+        "landmark_valid": torch.from_numpy(np.stack([v for _, v in rows])),  # (N, 2)
+    }
 
 
 def read_empty() -> dict[str, np.ndarray]:
