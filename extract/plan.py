@@ -50,8 +50,14 @@ class Plan:
 
 
 def encoder_models(cfg: ExtractConfig) -> dict[str, str]:
-    """Role -> model id that this extraction runs (roles set to ``none`` left out)."""
-    return {role: model for role, model in resolve_models(cfg.preset, cfg.encoders).items() if model != NONE}
+    """Role -> model id that this extraction runs: roles set to ``none`` left out, and the roles of streams
+    that do not run (the masks stream's ``mask_features`` while SAM2 is off), so their weights are never
+    looked up or loaded."""
+    models = {
+        role: model for role, model in resolve_models(cfg.preset, cfg.encoders).items() if model != NONE
+    }
+    used = {role for s in active_streams(models, StreamOptions.from_config(cfg)) for role in s.roles}
+    return {role: model for role, model in models.items() if role in used}
 
 
 def encoder_identities(cfg: ExtractConfig) -> dict[str, dict[str, Any]]:
