@@ -62,6 +62,8 @@ def test_only_a_running_masks_stream_builds_its_features_model(small_demo, tmp_p
     shared = tiny_extract_config(small_demo, tmp_path, frames=2, encoders="masks=tiny_sam2,dino=tiny_dinov2")
     encoders = build_encoders(shared)
     assert encoders["mask_features"] is encoders["dino"]  # built once
+    chosen = resolve_models("tiny", "masks=tiny_sam2,mask_features=dino_vit_s16")  # any DINO flavour
+    assert chosen["mask_features"] == "dino_vit_s16"
     with pytest.raises(UserError, match="not a mask_features model; valid for mask_features: dino_vit_b16"):
         resolve_models("tiny", "masks=tiny_sam2,mask_features=tiny_sam2")
 
