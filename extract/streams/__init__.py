@@ -24,6 +24,7 @@ from .base import (
     resolve_revisions,
     role_kind,
     roles,
+    running_models,
     stream_fields,
     unregister_stream,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "resolve_revisions",
     "role_kind",
     "roles",
+    "running_models",
     "stream_fields",
     "unregister_stream",
 ]

@@ -233,6 +233,15 @@ def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[St
     return ordered
 
 
+def running_models(models: Mapping[str, str], options: StreamOptions | None = None) -> dict[str, str]:
+    """Role -> model of the streams that run: roles set to none left out, and the roles of streams that do
+    not run (a preset names the masks stream's ``mask_features`` model, but SAM2 is opt-in), so their
+    weights are never looked up or loaded."""
+    chosen = {role: model for role, model in models.items() if model != NONE}
+    used = {role for s in active_streams(chosen, options or StreamOptions()) for role in s.roles}
+    return {role: model for role, model in chosen.items() if role in used}
+
+
 def stream_fields(
     streams: list[Stream], encoders: Mapping[str, Any], options: StreamOptions
 ) -> tuple[FieldSpec, ...]:
