@@ -81,12 +81,12 @@ def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str,
     """Per role: images/s at each batch size that fits, and the best."""
     import torch
 
-    from extract.streams import preset_models
+    from extract.streams import preset_models, running_models
     from models.encoders import create_encoder
 
     device = torch.device(device_name)
     out: dict[str, Any] = {}
-    for role, name in preset_models(preset).items():
+    for role, name in running_models(preset_models(preset)).items():
         enc = create_encoder(name, "random").to(device)
         rates: dict[str, float] = {}
         for batch in BATCHES[device.type]:

@@ -74,9 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _preset(name: str) -> dict[str, str]:
-    from extract.streams import preset_models
+    from extract.streams import preset_models, running_models
 
-    return preset_models(name)
+    return running_models(preset_models(name))
 
 
 def _rate(frames: int, seconds: float) -> float:

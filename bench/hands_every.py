@@ -119,13 +119,14 @@ def speed(
     from bench.frames import extract_config, write_bench_dataset
     from bench.stages import instrumented_run
     from extract.run import run
-    from extract.streams import preset_models
+    from extract.streams import preset_models, running_models
     from models.encoders import create_encoder
 
     data = write_bench_dataset(root, sequences, seq_len)
     cfg = extract_config(data, root / "cache", preset, "random", frames=seq_len, device="cpu")
     encoders = {
-        role: create_encoder(name, "random", cfg.weights_seed) for role, name in preset_models(preset).items()
+        role: create_encoder(name, "random", cfg.weights_seed)
+        for role, name in running_models(preset_models(preset)).items()
     }
     modes: list[tuple[str, Any, dict[str, Any]]] = [
         (f"every_{k}", replace(cfg, hands_every=k), encoders) for k in every

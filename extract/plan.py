@@ -18,7 +18,7 @@ from data.discovery import Dataset
 from data.sequence import Sequence
 from data.sequences import prepare_sequences
 from extract.config import ExtractConfig
-from extract.streams import NONE, StreamOptions, active_streams, resolve_models, resolve_revisions
+from extract.streams import StreamOptions, active_streams, resolve_models, resolve_revisions, running_models
 from models.encoders import encoder_identity
 
 # Bump when sampling or augmentation code changes the bytes a sequence becomes.
@@ -50,8 +50,9 @@ class Plan:
 
 
 def encoder_models(cfg: ExtractConfig) -> dict[str, str]:
-    """Role -> model id that this extraction runs (roles set to ``none`` left out)."""
-    return {role: model for role, model in resolve_models(cfg.preset, cfg.encoders).items() if model != NONE}
+    """Role -> model id that this extraction runs (roles set to ``none``, and those of streams that do not
+    run, left out)."""
+    return running_models(resolve_models(cfg.preset, cfg.encoders), StreamOptions.from_config(cfg))
 
 
 def encoder_identities(cfg: ExtractConfig) -> dict[str, dict[str, Any]]:

@@ -57,12 +57,17 @@ class ExtractResult:
 def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
     """Role -> frozen encoder chosen by the preset and ``--encoders`` (roles set to none are not built).
 
-    Missing pretrained weights raise WeightsUnavailableError."""
+    Missing pretrained weights raise WeightsUnavailableError. Two roles choosing one model at one revision
+    share one built encoder (``mask_features`` and ``dino`` both on DINOv2)."""
     pins = resolve_revisions(cfg.weights_revision)
-    return {
-        role: create_encoder(model, cfg.weights, cfg.weights_seed, pins.get(role))
-        for role, model in encoder_models(cfg).items()
-    }
+    built: dict[tuple[str, str | None], Encoder] = {}
+    out: dict[str, Encoder] = {}
+    for role, model in encoder_models(cfg).items():
+        which = (model, pins.get(role))
+        if which not in built:
+            built[which] = create_encoder(model, cfg.weights, cfg.weights_seed, which[1])
+        out[role] = built[which]
+    return out
 
 
 def make_frame_encoder(

@@ -19,7 +19,9 @@ def test_full_preset_architectures_give_the_documented_dims():
         enc = create_encoder(name, weights="random", seed=0)
         with torch.inference_mode():
             out = enc(enc.prepare(x))
-        if role == "dino":
+        if role == "mask_features":  # DINOv2 ViT-S/14 at 224: the 16x16 grid the masks stream pools
+            assert isinstance(out, DinoOutput) and out.patches.shape == (4, 16, 16, 384)
+        elif role == "dino":
             assert isinstance(out, DinoOutput)
             assert out.cls.shape == (4, 384) and enc.attn_hw == (14, 14)
             assert out.attention.shape == (4, 14, 14) and (out.attention >= 0).all()

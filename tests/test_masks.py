@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from conftest import tiny_extract_config
 
+from cache.inspect import cache_info
 from cache.masks import pack_masks, unpack_masks
 from cache.verify import verify_cache
 from core.errors import UserError, WeightsUnavailableError
@@ -153,7 +155,12 @@ def test_tiny_sam2_stream_writes_verified_masks_that_train(small_demo, tmp_path)
     run_dir = train(TrainConfig(cache=key_dir, out=tmp_path / "runs", epochs=1, streams="masks,dino-swav"))
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     assert ckpt["model_args"]["streams"] == ["masks", "dino-swav"]
-    assert ckpt["model_args"]["inputs"]["mask_dino"] == [2, 64]
+    # mask_dino pools the tiny preset's DINOv2 stand-in (32-d tokens), not the dino role's tiny_dino (64-d).
+    assert ckpt["model_args"]["inputs"]["mask_dino"] == [2, 32]
+    spec = json.loads((key_dir / "key.json").read_text())["spec"]  # what the key hashes
+    assert spec["streams"]["masks"]["encoders"]["mask_features"]["name"] == "tiny_dinov2"
+    info = cache_info(key_dir)
+    assert any(line.split()[:2] == ["mask_features", "tiny_dinov2"] for line in info.splitlines())
 
 
 def _fake_snapshot(root: Path, files: dict[str, bytes] | None = None) -> Path:

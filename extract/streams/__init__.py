@@ -22,7 +22,9 @@ from .base import (
     register_stream,
     resolve_models,
     resolve_revisions,
+    role_kind,
     roles,
+    running_models,
     stream_fields,
     unregister_stream,
 )
@@ -45,7 +47,9 @@ __all__ = [
     "register_stream",
     "resolve_models",
     "resolve_revisions",
+    "role_kind",
     "roles",
+    "running_models",
     "stream_fields",
     "unregister_stream",
 ]

@@ -71,6 +71,9 @@ class Stream:
 
     name: ClassVar[str]
     models: ClassVar[dict[str, dict[str, str]]] = {}  # role -> preset -> model id
+    # role -> the encoder role whose registered models it runs, when not its own (the masks stream's
+    # ``mask_features`` runs DINO flavours)
+    kinds: ClassVar[dict[str, str]] = {}
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         """Streams whose outputs this one reads (so they run first)."""
@@ -141,6 +144,11 @@ def roles() -> list[str]:
     return sorted(role for s in _STREAMS.values() for role in s.roles)
 
 
+def role_kind(role: str) -> str:
+    """The encoder role whose registered models ``role`` accepts: its own, unless its stream says."""
+    return next((s.kinds[role] for s in _STREAMS.values() if role in s.kinds), role)
+
+
 def presets() -> list[str]:
     return sorted({p for s in _STREAMS.values() for table in s.models.values() for p in table})
 
@@ -181,8 +189,8 @@ def resolve_models(preset: str, choices: str = "") -> dict[str, str]:
                 spec = encoder_spec(model)
             except ValueError:
                 spec = None
-            if spec is None or spec.role != role:
-                valid = ", ".join([*list_encoders(role), NONE])
+            if spec is None or spec.role != role_kind(role):
+                valid = ", ".join([*list_encoders(role_kind(role)), NONE])
                 raise UserError(f"--encoders: {model!r} is not a {role} model; valid for {role}: {valid}")
         models[role] = model
     return models
@@ -223,6 +231,15 @@ def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[St
         ordered.append(ready[0])
         placed.add(ready[0].name)
     return ordered
+
+
+def running_models(models: Mapping[str, str], options: StreamOptions | None = None) -> dict[str, str]:
+    """Role -> model of the streams that run: roles set to none left out, and the roles of streams that do
+    not run (a preset names the masks stream's ``mask_features`` model, but SAM2 is opt-in), so their
+    weights are never looked up or loaded."""
+    chosen = {role: model for role, model in models.items() if model != NONE}
+    used = {role for s in active_streams(chosen, options or StreamOptions()) for role in s.roles}
+    return {role: model for role, model in chosen.items() if role in used}
 
 
 def stream_fields(

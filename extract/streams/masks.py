@@ -12,8 +12,11 @@ side of the highest peak. Writes:
 - ``mask_valid`` (2,) uint8 0/1; ``mask_score`` (2,) float32 SAM2's predicted IoU, 0 where not valid;
 - ``mask_source`` (2,) uint8, the prompt a slot got: 0 none, 1 YOLO box, 2 DINO attention peaks (an
   attention-vs-mask analysis must leave out masks that attention itself prompted);
-- ``mask_dino`` (2, Dd): DINO patch tokens averaged inside each mask (extract/mask_pool.py); the grid is
-  the DINO flavour's (16x16 for ``dino=dinov2_vit_s14``, 14x14 for the default ``dino_vit_s16``).
+- ``mask_dino`` (2, Dd): patch tokens averaged inside each mask (extract/mask_pool.py), from the stream's
+  own ``mask_features`` role: DINOv2 ViT-S/14 at 224 (a 16x16 grid, ``dinov2_vit_s14``; ``tiny_dinov2``
+  in the tiny preset) whatever flavour the ``dino`` role runs, so the default ``dino`` stream and its key
+  stay as they were. ``--encoders mask_features=MODEL`` takes any DINO flavour. When the ``dino`` role
+  runs the very same model (name and weight identity), its tokens are pooled and the model runs once.
 """
 
 from __future__ import annotations
@@ -50,10 +53,32 @@ def mask_prompts(
     return torch.stack([left, right], 1), points, source
 
 
+def same_model(a: Any, b: Any) -> bool:
+    """Whether two built encoders compute the same thing: one registry name and one weight identity
+    (``random:<seed>``, or repo, revision and file digests)."""
+    return a is b or (bool(a.name) and a.name == b.name and a.identity == b.identity)
+
+
+def mask_tokens(batch: FrameBatch) -> torch.Tensor:
+    """(N, h, w, D) patch tokens to pool: the ``dino`` stream's when its model is the ``mask_features``
+    one (no second forward pass), else a run of the ``mask_features`` encoder."""
+    dino = batch.encoders.get("dino")
+    if (
+        dino is not None
+        and "dino_patches" in batch.outputs
+        and same_model(batch.encoders["mask_features"], dino)
+    ):
+        return batch.outputs["dino_patches"]
+    return batch.run("mask_features", batch.frames).patches
+
+
 @register_stream
 class Masks(Stream):
     name = "masks"
-    models = {"masks": {}}  # no preset runs SAM2: --encoders masks=MODEL turns the stream on
+    # No preset runs SAM2 (--encoders masks=MODEL turns the stream on); the presets' mask_features models
+    # are built only when it is on.
+    models = {"masks": {}, "mask_features": {"full": "dinov2_vit_s14", "tiny": "tiny_dinov2"}}
+    kinds = {"mask_features": "dino"}
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         return ("dino", "hands")
@@ -77,7 +102,7 @@ class Masks(Stream):
             FieldSpec("mask_valid", (2,), "uint8", bounds=(0, 1)),
             FieldSpec("mask_score", (2,), "float32", bounds=(0.0, 1.0)),
             FieldSpec("mask_source", (2,), "uint8", bounds=(0, 2)),
-            FieldSpec("mask_dino", (2, encoders["dino"].out_dim)),
+            FieldSpec("mask_dino", (2, encoders["mask_features"].out_dim)),
         )
 
     def run(self, batch: FrameBatch) -> dict[str, torch.Tensor]:
@@ -85,8 +110,9 @@ class Masks(Stream):
         with batch.stage("crops"):
             boxes, points, source = mask_prompts(out["hand_boxes"], out["hand_count"], out["dino_attention"])
         masks = batch.run("masks", batch.frames, boxes, points, source)
+        tokens = mask_tokens(batch)  # (N, h, w, Dd)
         with batch.stage("crops"):
-            pooled = mask_pool(out["dino_patches"], masks.masks)  # (N, 2, Dd)
+            pooled = mask_pool(tokens, masks.masks)  # (N, 2, Dd)
         return {
             "hand_masks": pack_masks(masks.masks),  # (N, 2, 64, 8)
             "hand_masks_bool": masks.masks,  # (N, 2, 64, 64): not stored, read by SwAV's mask crop

@@ -96,3 +96,20 @@ def tiny_dino(weights: LocalWeights | None) -> Encoder:
         pretrained_cfg_overlay={"input_size": (3, 128, 128)},
     )
     return TimmDino(model)
+
+
+@register_encoder("tiny_dinov2", role="dino")
+def tiny_dinov2(weights: LocalWeights | None) -> Encoder:
+    # DINOv2's ViT-S/14 architecture (patch 14, LayerScale) shrunk to D = 32, 2 blocks, 2 heads at 126 px:
+    # a 9x9 grid, so tests can tell it from tiny_dino's 8x8 grid of 64-d tokens.
+    model = create_timm_model(
+        "vit_small_patch14_dinov2",
+        weights,
+        num_classes=0,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        img_size=126,
+        pretrained_cfg_overlay={"input_size": (3, 126, 126)},
+    )
+    return TimmDino(model)
