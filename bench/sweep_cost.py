@@ -88,26 +88,32 @@ class TreeMemory:
 
     def __init__(self, proc: psutil.Process) -> None:
         self.proc, self.peak, self._stop = proc, 0, threading.Event()
+        self.at_peak: dict[str, int] = {}  # where the peak's bytes were: per process, and the arrays
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
+    def _sample(self) -> tuple[int, dict[str, int]]:
         """Σ PSS, with the decoded arrays' mapped pages swapped for the arrays' whole size (once)."""
-        total, mapped = 0, 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
+        total, mapped, parts = 0, 0, {}
+        for k, p in enumerate([self.proc, *self.proc.children(recursive=True)]):
             try:
-                total += p.memory_full_info().pss
-                mapped += sum(m.pss for m in p.memory_maps() if "gesture-decoded-" in m.path)
+                pss = p.memory_full_info().pss
+                shared = sum(m.pss for m in p.memory_maps() if "gesture-decoded-" in m.path)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            total, mapped = total + pss, mapped + shared
+            parts[f"process {k} ({'main' if k == 0 else 'child'}) without the arrays"] = pss - shared
         shm = sum(
             f.stat().st_size for d in SHM.glob(f"gesture-decoded-{self.proc.pid}-*") for f in d.glob("*")
         )
-        return total - mapped + shm
+        parts["decoded arrays in shared memory"] = shm
+        return total - mapped + shm, parts
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, self._sample())
+                total, parts = self._sample()
+                if total > self.peak:
+                    self.peak, self.at_peak = total, parts
             except (psutil.NoSuchProcess, OSError):
                 pass
             self._stop.wait(0.2)
@@ -129,10 +135,10 @@ def run_cli(args: list[str], io_file: Path, memory: bool = False) -> dict[str, A
     if memory:
         with TreeMemory(proc) as mem:
             _, err = proc.communicate()
-        peak = mem.peak
+        peak, at_peak = mem.peak, mem.at_peak
     else:
         _, err = proc.communicate()
-        peak = None
+        peak, at_peak = None, None
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}): {err[-2000:]}")
@@ -142,6 +148,7 @@ def run_cli(args: list[str], io_file: Path, memory: bool = False) -> dict[str, A
         "rchar": sum(r["rchar"] for r in rows),
         "cache_bytes_read": sum(r["cache"] for r in rows),
         "peak_bytes": peak,
+        "at_peak": at_peak,
     }
 
 
@@ -294,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache_bytes_read": {w: min(x["cache_bytes_read"] for x in xs) for w, xs in ways.items()},
         "same_metrics_csv": same,
         "peak_memory_bytes": {"one_train": one["peak_bytes"], "sweep_parallel_2": par["peak_bytes"]},
+        "memory_at_peak": {"one_train": one["at_peak"], "sweep_parallel_2": par["at_peak"]},
         "parallel_2_seconds": par["seconds"],
         "ratios": {
             "sweep_over_separate_seconds": ratio,
@@ -339,6 +347,7 @@ def memory_only(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["peak_memory_bytes"] = {"one_train": one["peak_bytes"], "sweep_parallel_2": par["peak_bytes"]}
+    result["memory_at_peak"] = {"one_train": one["at_peak"], "sweep_parallel_2": par["at_peak"]}
     result["parallel_2_seconds"] = par["seconds"]
     result["ratios"]["parallel_2_over_one_train_memory"] = par["peak_bytes"] / one["peak_bytes"]
     result["memory_measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
