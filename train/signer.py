@@ -85,7 +85,9 @@ class SignerObjective(nn.Module):
     ) -> torch.Tensor:
         """embedding (B, d), labels (B,), signers (B,) -> the scalar loss to add to the class loss."""
         loss = embedding.new_zeros(())
-        if self.signer_head is not None and signers is not None:
+        if self.signer_head is not None:
+            if signers is None:  # the batch lost its "signer" ids: an adversary that trains nothing
+                raise RuntimeError("--signer-adversarial is on but the training batch carries no signer ids")
             logits = self.signer_head(reverse_grad(embedding.float(), self.adversarial))  # (B, signers)
             loss = loss + F.cross_entropy(logits, signers)
         if self.supcon > 0:
@@ -103,12 +105,22 @@ class SignerDataset(Dataset):
         return len(self.signers)
 
     def __getattr__(self, name: str) -> Any:  # sequence_ids, labels, ... of the base
-        if name in ("base", "signers"):
+        # Never the base's dunders: a DataLoader reads batches through ``__getitems__`` when the dataset
+        # has one, and the base's would hand back items without "signer" (the adversary then never ran).
+        if name in ("base", "signers") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.base, name)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {**self.base[i], "signer": torch.tensor(self.signers[i])}
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch read the way the base reads batches (the reader's inflate pool), each with its signer."""
+        many = getattr(self.base, "__getitems__", None)
+        items = many(indices) if many is not None else [self.base[i] for i in indices]
+        return [
+            {**item, "signer": torch.tensor(self.signers[i])} for i, item in zip(indices, items, strict=True)
+        ]
 
 
 def mean_features(dataset: Dataset, fields: Sequence[str]) -> np.ndarray:
