@@ -4,7 +4,9 @@ A model that recognises a gesture by who makes it fails on the next person. Two 
 sequence embedding (the fused summary the classifier reads):
 
 - ``--signer-adversarial λ``: a signer classifier behind a gradient-reversal layer. It learns to name the
-  signer; the reversed gradient (scaled by λ) teaches the heads to make that impossible.
+  signer; the reversed gradient (scaled by λ) teaches the heads to make that impossible. The classifier is
+  kept fresh and fitted to a bank of recent embeddings (train/adversary.py), so the heads must remove the
+  signer rather than fool one classifier.
 - ``--supcon w``: a supervised contrastive loss (Khosla et al. 2020, L_out) on the L2-normalised
   embedding, pulling sequences of one class together whoever signs them.
 
@@ -27,23 +29,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from core.errors import BadInputError
+from train.adversary import SignerAdversary
 from train.subjects import subjects_of
-
-
-class _ReverseGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.scale * grad, None
-
-
-def reverse_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity forward; the gradient flows back multiplied by ``-scale``."""
-    return _ReverseGrad.apply(x, scale)
 
 
 def supcon_loss(embedding: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -70,14 +57,18 @@ class SignerObjective(nn.Module):
     """The extra training loss: λ-reversed signer classification and/or weighted SupCon on the embedding."""
 
     def __init__(
-        self, embed_dim: int, num_signers: int, adversarial: float, supcon: float, temperature: float
+        self,
+        embed_dim: int,
+        num_signers: int,
+        adversarial: float,
+        supcon: float,
+        temperature: float,
+        bank: int = 256,
     ) -> None:
         super().__init__()
         self.adversarial, self.supcon, self.temperature = adversarial, supcon, temperature
-        self.signer_head = (
-            nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.GELU(), nn.Linear(embed_dim, num_signers))
-            if adversarial > 0
-            else None
+        self.adversary = (
+            SignerAdversary(embed_dim, num_signers, adversarial, bank) if adversarial > 0 else None
         )
 
     def forward(
@@ -85,9 +76,10 @@ class SignerObjective(nn.Module):
     ) -> torch.Tensor:
         """embedding (B, d), labels (B,), signers (B,) -> the scalar loss to add to the class loss."""
         loss = embedding.new_zeros(())
-        if self.signer_head is not None and signers is not None:
-            logits = self.signer_head(reverse_grad(embedding.float(), self.adversarial))  # (B, signers)
-            loss = loss + F.cross_entropy(logits, signers)
+        if self.adversary is not None:
+            if signers is None:  # the batch lost its "signer" ids: an adversary that trains nothing
+                raise RuntimeError("--signer-adversarial is on but the training batch carries no signer ids")
+            loss = loss + self.adversary(embedding, signers)
         if self.supcon > 0:
             loss = loss + self.supcon * supcon_loss(embedding, labels, self.temperature)
         return loss
@@ -103,12 +95,22 @@ class SignerDataset(Dataset):
         return len(self.signers)
 
     def __getattr__(self, name: str) -> Any:  # sequence_ids, labels, ... of the base
-        if name in ("base", "signers"):
+        # Never the base's dunders: a DataLoader reads batches through ``__getitems__`` when the dataset
+        # has one, and the base's would hand back items without "signer" (the adversary then never ran).
+        if name in ("base", "signers") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.base, name)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {**self.base[i], "signer": torch.tensor(self.signers[i])}
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch read the way the base reads batches (the reader's inflate pool), each with its signer."""
+        many = getattr(self.base, "__getitems__", None)
+        items = many(indices) if many is not None else [self.base[i] for i in indices]
+        return [
+            {**item, "signer": torch.tensor(self.signers[i])} for i, item in zip(indices, items, strict=True)
+        ]
 
 
 def mean_features(dataset: Dataset, fields: Sequence[str]) -> np.ndarray:
@@ -165,7 +167,7 @@ def signer_objective(
         ids, names, _ = found
         train_ds, num_signers = SignerDataset(train_ds, ids), max(2, len(names))
     objective = SignerObjective(
-        embed_dim, num_signers, cfg.signer_adversarial, cfg.supcon, cfg.supcon_temperature
+        embed_dim, num_signers, cfg.signer_adversarial, cfg.supcon, cfg.supcon_temperature, len(train_ds)
     )
     return train_ds, objective
 
