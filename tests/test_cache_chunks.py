@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -121,3 +124,36 @@ def test_a_chunk_stored_as_zero_bytes_is_found_without_reading_it(tmp_path: Path
     empty_chunk_entry(path, "labels")
     with h5py.File(path, "r") as h5:
         assert chunk_layout_fault(h5["labels"]) == "the chunk of sequence 0 is stored as 0 bytes"
+
+
+@contextmanager
+def _memory_headroom(extra: int) -> Iterator[None]:
+    """Cap this process's address space at its current size plus ``extra`` bytes for the block."""
+    size = next(
+        int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize")
+    )
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_a_damaged_extent_is_refused_without_listing_every_missing_chunk(tmp_path: Path):
+    """A dataspace damaged to 2**50 rows must cost what the stored chunks cost, not a set of 2**50 ints."""
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        ds = h5.create_dataset(
+            "labels",
+            shape=(8,),
+            maxshape=(None,),
+            dtype="i8",
+            chunks=(4,),
+            compression="gzip",
+            fletcher32=True,
+        )
+        ds[...] = 1
+        ds.resize((2**50,))  # what the damaged header says; no chunk beyond the first two is stored
+        with _memory_headroom(2 << 30):  # a set of every missing row raises MemoryError, not an OOM kill
+            fault = chunk_layout_fault(ds)
+    assert fault == f"sequence(s) [8, 12, 16, 20, 24] and {2**48 - 7} more have no stored chunk"
