@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import resource
 import sys
 import tempfile
 import threading
@@ -118,6 +119,18 @@ def splice(section: str) -> None:
     REPORT.write_text(text)
 
 
+def _cap_memory(gb: float) -> None:
+    """Cap the address space at its size now plus ``gb``: a case that would allocate without bound (a
+    damaged extent of 2**60 rows) then ends as a MemoryError traceback, a violation in the table, instead
+    of the kernel's OOM killer ending the whole run and whatever else shares the machine."""
+    if gb <= 0:
+        return
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + int(gb * 2**30), hard))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=5000, help="cases per input kind (default 5000)")
@@ -126,8 +139,10 @@ def main() -> int:
     ap.add_argument("--hang-s", type=float, default=120.0, help="seconds one case may take")
     ap.add_argument("--kind-budget-s", type=float, default=None, help="stop a kind after this many s")
     ap.add_argument("--no-report", action="store_true", help="do not touch RELIABILITY.md")
+    ap.add_argument("--memory-gb", type=float, default=8.0, help="address space a case may add (GB)")
     args = ap.parse_args()
     names = args.kinds or sorted(KINDS)
+    _cap_memory(args.memory_gb)
     dog = Watchdog(args.hang_s)
     started = time.monotonic()
     rows = []
