@@ -14,6 +14,9 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from core.digests import DigestMemo, stat_input
 from data.sequence import Video
@@ -81,7 +84,9 @@ def video_fingerprint(
     if video.is_segment:
         h.update(f"segment\0{video.start}\0{video.end}\0{video.source_length}\0".encode())
     if video.annotations is not None:
-        notes = json.dumps(video.annotations, sort_keys=True, separators=(",", ":"), allow_nan=True)
+        notes = json.dumps(
+            video.annotations, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_array_digest
+        )
         h.update(f"annotations\0{notes}\0".encode())
     folder = getattr(video.frames, "folder", None)
     source = video.video_file or folder
@@ -93,6 +98,17 @@ def video_fingerprint(
         sources[memo_key] = _source_entries(video, digests)
     h.update(sources[memo_key])
     return h.hexdigest()
+
+
+def _array_digest(value: Any) -> Any:
+    """JSON stand-in for the arrays some formats annotate with (the demo's true hand boxes): dtype, shape
+    and a digest of the bytes, so the annotation part of a key costs the same for any array size."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        data = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return {"ndarray": str(value.dtype), "shape": list(value.shape), "sha256": data}
+    raise TypeError(f"annotation value of type {type(value).__name__} cannot be part of a cache key")
 
 
 def content_id(fingerprint: str, aug_index: int) -> str:
