@@ -80,6 +80,8 @@ def chunk_layout_fault(ds: h5py.Dataset) -> str | None:
     so a missing, shared or empty chunk is damage. An empty one matters most: libhdf5 crashes the
     process on it (the Fletcher-32 filter reads before the buffer) instead of raising.
     """
+    if not isinstance(ds, h5py.Dataset):  # a damaged link can turn a field into a group
+        return f"{type(ds).__name__.lower()} where a dataset should be"
     if ds.chunks is None or ds.shape[0] == 0:
         return None
     per_sequence = ds.ndim >= 2

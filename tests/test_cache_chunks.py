@@ -157,3 +157,8 @@ def test_a_damaged_extent_is_refused_without_listing_every_missing_chunk(tmp_pat
         with _memory_headroom(2 << 30):  # a set of every missing row raises MemoryError, not an OOM kill
             fault = chunk_layout_fault(ds)
     assert fault == f"sequence(s) [8, 12, 16, 20, 24] and {2**48 - 7} more have no stored chunk"
+
+
+def test_a_group_where_a_field_should_be_is_a_fault_not_an_attribute_error(tmp_path: Path):
+    with h5py.File(tmp_path / "c.h5", "w") as h5:
+        assert chunk_layout_fault(h5.create_group("labels")) == "group where a dataset should be"
