@@ -99,8 +99,12 @@ class _SourceShard:
                 raise _damaged(self.path, f"{name}: rows of shape {ds.shape[1:]}, expected {like[0][1:]}")
             if (fault := chunk_layout_fault(ds)) is not None:
                 raise _damaged(self.path, f"{name}: {fault}")
+            try:
+                settings = _filters(ds)
+            except Exception as exc:  # noqa: BLE001 - h5py parsing damaged filter parameters (IndexError...)
+                raise _damaged(self.path, f"{name} (its storage settings)", exc) from None
             self.chunked[name] = ds
-            self.same_storage[name] = _filters(ds) == like
+            self.same_storage[name] = settings == like
         return self.chunked[name], self.same_storage[name]
 
     def label(self, row: int) -> int:

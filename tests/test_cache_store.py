@@ -403,3 +403,23 @@ def test_a_shard_field_of_another_row_shape_is_a_damaged_shard_not_a_traceback(t
     message = str(caught.value)
     assert "\n" not in message and shard.name in message and "swav: rows of shape" in message
     assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False  # says incomplete
+
+
+def test_damaged_filter_parameters_of_a_shard_field_are_a_damaged_shard(tmp_path, monkeypatch):
+    """h5py raises IndexError parsing a deflate filter whose parameters were lost (found by make fuzz)."""
+    from faults import synthetic
+
+    key_dir = tmp_path / "0123456789abcdef"
+    members = synthetic.write_key_dir(key_dir, per_class=2, shard_size=6)
+    real = assemble_mod._filters
+
+    def parse(ds):
+        if "/shards/" in ds.file.filename and ds.name == "/swav":
+            raise IndexError("tuple index out of range")
+        return real(ds)
+
+    monkeypatch.setattr(assemble_mod, "_filters", parse)
+    with pytest.raises(CacheError) as caught:
+        assemble_splits(key_dir, members, synthetic.CLASSES, synthetic.meta(key_dir.name))
+    message = str(caught.value)
+    assert "\n" not in message and "/shards/shard-" in message and "swav (its storage settings)" in message
