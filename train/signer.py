@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from core.errors import BadInputError
-from train.adversary import SignerAdversary
+from train.adversary import BANK, SignerAdversary
 from train.subjects import subjects_of
 
 
@@ -63,7 +63,7 @@ class SignerObjective(nn.Module):
         adversarial: float,
         supcon: float,
         temperature: float,
-        bank: int = 256,
+        bank: int = BANK,
     ) -> None:
         super().__init__()
         self.adversarial, self.supcon, self.temperature = adversarial, supcon, temperature
