@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training from the gzip HDF5 cache vs from memory, cache size on disk, and cache write throughput.
 
-    python -m bench.train [--sequences 384] [--epochs 2] [--workers 0] [--device cpu]
+    python -m bench.train [--sequences 384] [--epochs 2] [--workers 0] [--train-threads N] [--device cpu]
 
 Builds a realistic-size cache (T = 32, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
 bench/synthetic.py features through the cache's own APIs (``ShardStore.write_shard``, then
@@ -164,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also stream with these inflate pool sizes, comma-separated (e.g. 1,2,4); "
         "'cache' itself uses the reader's default",
     )
+    p.add_argument(
+        "--train-threads",
+        type=int,
+        default=0,
+        help="torch threads of the training step (0: torch's default, every core); fewer leave cores spare "
+        "for the streamed reader",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3, help="memory/cache alternations (drift cancels)")
     p.add_argument("--seed", type=int, default=0)
@@ -171,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     device = torch.device(args.device)
+    if args.train_threads:
+        torch.set_num_threads(args.train_threads)
     retain_freed_memory()  # as `pipeline.py train` does
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
@@ -224,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers_cache": args.workers,
         "process_workers": args.process_workers,
         "cpu_count": os.cpu_count(),
+        "train_threads": torch.get_num_threads(),
+        "spare_cores": max(0, (os.cpu_count() or 1) - torch.get_num_threads()),
         "epoch_s": epoch,
         "runs": runs,
         "same_losses_cache_and_memory": same_losses,
