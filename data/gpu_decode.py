@@ -48,18 +48,17 @@ def use_gpu(choice: str, width: int, height: int, cuda: bool, torchcodec: bool) 
 
 
 def read_video_gpu(path: Path, wanted: list[int], device: str = "cuda") -> dict[int, np.ndarray]:
-    """Frames ``wanted`` (sorted unique source indices) of ``path``, each (H, W, 3) uint8 RGB, decoded by
-    NVDEC and handed back through host memory (the decode workers run in other processes)."""
-    import torch
+    """Frames ``wanted`` (sorted unique source indices) of ``path``, each (H, W, 3) uint8 RGB upright, decoded
+    by NVDEC (``device="cpu"``: torchcodec's CPU decoder) and handed back through host memory (the decode
+    workers run in other processes).
+
+    torchcodec (>= 0.17, requirements-gpu-decode.txt) applies a phone video's display matrix itself, on its
+    CPU decoder and on its default ``nvdec`` CUDA backend, as data/video.py does for PyAV's frames; turning
+    them again here would put them on their side (tests/test_gpu_decode.py checks against PyAV)."""
     from torchcodec.decoders import VideoDecoder
 
     decoder = VideoDecoder(str(path), device=device, dimension_order="NHWC")
-    frames = decoder.get_frames_at(indices=list(wanted)).data  # (N, H, W, 3) uint8 on the GPU
-    meta = decoder.metadata
-    rotation = round((getattr(meta, "rotation", None) or 0) / 90) % 4
-    if rotation % 2 and tuple(frames.shape[1:3]) == (meta.height, meta.width):
-        frames = torch.rot90(frames, rotation, dims=(1, 2))  # upright, as data/video.py turns PyAV frames
-    host = frames.cpu().numpy()
+    host = decoder.get_frames_at(indices=list(wanted)).data.cpu().numpy()  # (N, H, W, 3) uint8
     return {int(i): np.ascontiguousarray(host[k]) for k, i in enumerate(wanted)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from video_fixtures import moving_frames, write_video
 
 import data.gpu_decode as gpu_decode
 from core.errors import UserError
@@ -70,3 +71,49 @@ def test_auto_sends_a_1080p_video_to_the_gpu_decoder_and_a_small_one_to_pyav(tmp
     assert calls == [] and small[2].shape == (48, 64, 3) and small[2].mean() > 60  # PyAV's frame 2
     read_video(_video(tmp_path / "hd.mp4", 1920, 1080, frames=1), [0], 1, decode="auto")
     assert calls == ["hd.mp4"]
+
+
+def _torchcodec_loads() -> bool:
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401 - loads its FFmpeg libraries
+    except Exception:  # noqa: BLE001 - not installed, or no FFmpeg libraries it can load
+        return False
+    return True
+
+
+needs_torchcodec = pytest.mark.skipif(
+    not _torchcodec_loads(), reason=f"torchcodec or its FFmpeg libraries are missing ({INSTALL})"
+)
+
+
+@needs_torchcodec
+def test_torchcodec_reader_gives_pyavs_frames_for_scattered_indices(tmp_path):
+    # The GPU reader's own code (indices, layout, host copy) run on torchcodec's CPU decoder: an H.264
+    # stream with B-frames, read at scattered indices, must give PyAV's frames within codec tolerance.
+    path = write_video(tmp_path / "b.mp4", moving_frames(40), "libx264", gop=12, options={"bf": "2"})
+    wanted = [0, 3, 4, 17, 30, 39]
+    pyav = read_video(path, wanted, 40, decode="cpu")
+    codec = gpu_decode.read_video_gpu(path, wanted, device="cpu")
+    assert sorted(codec) == wanted
+    for i in wanted:
+        assert codec[i].shape == pyav[i].shape == (48, 64, 3) and codec[i].dtype == np.uint8
+        errors = {j: np.abs(codec[i].astype(int) - pyav[j].astype(int)).mean() for j in wanted}
+        assert errors[i] < 2 and min(errors, key=errors.get) == i  # its own frame, no other
+
+
+@needs_torchcodec
+@pytest.mark.skipif(
+    not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+    reason="this PyAV cannot write a display matrix (VideoStream.set_display_rotation)",
+)
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_torchcodec_reader_turns_phone_videos_upright_as_pyav_does(tmp_path, degrees):
+    scene = np.zeros((48, 64, 3), np.uint8)  # quadrants of distinct colours: a wrong turn moves them far
+    scene[:24, :32], scene[:24, 32:] = (250, 30, 30), (30, 250, 30)
+    scene[24:, :32], scene[24:, 32:] = (30, 30, 250), (240, 240, 40)
+    path = write_video(tmp_path / "phone.mp4", [scene] * 3, "libx264", rotation=degrees, options={"crf": "4"})
+    pyav = read_video(path, [0, 2], 3, decode="cpu")
+    codec = gpu_decode.read_video_gpu(path, [0, 2], device="cpu")
+    for i in (0, 2):
+        assert codec[i].shape == pyav[i].shape
+        assert np.abs(codec[i].astype(int) - pyav[i].astype(int)).mean() < 2
