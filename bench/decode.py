@@ -107,17 +107,22 @@ def run_modes(path: Path, total: int, segments: list[tuple[int, int, np.ndarray]
 
 
 def torchcodec_compare(path: Path, wanted: list[int], reference: dict[int, np.ndarray]) -> dict[str, Any]:
-    """torchcodec's decode of ``wanted`` against PyAV's frames: seconds and absolute pixel differences."""
+    """The product's torchcodec reader (``data.gpu_decode.read_video_gpu``: NVDEC on CUDA, else torchcodec's
+    CPU decoder) on ``wanted`` against PyAV's frames: seconds and absolute pixel differences."""
     try:
         import torch
         from torchcodec.decoders import VideoDecoder
+
+        VideoDecoder  # noqa: B018 - importing it loads torchcodec's FFmpeg libraries, or fails here
     except Exception as error:  # not installed, or its FFmpeg libraries are missing
         return {"skipped": f"torchcodec unavailable ({type(error).__name__}: {error}"[:300] + ")"}
+    from data.gpu_decode import read_video_gpu
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     start = time.perf_counter()
-    decoder = VideoDecoder(str(path), device=device, dimension_order="NHWC")
-    frames = decoder.get_frames_at(indices=wanted).data.cpu().numpy()  # (N, H, W, 3) uint8
+    got = read_video_gpu(path, wanted, device=device)
     seconds = time.perf_counter() - start
+    frames = np.stack([got[i] for i in wanted])  # (N, H, W, 3) uint8
     diff = np.abs(frames.astype(np.int16) - np.stack([reference[i] for i in wanted]).astype(np.int16))
     return {
         "device": device,
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{thread_type}: {line}", flush=True)
     product = runs["AUTO"]["product"]
     result = {
-        "machine": machine_info("cpu"),
+        "machine": machine_info(decoders.get("torchcodec", {}).get("device", "cpu")),
         "command": " ".join(["python", "-m", "bench.decode", *(argv if argv is not None else sys.argv[1:])]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "recording": {

@@ -9,7 +9,7 @@
 ``summary`` joins the step files of one run into ``device-<preset>-<device>.json`` (the issue's GPU
 targets: pipeline over encoders alone, MFU against the measured bf16 peak, pipeline over the naive loop)
 and rewrites the README's device block from it. A step that cannot run here (the bf16 peak without a
-GPU, ``--hands-every`` before that flag exists) writes why it was skipped instead of a number.
+GPU) writes why it was skipped instead of a number.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +106,8 @@ def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str,
 def measure_hands_every(preset: str, device: str, frames: int) -> dict[str, Any]:
     """Pipeline frames/s with the hand detector on every frame and on every 4th (interpolated between)."""
     from bench.frames import extract_config, write_bench_dataset
-    from extract.config import ExtractConfig
     from extract.run import run
 
-    if "hands_every" not in {f.name for f in fields(ExtractConfig)}:
-        return {"skipped": "this checkout has no --hands-every yet (issue 16, another branch)"}
     tmp = Path(tempfile.mkdtemp(prefix="bench-hands-every-"))
     try:
         seq_len = min(32, frames)
@@ -140,6 +137,8 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
     encoders = _read(directory / f"encoders-{preset}-{device}.json")
     extract = _read(directory / f"extract-{preset}-{device}.json")
     hands = _read(directory / f"hands-every-{preset}-{device}.json")
+    decodes = sorted(directory.glob(f"decode-*-{device}.json"))  # bench/decode.py at the run's video size
+    decode = _read(decodes[-1]) if decodes else {"skipped": f"no decode-*-{device}.json was written"}
     fps = extract.get("frames_per_s", {})
     gflop = extract.get("gflop_per_frame")
     bf16 = peak.get("bf16_gflop_per_s")
@@ -167,6 +166,14 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
             for k, v in ratios.items()
         },
         "hands_every": hands,
+        "decode": {
+            "recording": decode.get("recording"),
+            "pyav_auto_threads_s": decode.get("runs_by_thread_type", {})
+            .get("AUTO", {})
+            .get("product", {})
+            .get("seconds"),
+            "torchcodec": decode.get("torchcodec") or {"skipped": decode.get("skipped", "not run")},
+        },
     }
 
 
@@ -200,6 +207,17 @@ def render(s: dict[str, Any]) -> str:
     ):
         rows.append(f"| {label} | {_f(t[key]['value'])} | ≥ {t[key]['target']} |")
     rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
+    d = s.get("decode") or {}
+    codec, size = d.get("torchcodec") or {}, "x".join(map(str, (d.get("recording") or {}).get("size", [])))
+    if "max_abs_diff" in codec:
+        rows.append(
+            f"| torchcodec ({codec['device']}) against PyAV, {size}: max / mean abs pixel difference; "
+            f"seconds for {codec['frames']} frames (PyAV, AUTO threads: {_f(d.get('pyav_auto_threads_s'))}) "
+            f"| {codec['max_abs_diff']} / {_f(codec['mean_abs_diff'], 3)}; {_f(codec['seconds'])} "
+            "| codec tolerance |"
+        )
+    else:
+        rows.append(f"| torchcodec against PyAV | skipped: {codec.get('skipped', 'not run')} | |")
     return "\n".join(rows)
 
 

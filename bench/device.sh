@@ -8,17 +8,18 @@
 #
 # Steps: the bf16 matmul peak; each encoder alone in images/s at its best batch; the pipeline end to end
 # with the encoders alone and the naive per-image loop beside it, and MFU (bench/extract.py);
-# --hands-every 1 against 4 (skipped where that flag does not exist yet); the summary with the targets.
+# --hands-every 1 against 4; torchcodec's decoder (NVDEC on the GPU) against PyAV's pixels at 1080p (skipped
+# without torchcodec: pip install ".[gpu-decode]"); the summary with the targets.
 # Environment: PYTHON (default: python), BENCH_OUT (result folder), BENCH_README (README to rewrite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 if [[ "${1:-}" == "--dry-run" ]]; then
-    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 WORKERS=0 BATCH=1
+    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 WORKERS=0 BATCH=1 VIDEO=128x96
     OUT=${BENCH_OUT:-$(mktemp -d)}
     README=${BENCH_README:-}
 else
-    PRESET=full DEVICE=cuda FRAMES=1024 NAIVE=64 HANDS=512 SECONDS_PER=1.0 SEQ=32 WORKERS=8 BATCH=8
+    PRESET=full DEVICE=cuda FRAMES=1024 NAIVE=64 HANDS=512 SECONDS_PER=1.0 SEQ=32 WORKERS=8 BATCH=8 VIDEO=1920x1080
     OUT=${BENCH_OUT:-bench/results}
     README=${BENCH_README:-README.md}
     "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
@@ -40,6 +41,9 @@ step "pipeline end to end, encoders alone, naive loop, MFU"
 step "--hands-every 1 against 4"
 "$PY" -m bench.device hands-every --device "$DEVICE" --preset "$PRESET" --frames "$HANDS" \
     --out "$OUT/hands-every-$PRESET-$DEVICE.json"
+step "decoded frames: torchcodec against PyAV"
+"$PY" -m bench.decode --frames 240 --segments 4 --size "$VIDEO" --rounds 1 --torchcodec \
+    --out "$OUT/decode-$VIDEO-$DEVICE.json"
 step "summary"
 "$PY" -m bench.device summary --device "$DEVICE" --preset "$PRESET" --dir "$OUT" ${README:+--readme "$README"}
 if [[ "$DEVICE" == cuda && "$OUT" == bench/results ]]; then

@@ -43,7 +43,11 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert set(summary["frames_per_s"]) == {"naive", "pipeline", "compute_bound"}
     assert summary["targets"]["pipeline_over_naive"]["value"] > 0
     assert summary["targets"]["mfu_bf16"]["value"] is None  # no bf16 peak on CPU: no MFU made up
-    assert "hands_every" in summary
+    assert summary["hands_every"]["speedup_4_over_1"] > 0
+    decode = summary["decode"]  # torchcodec against PyAV, where torchcodec is installed; else why not
+    assert decode["recording"]["size"] == [128, 96] and decode["pyav_auto_threads_s"] > 0
+    assert "skipped" in decode["torchcodec"] or decode["torchcodec"]["mean_abs_diff"] < 2
     text = readme.read_text()
     assert "old rows" not in text and text.endswith(f"{END}\n\ntail\n")
     assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text
+    assert "| torchcodec " in text
