@@ -116,25 +116,34 @@ class FrameEncoder:
 
     @torch.inference_mode()
     def __call__(
-        self, frames: torch.Tensor, samples: list | None = None, sequence_length: int | None = None
+        self,
+        frames: torch.Tensor,
+        samples: list | None = None,
+        sequence_length: int | None = None,
+        mirrored: list[bool] | None = None,
     ) -> dict[str, np.ndarray]:
         """(N, S, S, 3) uint8 frames -> per-frame arrays keyed by cache field name.
 
         ``samples``: (sample, source frame index) of each frame, for streams that store what the sample
         itself carries (annotations); None when the frames come from nowhere in particular.
-        ``sequence_length``: the frames are runs of this many per sequence (None: all one sequence)."""
+        ``sequence_length``: the frames are runs of this many per sequence (None: all one sequence).
+        ``mirrored``: per frame, whether augmentation flipped it (None: none was)."""
         with self._stage("preprocess"):
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = x.float().div_(255)  # (N, 3, S, S) in [0, 1]
-        return self.encode(x, samples, sequence_length)
+        return self.encode(x, samples, sequence_length, mirrored)
 
     @torch.inference_mode()
     def encode(
-        self, x: torch.Tensor, samples: list | None = None, sequence_length: int | None = None
+        self,
+        x: torch.Tensor,
+        samples: list | None = None,
+        sequence_length: int | None = None,
+        mirrored: list[bool] | None = None,
     ) -> dict[str, np.ndarray]:
         """(N, 3, S, S) float frames in [0, 1], already on the device (the device data path) -> arrays."""
         batch = FrameBatch(
-            x, {}, self.encoders, self.options, self._run, self._stage, samples, sequence_length
+            x, {}, self.encoders, self.options, self._run, self._stage, samples, sequence_length, mirrored
         )
         for stream in self.streams:
             batch.outputs.update(stream.run(batch))

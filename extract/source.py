@@ -19,8 +19,9 @@ from data.sequences import augmentation_seed
 
 
 class SequenceFrames(Dataset):
-    """Item i: the augmented (T, S, S, 3) uint8 frames of ``sequences[i]``, its (maybe swapped) label and
-    the seconds spent decoding and augmenting it.
+    """Item i: the augmented (T, S, S, 3) uint8 frames of ``sequences[i]``, its (maybe swapped) label,
+    whether the copy was mirrored (streams that store what the sample carries mirror it too) and the
+    seconds spent decoding and augmenting it.
 
     A bad file does not raise here: the worker's traceback would be wrapped into an unreadable message,
     so the error text travels back as data and the main process decides (stop, or skip and count).
@@ -81,14 +82,20 @@ class SequenceFrames(Dataset):
         seq = self.sequences[i]
         start = time.perf_counter()
         seed = augmentation_seed(seq, self.base_seed)
-        if seed is None and not self.resize_clean:
-            label = seq.label  # the device resizes it: no CPU image work beyond decoding
-        else:
-            frames, label = self.augmenter(frames, seq.label, seed)
+        label, flipped = seq.label, False
+        if seed is not None or self.resize_clean:  # else the device resizes it: no CPU work beyond decoding
+            result = self.augmenter.augment(frames, seq.label, seed)
+            frames, label, flipped = result.frames, result.label, result.flipped
         # Worker-side seconds travel with the item: the worker's clock is the only one that sees them,
         # and two clock reads per sequence cost nothing next to decoding 32 frames.
         seconds = {"decode": decode_seconds, "augment": time.perf_counter() - start}
-        return {"index": i, "frames": torch.from_numpy(frames), "label": int(label), "seconds": seconds}
+        return {
+            "index": i,
+            "frames": torch.from_numpy(frames),
+            "label": int(label),
+            "flipped": flipped,
+            "seconds": seconds,
+        }
 
 
 def collate_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -68,6 +68,12 @@ class Format:
         """One frame's annotations as arrays of ``annotation_fields``'s shapes."""
         raise NotImplementedError
 
+    @classmethod
+    def mirror_annotations(cls, arrays: dict[str, Any]) -> dict[str, Any]:
+        """One frame's ``annotation_arrays`` as they read on that frame flipped left-right (a flipped
+        augmented copy); data/mirror.py has the geometry. Every format with annotations implements it."""
+        raise NotImplementedError(f"format {cls.name!r} ships annotations but does not mirror them")
+
     annotates_hands: ClassVar[bool] = False  # ships hand landmarks ``--landmarks annotations`` can read
 
     @classmethod

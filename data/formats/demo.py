@@ -19,6 +19,7 @@ import numpy as np
 from data.demo import true_hand_boxes
 from data.discovery import Dataset, discover
 from data.formats import Format, FormatOptions, register
+from data.mirror import mirror_boxes
 from data.samples import Problems
 
 
@@ -44,6 +45,11 @@ class Demo(Format):
         if boxes is None or not 0 <= frame < len(boxes):
             return {"annotated_boxes": np.zeros((1, 4), np.float32), "annotated_count": np.uint8(0)}
         return {"annotated_boxes": boxes[frame][None].astype(np.float32), "annotated_count": np.uint8(1)}
+
+    @classmethod
+    def mirror_annotations(cls, arrays: dict[str, Any]) -> dict[str, Any]:
+        boxes = mirror_boxes(arrays["annotated_boxes"], int(arrays["annotated_count"]))
+        return {**arrays, "annotated_boxes": boxes}
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         dataset = discover(root, group_regex=options.group_regex, on_bad=problems.on_bad)

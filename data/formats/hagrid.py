@@ -26,6 +26,7 @@ from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
 from data.formats.hagrid_hands import hand_slots
 from data.framelist import IMAGE_SUFFIXES, FrameList
+from data.mirror import mirror_boxes, mirror_points
 from data.samples import Problems, RawSample, build_dataset
 from data.sequence import Video
 
@@ -118,6 +119,14 @@ class HaGRID(Format):
     @classmethod
     def annotation_arrays(cls, video: Video, frame: int) -> dict[str, np.ndarray]:
         return annotation_arrays(video, MAX_HANDS)  # a still image: its one frame
+
+    @classmethod
+    def mirror_annotations(cls, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        boxes = mirror_boxes(arrays["annotated_boxes"], int(arrays["annotated_count"]))
+        marks = arrays["annotated_landmarks"]  # (K, 21, 2); a partly annotated hand keeps its points too
+        present = arrays["annotated_landmarks_valid"].astype(bool)[:, None] | (marks != 0).any(-1)  # (K, 21)
+        marks = mirror_points(marks, present)
+        return {**arrays, "annotated_boxes": boxes, "annotated_landmarks": marks}  # hand order kept
 
     annotates_hands = True
 

@@ -2,7 +2,8 @@
 
 Runs no encoder. It is active when the dataset's format ships annotations (``Format.annotation_fields``)
 and stores them under their own names beside YOLO's detections, so a head or an analysis can compare the
-two. Annotations describe the original image: augmented copies carry them unflipped.
+two. Annotations describe the original image: a flipped augmented copy carries them mirrored
+(``Format.mirror_annotations``), so they stay on the hands its pixels show.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Annotations(Stream):
         return bool(options.annotations) and bool(_format(options).annotation_fields())
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
-        return {"format": options.annotations}
+        return {"format": options.annotations, "flipped_copies": "mirrored"}
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
         return tuple(
@@ -45,11 +46,15 @@ class Annotations(Stream):
         fmt = _format(batch.options)
         n = batch.frames.shape[0]
         samples = batch.samples or [(None, 0)] * n  # predict's inputs carry no annotations: fill values
+        mirrored = batch.mirrored or [False] * n
         out: dict[str, list[np.ndarray]] = {}
         for name, shape, dtype, _ in fmt.annotation_fields():
             out[name] = [np.zeros(shape, dtype)] * n
         for i, (sample, frame) in enumerate(samples):
             if sample is not None and getattr(sample, "annotations", None) is not None:
-                for name, value in fmt.annotation_arrays(sample, frame).items():
+                arrays = fmt.annotation_arrays(sample, frame)
+                if mirrored[i]:
+                    arrays = fmt.mirror_annotations(arrays)
+                for name, value in arrays.items():
                     out[name][i] = value
         return {name: torch.from_numpy(np.stack(values)) for name, values in out.items()}  # (N, *shape)

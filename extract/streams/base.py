@@ -53,7 +53,9 @@ class FrameBatch:
     before this one wrote, (N, ...) tensors; ``run(role, images)`` calls that role's encoder in
     micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it);
     ``samples`` says where each frame came from, (sample, source frame index) per frame, when known;
-    ``sequence_length``: the frames are consecutive runs of this many per sequence (None: one sequence).
+    ``sequence_length``: the frames are consecutive runs of this many per sequence (None: one sequence);
+    ``mirrored``: per frame, whether augmentation flipped it left-right (None: none was), so streams that
+    store what the sample carries (annotated boxes, imported landmarks) mirror it to match the pixels.
     """
 
     frames: torch.Tensor
@@ -64,6 +66,7 @@ class FrameBatch:
     stage: Callable[[str], AbstractContextManager]
     samples: list[tuple[Any, int]] | None = None
     sequence_length: int | None = None
+    mirrored: list[bool] | None = None
 
 
 class Stream:

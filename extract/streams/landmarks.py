@@ -9,8 +9,9 @@ right) and ``landmark_valid`` (2,) uint8. ``--landmarks`` picks the source:
   ``DIR/<video_id>.npz``) with ``left_hand`` and ``right_hand`` (T, 21, C) and optional ``pose``
   (T, 33, C), rows indexed by source frame. Also writes ``pose`` (33, 3) float and ``pose_valid`` ()
   uint8 (0 for files without pose). The files join each video's fingerprint (``sources``), so a changed
-  file re-extracts its video only. They describe the original video: augmented copies carry them
-  unaugmented, as the annotations stream does.
+  file re-extracts its video only. They describe the original video: a flipped augmented copy carries
+  them mirrored (x to 1 - x, left and right hands and pose sides swapped; data/mirror.py), as the
+  annotations stream does.
 - ``annotations``: the hand landmarks the dataset's format annotates (``--format hagrid``: HaGRIDv2's
   ``hand_landmarks``), x, y as annotated and z 0 (as ``.npz`` files with C = 2). HaGRID names no
   handedness per hand: the gesturing hand goes to the slot ``leading_hand`` names where the annotation has
@@ -35,13 +36,16 @@ import torch
 
 from cache.schema import FieldSpec
 from core.errors import BadInputError, UserError
+from data.mirror import mirror_hands, mirror_pose
 from models.landmarker import POINTS, SLOTS, HandLandmarks, check_model, load_landmarker, mediapipe_version
 
 from .base import FrameBatch, Stream, StreamOptions, register_stream
 
 POSE_POINTS = 33  # MediaPipe pose landmarks
-NPZ_VERSION = "landmark-npz-v1"  # bump when the reading of .npz files changes the stored bytes
-ANNOTATIONS_VERSION = "landmark-annotations-v1"  # bump when placing annotated hands changes the bytes
+NPZ_VERSION = "landmark-npz-v2"  # bump when the reading of .npz files changes the stored bytes (v2: mirrored)
+ANNOTATIONS_VERSION = (
+    "landmark-annotations-v2"  # bump when placing annotated hands changes the bytes (v2: same)
+)
 _landmarkers: dict[str, HandLandmarks] = {}  # model path -> loaded landmarker, one per process
 
 
@@ -223,6 +227,7 @@ class Landmarks(Stream):
         else:
             reader = _npz_readers.setdefault(str(folder), _NpzFiles(folder))
             rows = [reader.frame(video, index) for video, index in batch.samples]
+            rows = [_mirrored_row(r) if m else r for r, m in zip(rows, _mirrored(batch), strict=True)]
         stack = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
         return {
             "landmarks": stack["hands"],  # (N, 2, 21, 3)
@@ -247,10 +252,22 @@ def annotated(batch: FrameBatch) -> dict[str, torch.Tensor]:
             fmt.annotated_hands(video, index) if getattr(video, "annotations", None) is not None else row
             for (video, index), row in zip(batch.samples, rows, strict=True)
         ]
+        rows = [mirror_hands(*row) if m else row for row, m in zip(rows, _mirrored(batch), strict=True)]
     return {
         "landmarks": torch.from_numpy(np.stack([p for p, _ in rows])),  # (N, 2, 21, 3)
         "landmark_valid": torch.from_numpy(np.stack([v for _, v in rows])),  # (N, 2)
     }
+
+
+def _mirrored(batch: FrameBatch) -> list[bool]:
+    return batch.mirrored or [False] * batch.frames.shape[0]
+
+
+def _mirrored_row(row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One frame's imported landmarks as they read on the frame flipped left-right."""
+    hands, hands_valid = mirror_hands(row["hands"], row["hands_valid"])
+    pose = mirror_pose(row["pose"], bool(row["pose_valid"]))
+    return {**row, "hands": hands, "hands_valid": hands_valid, "pose": pose}
 
 
 def read_empty() -> dict[str, np.ndarray]:
