@@ -260,6 +260,8 @@ def run(cfg: ExtractConfig) -> ExtractResult:
     # whose version the cache records, before the group exists.
     _versions()
     with process_group(cfg.device, EXTRACT_TIMEOUT) as ranks, ExitStack() as held:
+        # --decode gpu where it cannot run: refused before the corpus is planned and the encoders built
+        resolve_decode(cfg.decode, resolve_device(cfg.device, ranks).type)
 
         def prepare() -> tuple[Plan, list[PlanItem]]:  # rank 0 only
             plan = make_plan(cfg)

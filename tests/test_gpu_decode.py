@@ -5,9 +5,11 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
+from conftest import tiny_extract_config
 from video_fixtures import moving_frames, write_video
 
 import data.gpu_decode as gpu_decode
+import extract.run
 from core.errors import UserError
 from data.gpu_decode import INSTALL, check_decode, resolve_decode, use_gpu
 from data.video import read_video
@@ -117,3 +119,17 @@ def test_torchcodec_reader_turns_phone_videos_upright_as_pyav_does(tmp_path, deg
     for i in (0, 2):
         assert codec[i].shape == pyav[i].shape
         assert np.abs(codec[i].astype(int) - pyav[i].astype(int)).mean() < 2
+
+
+def test_extract_refuses_gpu_decoding_on_cpu_before_planning_or_building_encoders(
+    small_demo, tmp_path, monkeypatch
+):
+    def never(*args, **kwargs):
+        raise AssertionError("reached work that --decode gpu should have stopped before")
+
+    monkeypatch.setattr(extract.run, "build_encoders", never)
+    monkeypatch.setattr(extract.run, "make_plan", never)
+    cfg = tiny_extract_config(small_demo, tmp_path / "cache", decode="gpu", device="cpu")
+    with pytest.raises(UserError, match="--decode gpu needs a CUDA GPU"):
+        extract.run.run(cfg)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
