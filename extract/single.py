@@ -27,19 +27,24 @@ def encoders_from_manifest(manifest: dict[str, Any], roles: set[str] | None = No
     with ``roles``, only those.
 
     Real weights whose files no longer hash to what the cache recorded are refused: features from other
-    weights would be classified by a head trained on the old ones."""
+    weights would be classified by a head trained on the old ones. Two roles on one model, weights and
+    revision share one built encoder, as in extraction (``mask_features`` and ``dino`` on DINOv2)."""
+    built: dict[tuple[str, str, int, str | None], Encoder] = {}
     encoders = {}
     for role, spec in manifest["encoders"].items():
         if roles is not None and role not in roles:
             continue
         weights, _, seed = spec["weights"].partition(":")
-        enc = create_encoder(spec["name"], weights, int(seed or 0), spec.get("revision"))
-        if weights == "pretrained" and enc.identity.get("sha256") != spec.get("sha256"):
-            raise CacheError(
-                f"the {role} weights ({spec['name']}) differ from those the cache was extracted with "
-                f"(sha256 {spec.get('sha256')}); restore them or re-extract"
-            )
-        encoders[role] = enc
+        which = (spec["name"], weights, int(seed or 0), spec.get("revision"))
+        if which not in built:
+            enc = create_encoder(*which)
+            if weights == "pretrained" and enc.identity.get("sha256") != spec.get("sha256"):
+                raise CacheError(
+                    f"the {role} weights ({spec['name']}) differ from those the cache was extracted with "
+                    f"(sha256 {spec.get('sha256')}); restore them or re-extract"
+                )
+            built[which] = enc
+        encoders[role] = built[which]
     return encoders
 
 

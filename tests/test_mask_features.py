@@ -79,3 +79,27 @@ def test_missing_dinov2_weights_for_mask_features_are_one_line_naming_the_model(
         create_encoder(model)
     message = str(info.value)
     assert "\n" not in message and "dinov2_vit_s14" in message and "--weights random" in message
+
+
+def test_predict_builds_one_encoder_for_the_roles_that_share_a_model(monkeypatch):
+    # predict and show rebuild the cache's encoders from its manifest: DINOv2 for both dino and
+    # mask_features must be built (and held in memory) once, as extraction does; another seed is another.
+    import extract.single
+
+    built = []
+
+    def counting(*args):
+        built.append(args)
+        return create_encoder(*args)
+
+    monkeypatch.setattr(extract.single, "create_encoder", counting)
+    manifest = {
+        "encoders": {
+            "dino": {"name": "tiny_dinov2", "weights": "random:0"},
+            "mask_features": {"name": "tiny_dinov2", "weights": "random:0"},
+            "swav": {"name": "tiny_dinov2", "weights": "random:1"},
+        }
+    }
+    encoders = extract.single.encoders_from_manifest(manifest)
+    assert encoders["dino"] is encoders["mask_features"] and encoders["swav"] is not encoders["dino"]
+    assert len(built) == 2
