@@ -112,14 +112,16 @@ def cache_info(key_dir: Path) -> str:
         f"frames:     T={dims.frames}, float dtype {dims.float_dtype}",
         "streams:",
     ]
+    encoders = sorted((manifest.get("encoders") or {}).items())
+    width = max([8, *(len(name) for name in [*dims.streams, *(role for role, _ in encoders)])])  # one column
     for stream in dims.streams:
         fields = ", ".join(
             f"{f.name} {tuple(f.shape)} {dims.dtype(f).name}" for f in dims.fields if f.stream == stream
         )
-        out.append(f"  {stream:8s} {fields}")
+        out.append(f"  {stream:{width}s} {fields}")
     out.append("encoders:")
-    for role, enc in sorted((manifest.get("encoders") or {}).items()):
-        out.append(f"  {role:8s} {_identity(enc)}")
+    for role, enc in encoders:
+        out.append(f"  {role:{width}s} {_identity(enc)}")
     layout = manifest.get("channel_layout") or []
     out.append("channel layout: " + ", ".join(f"{i} {name}" for i, name in enumerate(layout)))
     out.append("config:")
