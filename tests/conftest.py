@@ -87,3 +87,19 @@ def tiny_extract_config(data: Path, cache_dir: Path, **overrides):
         shard_size=4,
         **rest,
     )
+
+
+def demo_boxes_config(data: Path, cache_dir: Path, **dataset: object):
+    """The demo format with its true hand boxes stored by the annotations stream, tiny random encoders and no
+    YOLO (``dataset`` adds DataConfig options, e.g. augment_copies)."""
+    from data.config import DataConfig
+    from extract.config import ExtractConfig
+
+    return ExtractConfig(
+        dataset=DataConfig(data=data, frames=16, image_size=32, val=0.34, format="demo", **dataset),
+        cache_dir=cache_dir,
+        preset="tiny",
+        weights="random",
+        workers=0,
+        encoders="hands=none",
+    )

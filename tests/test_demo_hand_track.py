@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+from conftest import demo_boxes_config
 
 from cache.schema import decode_id
-from data.config import DataConfig
 from data.demo import true_hand_boxes
-from extract.config import ExtractConfig
 from extract.run import run
 from models.heads.model import ModelArgs
 from train.runtime import open_manifest, split_dataset
 
 
 def test_the_demo_format_stores_the_true_boxes_and_feeds_the_hands_head(small_demo, tmp_path):
-    cfg = ExtractConfig(
-        dataset=DataConfig(data=small_demo, frames=16, image_size=32, val=0.34, format="demo"),
-        cache_dir=tmp_path / "cache",
-        preset="tiny",
-        weights="random",
-        workers=0,
-        encoders="hands=none",
-    )
-    key = run(cfg).key_dir
+    key = run(demo_boxes_config(small_demo, tmp_path / "cache")).key_dir
     truth = true_hand_boxes(small_demo)
     with h5py.File(key / "train.h5", "r") as h5:
         assert "hand_boxes" not in h5  # no random-weight detections: the track is the generator's

@@ -6,14 +6,13 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from conftest import demo_boxes_config
 
 from cache.schema import decode_id, read_attrs
 from data.augment import SequenceAugmenter
-from data.config import DataConfig
 from data.demo import true_hand_boxes
 from data.formats.hagrid_hands import hand_slots
 from data.mirror import mirror_boxes, mirror_hands, mirror_pose
-from extract.config import ExtractConfig
 from extract.run import run
 
 
@@ -93,21 +92,8 @@ def test_a_mirrored_pose_still_faces_the_camera():
 
 def test_flipped_copies_store_the_demo_boxes_mirrored(small_demo, tmp_path):
     # swipe_left:swipe_right swaps labels on a flip, so a copy's stored label says whether it was flipped.
-    cfg = ExtractConfig(
-        dataset=DataConfig(
-            data=small_demo,
-            frames=16,
-            image_size=32,
-            val=0.34,
-            format="demo",
-            augment_copies=3,
-            flip_swap=("swipe_left:swipe_right",),
-        ),
-        cache_dir=tmp_path / "cache",
-        preset="tiny",
-        weights="random",
-        workers=0,
-        encoders="hands=none",
+    cfg = demo_boxes_config(
+        small_demo, tmp_path / "cache", augment_copies=3, flip_swap=("swipe_left:swipe_right",)
     )
     key = run(cfg).key_dir
     truth = true_hand_boxes(small_demo)
