@@ -69,6 +69,7 @@ def tiny_extract_config(data: Path, cache_dir: Path, **overrides):
         "augment_copies",
         "group_regex",
         "on_bad_frame",
+        "flip_swap",
     }
     d = {
         "data": data,

@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_extract_argv, tiny_extract_config
 
 import pipeline
-from cache.schema import decode_id
+from cache.schema import decode_id, read_attrs
 from extract.run import run as extract
 from extract.streams import landmarks as stream
 from models.landmarker import HandLandmarks, result_slots
@@ -242,3 +242,40 @@ def test_mediapipe_missing_or_task_file_absent_is_one_line_naming_the_fix(
         assert "hand_landmarker.task" in err and "curl -LO https://" in err and str(task) in err
     else:
         assert 'pip install ".[landmarks]"' in err
+
+
+def test_flipped_copies_carry_npz_landmarks_mirrored(small_demo, tmp_path):
+    # swipe_left:swipe_right swaps labels on a flip, so a copy's stored label says whether it was flipped;
+    # its pixels show the subject's left hand on the other side, seen as a right hand: slots swap too.
+    folder = tmp_path / "marks"
+    written = _write_npz(small_demo, folder)
+    cfg = tiny_extract_config(
+        small_demo,
+        tmp_path / "cache",
+        landmarks=f"npz:{folder}",
+        encoders=ONLY_LANDMARKS,
+        augment_copies=3,
+        flip_swap=("swipe_left:swipe_right",),
+    )
+    key_dir = extract(cfg).key_dir
+    with h5py.File(key_dir / "train.h5", "r") as h5:
+        names = list(read_attrs(h5)["class_names"])
+        ids = [decode_id(s) for s in h5["sequence_ids"][...]]
+        got = {k: h5[k][...] for k in ("labels", "landmarks", "landmark_valid", "pose", "frame_indices")}
+    flips = 0
+    for i, sequence in enumerate(ids):
+        cls, video = sequence.split("#")[0].split("/")
+        if cls not in ("swipe_left", "swipe_right") or names[got["labels"][i]] == cls:
+            continue  # not flipped: the clean copy's test above covers it
+        flips += 1
+        arrays, rows = written[f"{cls}/{video}"], got["frame_indices"][i]
+        left, right = arrays["left_hand"][rows, :, :3], arrays["right_hand"][rows]
+        marks, valid = got["landmarks"][i], got["landmark_valid"][i]  # (T, 2, 21, 3), (T, 2)
+        np.testing.assert_array_equal(valid[:, 0], rows % 3 != 0)  # the right hand, now in the left slot
+        seen = rows % 3 != 0
+        np.testing.assert_allclose(marks[seen, 0, :, 0], 1 - right[seen, :, 0], atol=2e-3)
+        np.testing.assert_allclose(marks[:, 1, :, 0], 1 - left[:, :, 0], atol=2e-3)
+        np.testing.assert_allclose(marks[:, 1, :, 1:], left[:, :, 1:], atol=1e-3)  # y and z stay
+        if "pose" in arrays:  # the left shoulder (11) is where the right one (12) was, mirrored
+            np.testing.assert_allclose(got["pose"][i][:, 11, 0], 1 - arrays["pose"][rows, 12, 0], atol=2e-3)
+    assert flips > 0

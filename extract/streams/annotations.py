@@ -46,7 +46,7 @@ class Annotations(Stream):
         fmt = _format(batch.options)
         n = batch.frames.shape[0]
         samples = batch.samples or [(None, 0)] * n  # predict's inputs carry no annotations: fill values
-        mirrored = batch.mirrored or [False] * n
+        mirrored = batch.flips()
         out: dict[str, list[np.ndarray]] = {}
         for name, shape, dtype, _ in fmt.annotation_fields():
             out[name] = [np.zeros(shape, dtype)] * n

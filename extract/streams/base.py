@@ -68,6 +68,10 @@ class FrameBatch:
     sequence_length: int | None = None
     mirrored: list[bool] | None = None
 
+    def flips(self) -> list[bool]:
+        """Per frame, whether augmentation flipped it (all False when nobody said)."""
+        return self.mirrored or [False] * self.frames.shape[0]
+
 
 class Stream:
     """Base class of a registered stream; subclasses set the class attributes and implement two methods."""

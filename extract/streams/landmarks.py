@@ -42,10 +42,10 @@ from models.landmarker import POINTS, SLOTS, HandLandmarks, check_model, load_la
 from .base import FrameBatch, Stream, StreamOptions, register_stream
 
 POSE_POINTS = 33  # MediaPipe pose landmarks
-NPZ_VERSION = "landmark-npz-v2"  # bump when the reading of .npz files changes the stored bytes (v2: mirrored)
-ANNOTATIONS_VERSION = (
-    "landmark-annotations-v2"  # bump when placing annotated hands changes the bytes (v2: same)
-)
+# Bump when reading the files or placing the annotated hands changes the stored bytes (v2: flipped copies
+# carry them mirrored).
+NPZ_VERSION = "landmark-npz-v2"
+ANNOTATIONS_VERSION = "landmark-annotations-v2"
 _landmarkers: dict[str, HandLandmarks] = {}  # model path -> loaded landmarker, one per process
 
 
@@ -227,7 +227,7 @@ class Landmarks(Stream):
         else:
             reader = _npz_readers.setdefault(str(folder), _NpzFiles(folder))
             rows = [reader.frame(video, index) for video, index in batch.samples]
-            rows = [_mirrored_row(r) if m else r for r, m in zip(rows, _mirrored(batch), strict=True)]
+            rows = [_mirrored_row(r) if m else r for r, m in zip(rows, batch.flips(), strict=True)]
         stack = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
         return {
             "landmarks": stack["hands"],  # (N, 2, 21, 3)
@@ -252,15 +252,11 @@ def annotated(batch: FrameBatch) -> dict[str, torch.Tensor]:
             fmt.annotated_hands(video, index) if getattr(video, "annotations", None) is not None else row
             for (video, index), row in zip(batch.samples, rows, strict=True)
         ]
-        rows = [mirror_hands(*row) if m else row for row, m in zip(rows, _mirrored(batch), strict=True)]
+        rows = [mirror_hands(*row) if m else row for row, m in zip(rows, batch.flips(), strict=True)]
     return {
         "landmarks": torch.from_numpy(np.stack([p for p, _ in rows])),  # (N, 2, 21, 3)
         "landmark_valid": torch.from_numpy(np.stack([v for _, v in rows])),  # (N, 2)
     }
-
-
-def _mirrored(batch: FrameBatch) -> list[bool]:
-    return batch.mirrored or [False] * batch.frames.shape[0]
 
 
 def _mirrored_row(row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
