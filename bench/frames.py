@@ -93,7 +93,7 @@ def augment_seconds(cfg: ExtractConfig, seeds: int = 8) -> dict[str, float]:
     seq = plan.items[0].sequence
     frames = read_frames(seq.video, seq.indices)  # (T, H, W, 3) uint8
     threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # workers run OpenCV on one thread (extract.run._worker_init)
+    cv2.setNumThreads(1)  # workers run OpenCV on one thread (extract.source.worker_init)
     try:
         times = []
         for seed in range(1, seeds + 1):

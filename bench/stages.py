@@ -1,7 +1,7 @@
 """Stage clocks around the real extraction run, added from outside for one benchmark run.
 
 ``extract.run.run`` stays untouched: for the duration of the ``with`` block this patches the names it
-looks up at call time (the plan, the DataLoader, the shard writer, split assembly, the encoder
+looks up at call time (the plan, the decode workers' DataLoader, the shard writer, split assembly, the encoder
 factory) with timed wrappers, and hands it prebuilt encoders, so all modes of one benchmark run the
 very same modules and the model build is not billed to the pipeline. Decode and augment run in the
 DataLoader workers; their seconds come back inside each item (``item["seconds"]``).
@@ -19,6 +19,7 @@ from unittest.mock import patch
 from torch.utils.data import DataLoader
 
 import extract.run as extract_run
+import extract.source as extract_source
 from extract.encode import FrameEncoder
 from models.encoders import Encoder
 
@@ -77,7 +78,7 @@ def instrumented_run(encoders: dict[str, Encoder], timings: dict[str, float]) ->
     with ExitStack() as stack:
         stack.enter_context(patch.object(extract_run, "build_encoders", lambda cfg: encoders))
         stack.enter_context(patch.object(extract_run, "FrameEncoder", frame_encoder))
-        stack.enter_context(patch.object(extract_run, "DataLoader", _timed_loader(timings)))
+        stack.enter_context(patch.object(extract_source, "DataLoader", _timed_loader(timings)))
         for name, stage in (
             ("make_plan", "plan"),
             ("_write_shard", "write"),

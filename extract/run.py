@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cache.assemble import assemble_splits
@@ -38,7 +37,7 @@ from extract.distributed import (
 )
 from extract.encode import FrameEncoder
 from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_plan
-from extract.source import SequenceFrames, collate_items, worker_context
+from extract.source import SequenceFrames, decode_loader, worker_context
 from extract.streams import resolve_revisions
 from models.encoders import Encoder, create_encoder
 
@@ -137,14 +136,6 @@ def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dims: Dim
     return rec
 
 
-def _worker_init(_: int) -> None:
-    # Workers decode and augment; one thread each keeps them from fighting the encoders for cores.
-    torch.set_num_threads(1)
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _write_shard(store: ShardStore, records: list[dict[str, Any]], dims: Dims, meta: dict[str, Any]) -> None:
     try:
         store.write_shard(records, dims, meta)
@@ -184,15 +175,8 @@ def extract_missing(
         resize_clean=stager is None,
         decode=resolve_decode(cfg.decode, device.type),
     )
-    # forkserver, not fork (see worker_context): a forked worker can deadlock on its first cv2 call.
-    loader = DataLoader(
-        source,
-        batch_size=max(1, cfg.batch_size),
-        num_workers=cfg.workers,
-        collate_fn=collate_items,
-        worker_init_fn=_worker_init if cfg.workers else None,
-        multiprocessing_context=worker_context() if cfg.workers else None,
-        pin_memory=stager is not None and device.type == "cuda",
+    loader = decode_loader(
+        source, cfg.batch_size, cfg.workers, pin_memory=stager is not None and device.type == "cuda"
     )
     pending: list[dict[str, Any]] = []
     computed, skipped, t = 0, [], d.frames

@@ -9,7 +9,7 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from core.errors import BadInputError
 from data.augment import SequenceAugmenter
@@ -103,6 +103,18 @@ def collate_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
+def worker_init(_: int) -> None:
+    """Workers decode and augment; one thread each keeps them from fighting the encoders for cores.
+
+    It lives here, in a module the worker server preloads, for speed: a worker unpickles its init
+    function by reference, and one defined in ``extract.run`` made every worker import the whole encoder
+    stack (timm, transformers, ultralytics) before its first frame, ~3.5 s each, one after the other."""
+    torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 # What the worker server imports once, so that every worker forks with it already loaded.
 # The lifeline comes first: the server must die with its parent even while it is still importing.
 WORKER_PRELOAD = ("extract.forkserver_lifeline", "__main__", "torch", "extract.source")
@@ -123,3 +135,20 @@ def worker_context() -> BaseContext:
     ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # only read when the server starts
     forkserver.ensure_running()
     return ctx
+
+
+def decode_loader(
+    source: SequenceFrames, batch_size: int, workers: int, pin_memory: bool = False
+) -> DataLoader:
+    """Batches of ``source``'s items, decoded in ``workers`` processes (none: in this one).
+
+    forkserver, not fork (see worker_context): a forked worker can deadlock on its first cv2 call."""
+    return DataLoader(
+        source,
+        batch_size=max(1, batch_size),
+        num_workers=workers,
+        collate_fn=collate_items,
+        worker_init_fn=worker_init if workers else None,
+        multiprocessing_context=worker_context() if workers else None,
+        pin_memory=pin_memory,
+    )
