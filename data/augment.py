@@ -9,16 +9,21 @@ so even the noise (GaussNoise's noise map, ISONoise's seed) is the same on every
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import albumentations as A
-import cv2
-import numpy as np
+# Extraction runs offline: without this, importing albumentations asks PyPI for a newer version (up to
+# 2 s when the network drops the packets), in the main process and in the worker server alike.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from core.errors import UserError
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.errors import UserError  # noqa: E402
 
 RECIPE_NAME = "gesture-sequence-aug/1"
 # INTER_AREA for both the plain resize and the augmented path, so copy 0 and copies k >= 1 share pixels'
