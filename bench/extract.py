@@ -117,6 +117,24 @@ def _stop_worker_server() -> None:
         stop()
 
 
+def _no_op() -> None:
+    """A worker that does nothing: starting one waits until the worker server has its imports."""
+
+
+def start_worker_server() -> None:
+    """Start a fresh worker server and wait for its imports (torch, OpenCV, albumentations), as a CLI
+    run has them ready by the time its encoders are built (``extract.run`` starts the server first).
+
+    For benchmarks whose encoders are built once outside the clock: without this, every timed run also
+    pays the ~4-7 s server start that the CLI hides behind its model build."""
+    from extract.source import worker_context
+
+    _stop_worker_server()
+    probe = worker_context().Process(target=_no_op)
+    probe.start()  # returns once the server has forked it: its preload imports are done
+    probe.join()
+
+
 def sample_peak(samples: list[dict[str, Any]], label: str, device: str) -> None:
     """One matmul-peak sample with the load it ran under; the run's peak is the best sample, so a
     sample that others slowed down cannot inflate the MFU."""
