@@ -128,8 +128,11 @@ def worker_context() -> BaseContext:
     state and can deadlock on its first cv2 call. But a bare forkserver child imports all of that itself,
     one worker after the other, while the parent blocks writing the pickled dataset (over a pipe's 64 KB)
     to it: measured 6.7-7.6 s to start 2 workers, on every extraction. The server imports only (no
-    thread pool exists yet, so forking it is safe), once per process: later workers start in ~0.2 s.
-    Called early (before the encoders are built), the server's own ~4 s import overlaps that work.
+    thread pool exists yet, so forking it is safe), once per process. A worker still imports what its
+    pickled dataset and functions reference (see ``worker_init``) and re-runs the entry module (CPython
+    3.11's server does not preload ``__main__``: keep entry modules light at import); with both light, a
+    worker starts in ~0.2 s. Called early (before the encoders are built), the server's own ~4 s import
+    overlaps that work.
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # only read when the server starts
