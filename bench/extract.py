@@ -37,8 +37,9 @@ from bench.machine import (
 
 quiet_threads()  # before torch is imported
 
-# Everything heavy is imported inside main(): DataLoader workers fork from a server that imports this
-# module first, and a light one keeps their start-up what it is under pipeline.py.
+# Everything heavy is imported inside main(): every DataLoader worker re-runs the entry module before its
+# first frame (extract.source.WORKER_PRELOAD), and a light one keeps their start-up what it is under
+# pipeline.py.
 
 if TYPE_CHECKING:
     import torch

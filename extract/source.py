@@ -117,7 +117,9 @@ def worker_init(_: int) -> None:
 
 # What the worker server imports once, so that every worker forks with it already loaded.
 # The lifeline comes first: the server must die with its parent even while it is still importing.
-WORKER_PRELOAD = ("extract.forkserver_lifeline", "__main__", "torch", "extract.source")
+# Not "__main__": CPython 3.11's server never preloads it (it looks for a key the parent does not send);
+# every worker re-runs the entry module instead, so entry modules stay light at import.
+WORKER_PRELOAD = ("extract.forkserver_lifeline", "torch", "extract.source")
 
 
 def worker_context() -> BaseContext:
@@ -129,10 +131,9 @@ def worker_context() -> BaseContext:
     one worker after the other, while the parent blocks writing the pickled dataset (over a pipe's 64 KB)
     to it: measured 6.7-7.6 s to start 2 workers, on every extraction. The server imports only (no
     thread pool exists yet, so forking it is safe), once per process. A worker still imports what its
-    pickled dataset and functions reference (see ``worker_init``) and re-runs the entry module (CPython
-    3.11's server does not preload ``__main__``: keep entry modules light at import); with both light, a
-    worker starts in ~0.2 s. Called early (before the encoders are built), the server's own ~4 s import
-    overlaps that work.
+    pickled dataset and functions reference (see ``worker_init``) and re-runs the entry module; with
+    both light, a worker starts in ~0.2 s. Called early (before the encoders are built), the server's own
+    ~4 s import overlaps that work.
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # only read when the server starts
