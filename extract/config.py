@@ -45,7 +45,7 @@ class ExtractConfig:
             "help": "hand landmarks per frame (landmarks, landmark_valid): none; mediapipe (MediaPipe "
             "HandLandmarker, pip install '.[landmarks]', with --landmark-model); or npz:DIR (the landmark "
             "system's <video_id>.npz files: left_hand, right_hand, optional pose); or annotations (the "
-            "format's own: --format hagrid's HaGRIDv2 hand_landmarks)",
+            "format's own: --format hagrid's hand landmarks, v2 or v1)",
             "metavar": "none|mediapipe|npz:DIR|annotations",
         },
     )

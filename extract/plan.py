@@ -110,6 +110,9 @@ def make_plan(cfg: ExtractConfig) -> Plan:
     memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
     options = stream_options(cfg, prepared.dataset.format)
     streams = active_streams(encoder_models(cfg), options)
+    for stream in streams:
+        for line in stream.warnings(prepared.dataset.videos, options):
+            print(f"warning: {line}", file=sys.stderr)
     fingerprints = {
         v.key: with_imports(
             video_fingerprint(v, sources, memo),

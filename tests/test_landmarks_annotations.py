@@ -1,5 +1,6 @@
-"""``--landmarks annotations``: HaGRIDv2's hand_landmarks into the landmarks stream, slotted by the leading
-hand (else by x), keyed by the annotation, and trained on by the ST-GCN head at one frame per sample."""
+"""``--landmarks annotations``: HaGRID's annotated hand landmarks (v2 ``hand_landmarks``, v1
+``landmarks``) into the landmarks stream, slotted by the leading hand (else by x), keyed by the annotation,
+and trained on by the ST-GCN head at one frame per sample."""
 
 from __future__ import annotations
 
@@ -96,6 +97,41 @@ def test_annotated_hands_go_to_the_leading_hand_slot_else_by_x_and_an_edit_recom
     assert (second.key_dir, second.computed, second.reused) == (first.key_dir, 1, len(expected) - 1)
     np.testing.assert_allclose(stored(second.key_dir)["call/a1"][0][0, 0, 8, :2], [0.5, 0.5], atol=1e-3)
     assert extract(cfg).computed == 0
+
+
+def test_hagrid_v1_landmarks_are_read_as_v2s_and_a_corpus_without_any_is_warned_about(tmp_path, capsys):
+    """HaGRID (v1) names the per-hand points ``landmarks``, HaGRIDv2 ``hand_landmarks``: both reach the
+    stream alike. Annotations without a single landmarked hand would store nothing but absent landmarks,
+    so the run says so once, before extracting."""
+
+    def v1(labels: list[str], marks: list[list], leading: str) -> dict:
+        out = entry(labels, marks, leading)
+        return {**{k: v for k, v in out.items() if k != "hand_landmarks"}, "landmarks": marks}
+
+    root = tmp_path / "v1"
+    write_hagrid(root, {("train", "call"): {"a1": v1(["call", "no_gesture"], [hand(0.7), [[]]], "left")}})
+    cfg = tiny_extract_config(
+        root, tmp_path / "cache", frames=1, landmarks="annotations", encoders=ONLY_LANDMARKS
+    )
+    marks, valid = stored(extract(cfg).key_dir)["call/a1"]
+    assert valid[0].tolist() == [1, 0]
+    np.testing.assert_allclose(marks[0, 0, :, :2], hand(0.7), atol=1e-3)
+    assert "warning: --landmarks annotations" not in capsys.readouterr().err
+
+    bare = tmp_path / "bare"  # boxes and labels only, and a hand with too few points
+    write_hagrid(
+        bare,
+        {
+            ("train", "call"): {"a1": entry(["call"], []), "a2": entry(["call"], [hand(0.2)[:20]])},
+            ("val", "call"): {"b1": {"bboxes": [[0.1, 0.1, 0.2, 0.2]], "labels": ["call"]}},
+        },
+    )
+    argv = tiny_extract_argv(
+        bare, tmp_path / "cache2", frames=1, landmarks="annotations", encoders=ONLY_LANDMARKS
+    )
+    assert pipeline.main(argv) == 0
+    warned = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning: --landmarks")]
+    assert len(warned) == 1 and "none of the 3 samples" in warned[0]
 
 
 def test_a_format_without_annotated_landmarks_is_one_line_naming_the_flag(small_demo, tmp_path, capsys):

@@ -5,8 +5,9 @@ Layout::
     hagrid_dataset/<class>/<image_id>.jpg          (or <class>/ directly under --data)
     annotations/{train,val,test}/<class>.json      {image_id: {bboxes, labels, user_id, ...}}
 
-``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRIDv2 adds
-``united_bbox``, ``united_label`` and ``hand_landmarks``; ``leading_hand`` (left/right), where present,
+``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRID (v1) annotates
+points per hand as ``landmarks``, HaGRIDv2 as ``hand_landmarks`` and adds ``united_bbox`` and
+``united_label``; ``leading_hand`` (left/right), where present,
 places the landmarks in ``--landmarks annotations``'s slots (hagrid_hands.py). The annotation folder is
 the official split, ``user_id`` the subject. Extract with ``--frames 1``. The parsed annotations ride on
 the sample (``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
@@ -24,7 +25,7 @@ import numpy as np
 from core.errors import BadInputError
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
-from data.formats.hagrid_hands import hand_slots
+from data.formats.hagrid_hands import hand_slots, landmark_lists
 from data.framelist import IMAGE_SUFFIXES, FrameList
 from data.mirror import mirror_boxes, mirror_points
 from data.samples import Problems, RawSample, build_dataset
@@ -32,7 +33,16 @@ from data.sequence import Video
 
 SPLITS = {"train": "train", "val": "val", "test": "test"}
 LANDMARKS = 21  # points per hand (MediaPipe layout)
-FIELDS = ("bboxes", "labels", "user_id", "united_bbox", "united_label", "hand_landmarks", "leading_hand")
+FIELDS = (
+    "bboxes",
+    "labels",
+    "user_id",
+    "united_bbox",
+    "united_label",
+    "hand_landmarks",
+    "landmarks",
+    "leading_hand",
+)
 
 
 def _numbers(value: Any, size: int) -> bool:
@@ -54,9 +64,10 @@ def check_entry(entry: Any) -> str | None:
         return "'labels' is not a list of names, one per box"
     if "user_id" in entry and not isinstance(entry["user_id"], str):
         return "'user_id' is not a string"
-    marks = entry.get("hand_landmarks")
-    if marks is not None and (not isinstance(marks, list) or not all(isinstance(h, list) for h in marks)):
-        return "'hand_landmarks' is not a list of point lists"
+    for key in ("hand_landmarks", "landmarks"):
+        marks = entry.get(key)
+        if marks is not None and (not isinstance(marks, list) or not all(isinstance(h, list) for h in marks)):
+            return f"'{key}' is not a list of point lists"
     if entry.get("leading_hand") not in (None, "left", "right"):
         return '\'leading_hand\' is not "left" or "right"'
     return None
@@ -73,7 +84,7 @@ def annotation_arrays(video: Video, max_hands: int = 4) -> dict[str, np.ndarray]
         boxes[i] = (x, y, x + w, y + h)
     marks = np.zeros((max_hands, LANDMARKS, 2), np.float32)  # (K, 21, 2)
     valid = np.zeros(max_hands, np.uint8)  # (K,)
-    for i, hand in enumerate((entry.get("hand_landmarks") or [])[:max_hands]):
+    for i, hand in enumerate((landmark_lists(entry) or [])[:max_hands]):
         points = np.asarray([p for p in hand if _numbers(p, 2)], np.float32).reshape(-1, 2)[:LANDMARKS]
         marks[i, : len(points)] = points
         valid[i] = len(points) == LANDMARKS

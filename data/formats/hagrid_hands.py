@@ -13,8 +13,9 @@ further left in the image (smaller mean x) takes slot 0; a single hand takes the
 is in. That is the image's left, not the subject's: for a person facing an unmirrored camera, slot 0 then
 holds their right hand. Which of the two rules placed an image's hands is not stored.
 
-Points are HaGRID's normalised x, y; the third channel is 0, as for imported ``.npz`` files with C = 2. A
-hand counts only with all 21 points annotated; at most two hands are kept (the gesturing ones first).
+Points (HaGRIDv2's ``hand_landmarks``, HaGRID v1's ``landmarks``) are the normalised x, y; the third
+channel is 0, as for imported ``.npz`` files with C = 2. A hand counts only with all 21 points annotated;
+at most two hands are kept (the gesturing ones first).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ import numpy as np
 POINTS = 21  # MediaPipe hand layout
 SLOTS = ("left", "right")  # the landmarks stream's slot order (models/landmarker.py)
 FREE = "no_gesture"  # HaGRID's label of a hand that shows no gesture
+
+
+def landmark_lists(entry: Mapping[str, Any]) -> Any:
+    """The annotation's per-hand point lists: HaGRIDv2 names them ``hand_landmarks``, HaGRID (v1)
+    ``landmarks``; either may be missing, or hold ``[]`` for a hand without points."""
+    marks = entry.get("hand_landmarks")
+    return entry.get("landmarks") if marks is None else marks
 
 
 def _points(hand: Any) -> np.ndarray | None:
@@ -48,7 +56,7 @@ def hand_slots(entry: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]
     valid = np.zeros(len(SLOTS), np.uint8)  # (2,)
     entry = entry or {}
     labels = list(entry.get("labels") or [])
-    marks = list(entry.get("hand_landmarks") or [])
+    marks = list(landmark_lists(entry) or [])
     hands = {i: p for i, p in enumerate(_points(h) for h in marks) if p is not None}  # box index -> (21, 2)
     gesturing = [i for i, label in enumerate(labels) if label != FREE]
     leading = entry.get("leading_hand")

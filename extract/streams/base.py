@@ -10,7 +10,7 @@ HDF5 schema (``Dims.fields``, recorded in the manifest), the cache key, and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +98,11 @@ class Stream:
         """Files besides the frames that this stream reads for ``video`` (imported landmarks): they join
         the video's fingerprint, so a changed file re-extracts that video and nothing else."""
         return ()
+
+    def warnings(self, videos: Sequence[Any], options: StreamOptions) -> list[str]:
+        """What the user should hear about the dataset before extraction starts: this stream would store
+        nothing useful for it (no annotated landmarks anywhere). Lines, without the ``warning:`` prefix."""
+        return []
 
     def meta(self, options: StreamOptions) -> dict[str, Any]:
         """Extra manifest entries (the 12-channel stream names its channels)."""

@@ -13,11 +13,13 @@ right) and ``landmark_valid`` (2,) uint8. ``--landmarks`` picks the source:
   them mirrored (x to 1 - x, left and right hands and pose sides swapped; data/mirror.py), as the
   annotations stream does.
 - ``annotations``: the hand landmarks the dataset's format annotates (``--format hagrid``: HaGRIDv2's
-  ``hand_landmarks``), x, y as annotated and z 0 (as ``.npz`` files with C = 2). HaGRID names no
-  handedness per hand: the gesturing hand goes to the slot ``leading_hand`` names where the annotation has
-  one, else the hands are ordered by x (data/formats/hagrid_hands.py says when, and what that means).
-  The annotation is part of each sample's content address (cache/fingerprint.py), so editing it
-  re-extracts that sample. A format without annotated landmarks is a one-line error.
+  ``hand_landmarks`` or HaGRID v1's ``landmarks``), x, y as annotated and z 0 (as ``.npz`` files with
+  C = 2). HaGRID names no handedness per hand: the gesturing hand goes to the slot ``leading_hand`` names
+  where the annotation has one, else the hands are ordered by x (data/formats/hagrid_hands.py says when,
+  and what that means). The annotation is part of each sample's content address (cache/fingerprint.py),
+  so editing it re-extracts that sample. A format without annotated landmarks is a one-line error; a
+  dataset where no annotation has a whole hand is a warning before extraction (it would store only
+  absences).
 
 Runs no encoder role, so it never becomes part of a preset; ``--landmarks none`` (the default) leaves it out.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 import sys
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +192,20 @@ class Landmarks(Stream):
 
         task = check_model(options.landmark_model)
         return {"source": "mediapipe", "mediapipe": mediapipe_version(), "model_sha256": file_sha256(task)}
+
+    def warnings(self, videos: Sequence[Any], options: StreamOptions) -> list[str]:
+        if parse_source(options)[0] != "annotations" or not videos:
+            return []
+        # Stops at the first annotated hand, so it is cheap whenever there is one. Frame 0: the formats that
+        # annotate hands (HaGRID) are still images.
+        fmt = annotating_format(options)
+        if any(v.annotations is not None and fmt.annotated_hands(v, 0)[1].any() for v in videos):
+            return []
+        return [
+            f"--landmarks annotations: none of the {len(videos)} samples' annotations has a hand with all "
+            f"{POINTS} landmarks, so every stored landmark is absent; check that the annotation files are "
+            "the ones with landmarks, or drop --landmarks"
+        ]
 
     def sources(self, video: Any, options: StreamOptions) -> tuple[Path, ...]:
         kind, folder = parse_source(options)
