@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 
 from cache.schema import Dims
 from core.device import resolve_device
-from core.errors import CacheError
+from core.errors import BadInputError, CacheError
 from data.augment import SequenceAugmenter
 from data.frames import read_frames
 from data.inputs import predict_inputs
@@ -80,6 +81,7 @@ def extract_inputs(
     device: str,
     windows: tuple[int, int] | None = None,
     fields: set[str] | None = None,
+    landmarks_npz: Path | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was;
     with ``windows`` (W, S), one per sliding window of W frames every S frames. With ``fields``, only the
@@ -87,6 +89,9 @@ def extract_inputs(
 
     Each dict also has ``"input"``, the readable name of the video it came from, and ``"start"``/``"end"``,
     the frame range (0-based, inclusive) it covers. ``paths`` may also hold ``Video`` samples.
+
+    ``landmarks_npz``: the folder of the inputs' own landmark files (``<input name>.npz``), for a cache
+    that imported landmarks (``--landmarks npz:DIR``, whose DIR holds the training videos' files).
     """
     try:
         cfg = manifest["config"]
@@ -96,6 +101,15 @@ def extract_inputs(
         dims = Dims.from_json(manifest["dims"])
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None
+    if landmarks_npz is not None:
+        if not options.landmarks.startswith("npz:"):
+            raise BadInputError(
+                f"--landmarks-npz {landmarks_npz}: the checkpoint's cache imported no landmark files "
+                f"(it was extracted with --landmarks {options.landmarks}); drop --landmarks-npz"
+            )
+        if not Path(landmarks_npz).is_dir():
+            raise BadInputError(f"--landmarks-npz {landmarks_npz}: no such folder")
+        options = replace(options, landmarks=f"npz:{landmarks_npz}")
     dtype, floats = np.dtype(dims.float_dtype), set(dims.float_fields)
     roles = roles_for_fields(manifest, options, fields) if fields is not None else None
     encoder = FrameEncoder(encoders_from_manifest(manifest, roles), resolve_device(device), options)
@@ -105,7 +119,9 @@ def extract_inputs(
         for video in [path] if isinstance(path, Video) else predict_inputs(Path(path)):
             for indices, valid, start, end in _clips(video, frames, windows):
                 clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
-                out = encoder(torch.from_numpy(clip))
+                # Where each frame came from, for streams that read the input's own files (landmarks).
+                samples = [(video, int(i)) for i in indices] if landmarks_npz is not None else None
+                out = encoder(torch.from_numpy(clip), samples)
                 # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
                 out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
                 name = str(video.video_file or video.root / video.video_id)

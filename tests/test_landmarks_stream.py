@@ -279,3 +279,47 @@ def test_flipped_copies_carry_npz_landmarks_mirrored(small_demo, tmp_path):
         if "pose" in arrays:  # the left shoulder (11) is where the right one (12) was, mirrored
             np.testing.assert_allclose(got["pose"][i][:, 11, 0], 1 - arrays["pose"][rows, 12, 0], atol=2e-3)
     assert flips > 0
+
+
+def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(small_demo, tmp_path, capsys):
+    """A head trained on imported landmarks needs the new input's landmarks too: ``predict --landmarks-npz
+    DIR`` reads ``DIR/<input name>.npz`` at the frames sampled from the input. Without it they are absent
+    (and said so); given to a cache that imported none, it is a one-line error."""
+    import json
+    import shutil
+
+    from core.errors import BadInputError
+    from extract.single import extract_inputs
+
+    _write_npz(small_demo, tmp_path / "marks")
+    argv = tiny_extract_argv(
+        small_demo, tmp_path / "cache", landmarks=f"npz:{tmp_path / 'marks'}", encoders=ONLY_LANDMARKS
+    )
+    assert pipeline.main(argv) == 0
+    key_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    manifest = json.loads((key_dir / "manifest.json").read_text())
+
+    (cls, video), t = max(_videos(small_demo).items(), key=lambda kv: kv[1])  # a new, numbered-frame input
+    clip = tmp_path / "inputs" / "clip7"
+    clip.mkdir(parents=True)
+    for n, path in enumerate(sorted((small_demo / cls).glob(f"{video}_frame_*"))):
+        shutil.copy(path, clip / f"{n:05d}{path.suffix}")
+    arrays = _expected(t, vid=7, pose=True)
+    (tmp_path / "new").mkdir()
+    np.savez(tmp_path / "new" / "clip7.npz", **arrays)
+
+    [item] = extract_inputs([clip], manifest, "cpu", landmarks_npz=tmp_path / "new")
+    rows = item["frame_indices"]
+    assert item["landmarks"].shape == (8, 2, 21, 3)
+    np.testing.assert_allclose(item["landmarks"][:, 0], arrays["left_hand"][rows, :, :3], atol=1e-3)
+    np.testing.assert_allclose(item["landmarks"][:, 1], arrays["right_hand"][rows], atol=1e-3)
+    assert item["landmark_valid"][:, 1].tolist() == [int(r % 3 != 0) for r in rows]
+    assert item["pose_valid"].all()
+
+    [bare] = extract_inputs([clip], manifest, "cpu")
+    assert not bare["landmark_valid"].any() and not bare["landmarks"].any()
+    assert "predict --landmarks-npz DIR" in capsys.readouterr().err
+
+    no_marks = dict(manifest, config={**manifest["config"], "landmarks": "none"})
+    with pytest.raises(BadInputError, match=r"^--landmarks-npz .*imported no landmark files"):
+        extract_inputs([clip], no_marks, "cpu", landmarks_npz=tmp_path / "new")

@@ -39,6 +39,8 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
 
     windows = parse_windows(cfg.windows) if cfg.windows else None
     extra = {"windows": windows} if windows else {}
+    if cfg.landmarks_npz is not None:
+        extra["landmarks_npz"] = cfg.landmarks_npz
     arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
     class_names = list(ckpt["class_names"])
     k = min(cfg.top_k, len(class_names))

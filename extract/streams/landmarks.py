@@ -91,7 +91,8 @@ def npz_file(folder: Path, video: Any) -> Path:
             return path
     raise BadInputError(
         f"{folder}: no landmarks for video {video.key} (looked for {video.class_name}/{video.video_id}.npz "
-        f"and {video.video_id}.npz); export them or drop --landmarks"
+        f"and {video.video_id}.npz); export them, or leave landmarks out (extract: --landmarks none, "
+        "predict: no --landmarks-npz)"
     )
 
 
@@ -234,9 +235,10 @@ class Landmarks(Stream):
         if kind == "annotations":
             return annotated(batch)
         n = batch.frames.shape[0]
-        if batch.samples is None:  # predict's new inputs have no landmark files: stored as absent
+        if batch.samples is None:  # predict's inputs, without --landmarks-npz: stored as absent
             print(
-                "warning: --landmarks npz: new inputs have no .npz; their landmarks are absent",
+                "warning: --landmarks npz: no landmark files for these inputs (predict --landmarks-npz DIR "
+                "gives them); their landmarks are absent",
                 file=sys.stderr,
             )
             rows = [read_empty()] * n
