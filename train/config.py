@@ -86,11 +86,14 @@ class PredictConfig:
     )
     top_k: int = _f(3, "number of classes to print per input")
     device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
-    landmarks_npz: Path | None = _f(
-        None,
-        "folder of the inputs' landmark files (<input name>.npz, as the landmark system exports them), for a "
-        "checkpoint whose cache imported landmarks with --landmarks npz:DIR; without it their landmarks "
-        "are absent",
+    landmarks_npz: Path | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the inputs' landmark files (<input name>.npz, as the landmark system exports "
+            "them), for a checkpoint whose cache imported landmarks with --landmarks npz:DIR; without it "
+            "their landmarks are absent",
+            "metavar": "DIR",
+        },
     )
 
 
