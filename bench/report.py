@@ -175,12 +175,23 @@ def extract_notes(r: dict[str, Any]) -> list[str]:
             f"{r['gflop_per_frame_by_role']['hands'] * r['frames'] / st['hands']:.0f} GFLOP/s.",
             f"- Decode and augmentation took {workers:.1f} s of worker time, hidden behind the encoders: "
             f"after the first batch the encoders waited {waited:.2f} s for data. The first batch "
-            f"({first:.1f} s) is worker start-up, which the CLI overlaps with building the encoders. "
+            f"({first:.1f} s) is {_first_batch(r)}. "
             f"Shard writes took {st.get('write', 0.0):.2f} s in all, so a writer thread would buy nothing.",
         ]
         + _augment_note(r)
         + _peak_note(r)
     )
+
+
+def _first_batch(r: dict[str, Any]) -> str:
+    """What the first batch's wait holds: with the worker server started before the clock, the workers'
+    fork and first decode only."""
+    if r.get("settings", {}).get("worker_server") == "warm":
+        return (
+            "the workers' fork and first decode: each run's worker server was started before the clock, "
+            "as the CLI starts it while it builds the encoders"
+        )
+    return "worker start-up, which the CLI overlaps with building the encoders"
 
 
 def tiny_note(r: dict[str, Any]) -> list[str]:
