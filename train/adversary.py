@@ -12,6 +12,10 @@ so the classifier here is kept fresh and strong, like the probe that judges it:
   sequence embeddings (detached; at most ``BANK``), so it knows the signers of more than one batch;
 - the encoder then gets λ times the reversed gradient of that classifier's signer loss on the batch; the
   classifier's own weights take no step from it (they learn only from the bank).
+
+Under torchrun each rank keeps its own classifier and bank (its own batches); only the heads are
+DDP-wrapped, so the reversed gradients of the ranks' classifiers are averaged like any other. The
+classifier is not checkpointed: it is rebuilt every REFRESH_STEPS anyway.
 """
 
 from __future__ import annotations
