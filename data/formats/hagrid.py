@@ -7,9 +7,9 @@ Layout::
 
 ``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRID (v1) annotates
 points per hand as ``landmarks``, HaGRIDv2 as ``hand_landmarks`` and adds ``united_bbox`` and
-``united_label``; ``leading_hand`` (left/right), where present,
-places the landmarks in ``--landmarks annotations``'s slots (hagrid_hands.py). The annotation folder is
-the official split, ``user_id`` the subject. Extract with ``--frames 1``. The parsed annotations ride on
+``united_label``; ``leading_hand`` (left/right), where present, places the landmarks in ``--landmarks
+annotations``'s slots (hagrid_hands.py). The annotation folder is the official split, ``user_id`` the
+subject. Extract with ``--frames 1``. The parsed annotations ride on
 the sample (``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
 """
 
