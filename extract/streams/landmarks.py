@@ -169,6 +169,14 @@ class _NpzFiles:
 
 
 _npz_readers: dict[str, _NpzFiles] = {}
+_warned: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    """Say it once per process: predict runs the stream once per input and window."""
+    if line not in _warned:
+        _warned.add(line)
+        print(f"warning: {line}", file=sys.stderr)
 
 
 @register_stream
@@ -236,10 +244,9 @@ class Landmarks(Stream):
             return annotated(batch)
         n = batch.frames.shape[0]
         if batch.samples is None:  # predict's inputs, without --landmarks-npz: stored as absent
-            print(
-                "warning: --landmarks npz: no landmark files for these inputs (predict --landmarks-npz DIR "
-                "gives them); their landmarks are absent",
-                file=sys.stderr,
+            _warn_once(
+                "--landmarks npz: no landmark files for these inputs (predict --landmarks-npz DIR gives "
+                "them); their landmarks are absent"
             )
             rows = [read_empty()] * n
         else:
@@ -260,10 +267,7 @@ def annotated(batch: FrameBatch) -> dict[str, torch.Tensor]:
     empty = read_empty()
     rows = [(empty["hands"], empty["hands_valid"])] * batch.frames.shape[0]
     if batch.samples is None:
-        print(
-            "warning: --landmarks annotations: new inputs have no annotations; their landmarks are absent",
-            file=sys.stderr,
-        )
+        _warn_once("--landmarks annotations: new inputs have no annotations; their landmarks are absent")
     else:
         fmt = annotating_format(batch.options)
         rows = [
