@@ -73,7 +73,8 @@ def attention_check(enc: torch.nn.Module) -> dict[str, float]:
     """GFLOP of one image through ``enc`` counted three ways: fused SDPA without and with the CPU
     attention formula, and the explicit eager path. The added formula is right when the last two match."""
     h, w = enc.preprocess.input_size
-    x = enc.prepare(torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)))
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))  # the same on any device
+    x = enc.prepare(image.to(next(enc.parameters()).device))
     out: dict[str, float] = {}
     with torch.inference_mode():
         with FlopCounterMode(display=False) as plain:

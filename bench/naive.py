@@ -77,7 +77,10 @@ class NaiveExtractor:
         )
         hands = encoders["hands"]
         self.hands = _yolo(hands.model, Path(self._tmp.name))
+        # The encoders' device: each image goes there on its own, as the original loop moved them.
+        self.device = next(vit.parameters()).device
         self.hands_kwargs = dict(
+            device=str(self.device),
             imgsz=hands.preprocess.input_size[0],
             conf=hands.conf_threshold,
             iou=hands.iou_threshold,
@@ -113,26 +116,27 @@ class NaiveExtractor:
         torch.set_num_threads(self.threads)
         det = result.boxes
         boxes = np.zeros((self.hands_kwargs["max_det"], 6), np.float32)
+        det = det.cpu()
         boxes[: len(det), :4] = det.xyxyn.numpy()
         boxes[: len(det), 4], boxes[: len(det), 5] = det.conf.numpy(), det.cls.numpy()
         t = self._timed("hands", t)
         vit, cnn = {}, {}
         for name, view in views.items():
-            pixels = self.vit_processor(images=view, return_tensors="pt")["pixel_values"]  # (1, 3, 224, 224)
+            pixels = self.vit_processor(images=view, return_tensors="pt")["pixel_values"].to(self.device)
             vit[name] = self.vit.vit(pixel_values=pixels).last_hidden_state.mean(1)  # (1, D)
             t = self._timed("vit", t)
-            cnn[name] = self.cnn(self.cnn_transform(view)[None])  # (1, C)
+            cnn[name] = self.cnn(self.cnn_transform(view)[None].to(self.device))  # (1, C)
             t = self._timed("cnn", t)
-        dino = self.dino(self.dino_transform(image)[None])
+        dino = self.dino(self.dino_transform(image)[None].to(self.device))
         t = self._timed("dino", t)
-        box = attention_box(dino.attention, self.attention_mass, self.crop_margin)[0]  # (4,) normalised
+        box = attention_box(dino.attention, self.attention_mass, self.crop_margin)[0].cpu()  # (4,) normalised
         crop = image.crop(tuple(float(v) * self.image_size for v in box))
-        swav = self.swav(self.swav_transform(crop)[None])  # (1, 2048)
+        swav = self.swav(self.swav_transform(crop)[None].to(self.device)).cpu()  # (1, 2048)
         self._timed("swav", t)
         return {
-            "embeddings": assemble_channels(vit, cnn)[0].numpy(),
-            "dino_cls": dino.cls[0].numpy(),
-            "dino_attention": dino.attention[0].numpy(),
+            "embeddings": assemble_channels(vit, cnn)[0].cpu().numpy(),
+            "dino_cls": dino.cls[0].cpu().numpy(),
+            "dino_attention": dino.attention[0].cpu().numpy(),
             "swav": swav[0].numpy(),
             "swav_boxes": box.numpy(),
             "hand_boxes": boxes,
