@@ -32,14 +32,17 @@ def default_micro_batch(device: torch.device) -> dict[str, int]:
     a ViT's matmuls too small (197 tokens) to reach the matmul peak, while a batch of 64 outgrows the
     caches. bench/sweep.py on the 2-core EPYC, CPU ms per frame at the chosen size vs 64 frames per
     call (hands: vs 8): YOLOv8x 1 (3024 vs 3238), ViT 16 (416 vs 465), ResNeXt 8 (125 vs 174),
-    DINO 8 (123 vs 157), SwAV 8 (115 vs 151). On CUDA, large batches fill the device (not measured).
+    DINO 8 (123 vs 157), SwAV 8 (115 vs 151). On CUDA the best batch of each encoder alone
+    (bench/device.sh on an H100, bf16, images/s at the chosen size vs a batch of 8): YOLOv8x 128 (740 vs
+    473), ViT 256 (7852 vs 969), ResNeXt 256 (10498 vs 918), DINO 256 (16551 vs 1605), SwAV 256 (12653 vs
+    1134).
     """
     if device.type == "cpu":
         return {"hands": 1, "vit": 16, "cnn": 8, "dino": 8, "swav": 8}
-    return {"hands": 8, "cnn": 96, "vit": 96, "dino": 96, "swav": 96}
+    return {"hands": 128, "cnn": 256, "vit": 256, "dino": 256, "swav": 256}
 
 
-DEFAULT_MICRO_BATCH = {"cpu": 8, "cuda": 96}  # roles without a measured size
+DEFAULT_MICRO_BATCH = {"cpu": 8, "cuda": 256}  # roles without a measured size
 
 
 class FrameEncoder:
