@@ -39,7 +39,7 @@ def test_what_a_decode_worker_receives_imports_no_encoder_library(small_demo, tm
     source = SequenceFrames(
         [it.sequence for it in plan.items[:2]], make_augmenter(cfg, plan.dataset.classes), 0
     )
-    loader = decode_loader(source, batch_size=2, workers=2)
+    loader = decode_loader(source, batch_size=2, workers=2).loader
     sent = pickle.dumps((loader.dataset, loader.worker_init_fn, loader.collate_fn))
 
     preload = [m for m in WORKER_PRELOAD if m != "extract.forkserver_lifeline"]  # it only guards the server
@@ -54,3 +54,11 @@ def test_what_a_decode_worker_receives_imports_no_encoder_library(small_demo, tm
     imported = json.loads(done.stdout.decode().strip().splitlines()[-1])
     heavy = [m for m in imported if any(m == h or m.startswith(h + ".") for h in ENCODER_STACK)]
     assert not heavy, f"a decode worker would import {heavy[:5]} before its first frame"
+
+
+def test_sequences_loaded_one_per_worker_are_grouped_into_the_same_batches_in_order():
+    from extract.source import SequenceBatches
+
+    items = [[{"index": i}] for i in range(7)]  # the loader's batches of one sequence, in dataset order
+    batches = list(SequenceBatches(items, batch_size=3))
+    assert [[it["index"] for it in b] for b in batches] == [[0, 1, 2], [3, 4, 5], [6]]
