@@ -37,6 +37,7 @@ from extract.distributed import (
 )
 from extract.encode import FrameEncoder
 from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_plan
+from extract.shard_writer import ShardWriter
 from extract.source import SequenceFrames, decode_loader, worker_context
 from extract.streams import resolve_revisions
 from models.encoders import Encoder, create_encoder
@@ -184,7 +185,9 @@ def extract_missing(
         progress = tqdm(
             total=len(todo) * t, unit="frame", desc="extract", file=sys.stderr, dynamic_ncols=True
         )
-    with progress as bar:
+    # Through a lambda: _write_shard is looked up at each write (bench/stages.py times it).
+    writer = ShardWriter(lambda records: _write_shard(store, records, dims, meta))
+    with progress as bar, writer:
         for staged in stager.stage(loader) if stager else loader:
             batch = staged.items if stager else staged
             good = []
@@ -213,10 +216,10 @@ def extract_missing(
                 computed += len(good)
                 bar.update(len(good) * t)
             while len(pending) >= cfg.shard_size:
-                _write_shard(store, pending[: cfg.shard_size], dims, meta)
+                writer.submit(pending[: cfg.shard_size])
                 del pending[: cfg.shard_size]
-    if pending:
-        _write_shard(store, pending, dims, meta)
+        if pending:
+            writer.submit(pending)
     return computed, skipped
 
 
