@@ -114,6 +114,18 @@ def test_render_shows_the_figures_and_verdicts_of_the_results(tmp_path, monkeypa
     assert "python -m bench.extract --preset full" in table  # the commands that regenerate it
 
 
+def test_a_gpu_run_stays_out_of_the_cpu_table_and_its_machine_line(tmp_path, monkeypatch):
+    results = _known_results(tmp_path)
+    gpu = json.loads((results / "extract-full-cpu.json").read_text())
+    gpu.update(device="cuda", frames=3712, machine={**gpu["machine"], "gpu": "Example GPU 9000"})
+    (results / "extract-full-cuda.json").write_text(json.dumps(gpu))
+    monkeypatch.setattr(bench.report, "RESULTS", results)
+    table = render()
+    extraction = _rows(table, "| preset | frames | naive |")
+    assert len(extraction) == 2 and not any("3712" in row for row in extraction)
+    assert "Example GPU 9000" not in table  # the device block (bench/device.py) shows it, with its card
+
+
 def test_render_without_results_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setattr(bench.report, "RESULTS", tmp_path)
     assert render() == "_Run the benchmarks (`bench/`) to fill this table._"
