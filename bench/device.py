@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -104,25 +103,16 @@ def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str,
 
 
 def measure_hands_every(preset: str, device: str, frames: int) -> dict[str, Any]:
-    """Pipeline frames/s with the hand detector on every frame and on every 4th (interpolated between)."""
-    from bench.frames import extract_config, write_bench_dataset
-    from extract.run import run
+    """Pipeline frames/s with the hand detector on every frame, on every 4th (interpolated between) and
+    left out (hands=none): bench/hands_every.py's speed runs, one round, encoders built outside the clock."""
+    from bench.hands_every import speed
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-hands-every-"))
     try:
         seq_len = min(32, frames)
-        data = write_bench_dataset(tmp, max(1, frames // seq_len), seq_len)
-        base = extract_config(data, tmp / "cache", preset, "random", frames=seq_len, device=device)
-        out: dict[str, Any] = {}
-        for k in (1, 4):
-            cfg = replace(base, cache_dir=tmp / f"cache-{k}", hands_every=k)
-            start = time.perf_counter()
-            result = run(cfg)
-            seconds = time.perf_counter() - start
-            out[str(k)] = {"frames": result.computed * seq_len, "seconds": seconds}
-            out[str(k)]["frames_per_s"] = out[str(k)]["frames"] / seconds
-        out["speedup_4_over_1"] = out["4"]["frames_per_s"] / out["1"]["frames_per_s"]
-        return out
+        out = speed([1, 4], preset, seq_len, max(1, frames // seq_len), tmp, lambda _: None, 1, device)
+        ratios = out["speedup_vs_every_1_frames_per_s"]
+        return {**out, "speedup_4_over_1": ratios["every_4"], "speedup_none_over_1": ratios["hands_none"]}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -189,7 +179,10 @@ def render(s: dict[str, Any]) -> str:
     enc = ", ".join(
         f"{r} {_f(v['images_per_s'], 0)} (batch {v['batch']})" for r, v in s["encoders_alone_best"].items()
     )
-    speedup = _f(h.get("speedup_4_over_1")) if "skipped" not in h else f"skipped: {h['skipped']}"
+    if "skipped" in h:
+        speedup = none = f"skipped: {h['skipped']}"
+    else:  # a run before hands=none was measured has no such ratio
+        speedup, none = _f(h.get("speedup_4_over_1")), _f(h.get("speedup_none_over_1"))
     rows = [
         f"`bench/device.sh` on {card}, preset {s['preset']}, device {s['device']}, {s['created']}:",
         "",
@@ -207,6 +200,7 @@ def render(s: dict[str, Any]) -> str:
     ):
         rows.append(f"| {label} | {_f(t[key]['value'])} | ≥ {t[key]['target']} |")
     rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
+    rows.append(f"| `--encoders hands=none` over `--hands-every 1`, frames/s | {none} | |")
     d = s.get("decode") or {}
     codec, size = d.get("torchcodec") or {}, "x".join(map(str, (d.get("recording") or {}).get("size", [])))
     if "max_abs_diff" in codec:

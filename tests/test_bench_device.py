@@ -43,11 +43,15 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert set(summary["frames_per_s"]) == {"naive", "pipeline", "compute_bound"}
     assert summary["targets"]["pipeline_over_naive"]["value"] > 0
     assert summary["targets"]["mfu_bf16"]["value"] is None  # no bf16 peak on CPU: no MFU made up
-    assert summary["hands_every"]["speedup_4_over_1"] > 0
+    hands = summary["hands_every"]  # K=1, K=4 and hands=none, each timed without the encoder build
+    assert set(hands["runs"]) == {"every_1", "every_4", "hands_none"}
+    assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in hands["runs"].values())
+    assert hands["speedup_4_over_1"] > 0 and hands["speedup_none_over_1"] > 0
     decode = summary["decode"]  # torchcodec against PyAV, where torchcodec is installed; else why not
     assert decode["recording"]["size"] == [128, 96] and decode["pyav_auto_threads_s"] > 0
     assert "skipped" in decode["torchcodec"] or decode["torchcodec"]["mean_abs_diff"] < 2
     text = readme.read_text()
     assert "old rows" not in text and text.endswith(f"{END}\n\ntail\n")
     assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text
+    assert "| `--encoders hands=none` over `--hands-every 1`, frames/s |" in text
     assert "| torchcodec " in text
