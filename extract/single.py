@@ -116,11 +116,15 @@ def extract_inputs(
     resize = SequenceAugmenter(image_size, flip=False)
     results = []
     for path in paths:
-        for video in [path] if isinstance(path, Video) else predict_inputs(Path(path)):
+        # A corpus sample (``show``) carries what the cache read for it (its landmark file in the cache's
+        # npz:DIR, its annotations); a bare input only has a landmark file where --landmarks-npz names one.
+        sampled = isinstance(path, Video)
+        for video in [path] if sampled else predict_inputs(Path(path)):
             for indices, valid, start, end in _clips(video, frames, windows):
                 clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
                 # Where each frame came from, for streams that read the input's own files (landmarks).
-                samples = [(video, int(i)) for i in indices] if landmarks_npz is not None else None
+                own_files = sampled or landmarks_npz is not None
+                samples = [(video, int(i)) for i in indices] if own_files else None
                 out = encoder(torch.from_numpy(clip), samples)
                 # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
                 out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}

@@ -328,3 +328,30 @@ def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(
     no_marks = dict(manifest, config={**manifest["config"], "landmarks": "none"})
     with pytest.raises(BadInputError, match=r"^--landmarks-npz .*imported no landmark files"):
         extract_inputs([clip], no_marks, "cpu", landmarks_npz=tmp_path / "new")
+
+
+def test_shows_re_extraction_of_a_corpus_video_reads_its_landmark_file(small_demo, tmp_path, capsys):
+    """``show`` re-extracts a corpus video the cache lacks (or sampled differently) from the video sample
+    itself: the landmarks it draws come from that video's file in the cache's own ``npz:DIR``, as the
+    cache's rows did, not from nowhere."""
+    import json
+
+    from extract.plan import make_plan
+    from extract.single import extract_inputs
+
+    _write_npz(small_demo, tmp_path / "marks")
+    cfg = tiny_extract_config(
+        small_demo, tmp_path / "cache", landmarks=f"npz:{tmp_path / 'marks'}", encoders=ONLY_LANDMARKS
+    )
+    key_dir = extract(cfg).key_dir
+    manifest = json.loads((key_dir / "manifest.json").read_text())
+    stored = _stored(key_dir)
+    sequence = next(it.sequence for it in make_plan(cfg).items if it.sequence.aug_index == 0)
+
+    [item] = extract_inputs([sequence.video], manifest, "cpu", fields={"landmarks", "landmark_valid"})
+    row = stored[sequence.sequence_id]
+    np.testing.assert_array_equal(item["frame_indices"], row["frame_indices"])
+    np.testing.assert_allclose(item["landmarks"], row["landmarks"], atol=1e-3)
+    np.testing.assert_array_equal(item["landmark_valid"], row["landmark_valid"])
+    assert row["landmark_valid"].any()
+    assert "no landmarks" not in capsys.readouterr().err
