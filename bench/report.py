@@ -176,8 +176,8 @@ def extract_notes(r: dict[str, Any]) -> list[str]:
             f"- Decode and augmentation took {workers:.1f} s of worker time, hidden behind the encoders: "
             f"after the first batch the encoders waited {waited:.2f} s for data. The first batch "
             f"({first:.1f} s) is {_first_batch(r)}. "
-            f"Shard writes took {st.get('write', 0.0):.2f} s in all (on a background thread since the H100 "
-            "run, where they took 4.2 s of a 20.5 s run on the main thread).",
+            f"Shard writes took {st.get('write', 0.0):.2f} s in all, on a background thread "
+            "(`extract/shard_writer.py`).",
         ]
         + _augment_note(r)
         + _peak_note(r)

@@ -47,10 +47,8 @@ class ShardWriter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if kind is None:
-            self.close()
-            return
-        try:  # the block's own error is the one to report; the shards already handed over still land
+        try:  # the shards already handed over land either way
             self.close()
         except Exception:
-            pass
+            if kind is None:
+                raise  # else the block's own error is the one to report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
@@ -153,7 +153,7 @@ class SequenceBatches:
     so the features, are the very same as one worker per batch gave; fewer frames wait in pinned memory
     (two sequences per worker, the loader's default prefetch)."""
 
-    loader: DataLoader  # batches of one item
+    loader: Iterable[list[dict[str, Any]]]  # a DataLoader's batches of one item
     batch_size: int
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:

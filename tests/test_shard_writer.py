@@ -54,3 +54,12 @@ def test_the_caller_never_runs_more_than_depth_shards_ahead():
     third.join(5)
     writer.close()
     assert started == [0, 1, 2]
+
+
+def test_the_last_shards_failed_write_is_raised_when_the_block_ends():
+    def write(records):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        with ShardWriter(write) as writer:
+            writer.submit([{"i": 0}])  # the final shard: nothing after it would see the error
