@@ -23,11 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.machine import LoadMeter, machine_info, quiet_threads, write_result
+from bench.machine import LoadMeter, machine_info, matmul_peak_gflops, quiet_threads, write_result
 
 quiet_threads()  # before torch is imported
 
 START, END = "<!-- device-table:start -->", "<!-- device-table:end -->"
+# The GPU issue's targets, under the names of this summary (bench/extract.py checks the same on CUDA).
 TARGETS = {"pipeline_over_encoders_alone": 0.85, "mfu_bf16": 0.40, "pipeline_over_naive": 10.0}
 BATCHES = {"cuda": (1, 8, 32, 64, 128, 256), "cpu": (1, 2)}
 
@@ -41,20 +42,7 @@ def _sync(device: Any) -> None:
 
 def bf16_peak(device: str, n: int = 8192, repeats: int = 20) -> float:
     """Best bf16 GFLOP/s of an n x n matmul: the roofline the GPU MFU is measured against."""
-    import torch
-
-    dev = torch.device(device)
-    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    out = torch.mm(a, b)  # warm-up: kernel selection
-    best = 0.0
-    for _ in range(repeats):
-        _sync(dev)
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        _sync(dev)
-        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return best
+    return matmul_peak_gflops(device, n, repeats, dtype="bfloat16")
 
 
 def encoder_rate(enc: Any, device: Any, batch: int, seconds: float) -> float:

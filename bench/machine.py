@@ -62,9 +62,12 @@ def mfu(frames_per_s: float, gflop_per_frame: float, peak_gflop_per_s: float) ->
     return frames_per_s * gflop_per_frame / peak_gflop_per_s
 
 
-def matmul_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8, threads: int = 0) -> float:
-    """Best fp32 GFLOP/s of an n x n matmul with all threads (or ``threads``): the roofline the MFU is
-    measured against.
+def matmul_peak_gflops(
+    device: str = "cpu", n: int = 2048, repeats: int = 8, threads: int = 0, dtype: str = "float32"
+) -> float:
+    """Best GFLOP/s of an n x n matmul in ``dtype`` with all threads (or ``threads``): the roofline the
+    MFU is measured against. fp32 on CPU, where the encoders run in fp32; bf16 on CUDA, where they run
+    under bf16 autocast (``peak_dtype``).
 
     The best of several repeats, because a shared machine only ever makes a matmul slower.
     """
@@ -74,13 +77,13 @@ def matmul_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8, thr
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return matmul_peak_gflops(device, n, repeats)
+            return matmul_peak_gflops(device, n, repeats, dtype=dtype)
         finally:
             torch.set_num_threads(previous)
-    dev = torch.device(device)
-    a = torch.randn(n, n, device=dev)
-    b = torch.randn(n, n, device=dev)
-    out = torch.empty(n, n, device=dev)
+    dev, kind = torch.device(device), getattr(torch, dtype)
+    a = torch.randn(n, n, device=dev, dtype=kind)
+    b = torch.randn(n, n, device=dev, dtype=kind)
+    out = torch.empty(n, n, device=dev, dtype=kind)
     torch.mm(a, b, out=out)  # warm-up: thread pool, kernel selection
     best = 0.0
     for _ in range(repeats):
@@ -92,6 +95,11 @@ def matmul_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8, thr
             torch.cuda.synchronize(dev)
         best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def peak_dtype(device: str) -> str:
+    """The dtype the encoders' matmuls run in on ``device``: the one their MFU must be measured against."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 def _busy_ticks() -> int:
