@@ -16,11 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
 if [[ "${1:-}" == "--dry-run" ]]; then
-    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 WORKERS=0 BATCH=1 VIDEO=128x96
+    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 VIDEO=128x96
+    LOADER=(--workers 0 --batch-size 1)
     OUT=${BENCH_OUT:-$(mktemp -d)}
     README=${BENCH_README:-}
 else
-    PRESET=full DEVICE=cuda FRAMES=4096 NAIVE=64 HANDS=512 SECONDS_PER=0.5 SEQ=32 WORKERS=8 BATCH=8 VIDEO=1920x1080
+    PRESET=full DEVICE=cuda FRAMES=4096 NAIVE=64 HANDS=512 SECONDS_PER=0.5 SEQ=32 VIDEO=1920x1080
+    LOADER=()  # the batch size and workers an extraction on this machine picks (extract/run.py)
     OUT=${BENCH_OUT:-bench/results}
     README=${BENCH_README:-README.md}
     "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
@@ -53,7 +55,7 @@ step "each encoder alone, images/s by batch" 150 \
     --out "$OUT/encoders-$PRESET-$DEVICE.json"
 step "pipeline end to end, encoders alone, naive loop, MFU" 240 \
     "$PY" -m bench.extract --preset "$PRESET" --weights random --device "$DEVICE" --frames "$FRAMES" \
-    --naive-frames "$NAIVE" --seq-len "$SEQ" --workers "$WORKERS" --batch-size "$BATCH" --rounds 1 \
+    --naive-frames "$NAIVE" --seq-len "$SEQ" ${LOADER[@]+"${LOADER[@]}"} --rounds 1 \
     --out "$OUT/extract-$PRESET-$DEVICE.json"
 step "--hands-every 1 against 4" 150 \
     "$PY" -m bench.device hands-every --device "$DEVICE" --preset "$PRESET" --frames "$HANDS" \

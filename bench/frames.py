@@ -55,11 +55,16 @@ def _index_in_class(video_id: str, per_class: int) -> int:
 
 
 def extract_config(data: Path, cache_dir: Path, preset: str, weights: str, **kw: object) -> ExtractConfig:
-    """The pipeline's configuration for the benchmark: defaults except where the benchmark must choose."""
+    """The pipeline's configuration for the benchmark: defaults except where the benchmark must choose,
+    with the batch size and workers an extraction on its device would pick (recorded with the results)."""
+    from core.device import resolve_device
+    from extract.run import with_loader_defaults
+
     frames = int(kw.pop("frames", 32))
     image_size = int(kw.pop("image_size", 640))
     dataset = DataConfig(data=data, frames=frames, image_size=image_size, augment_copies=1)
-    return ExtractConfig(dataset=dataset, cache_dir=cache_dir, preset=preset, weights=weights, **kw)
+    cfg = ExtractConfig(dataset=dataset, cache_dir=cache_dir, preset=preset, weights=weights, **kw)
+    return with_loader_defaults(cfg, resolve_device(cfg.device))
 
 
 def pipeline_frames(cfg: ExtractConfig) -> list[torch.Tensor]:

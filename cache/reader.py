@@ -27,6 +27,7 @@ from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from cache.watchdog import watch_open
 from core.errors import CacheError, one_line
+from core.ranks import cores_per_rank
 
 
 def _hint(cache_dir: Path) -> str:
@@ -147,12 +148,11 @@ def open_cache(cache_dir: Path) -> CacheInfo:
 
 
 def default_inflate_threads() -> int:
-    """Threads that inflate a streamed batch's chunks: half the cores this process may use, 1 to 4.
+    """Threads that inflate a streamed batch's chunks: half the cores this rank may use, 1 to 4.
 
     The other half is left to the training step's own threads. On 2 cores that is 1, today's single
     reader thread; bench/train.py --inflate-threads measures other counts."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores // 2))
+    return max(1, min(4, cores_per_rank() // 2))
 
 
 def _readable(ds: h5py.Dataset, i: int) -> bool:

@@ -37,6 +37,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def cores_per_rank() -> int:
+    """The cores this process may use, shared evenly with the other ranks torchrun started on this node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def bar_disable() -> bool | None:
     """tqdm's ``disable``: auto (TTY-dependent) on the main process, off on other ranks."""
     return None if is_main_process() else True

@@ -74,8 +74,12 @@ class ExtractConfig:
     device: str = field(
         default="auto", metadata={"help": "where encoders run: auto (cuda when available), cpu, cuda, cuda:N"}
     )
-    batch_size: int = field(
-        default=2, metadata={"help": "sequences per encoder batch (frames per batch = this x --frames)"}
+    batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "sequences per encoder batch (frames per batch = this x --frames); unset: 2 on CPU, on "
+            "CUDA enough to fill the encoders' micro-batches (8 at 32 frames)"
+        },
     )
     data_path: Literal["auto", "host", "device"] = field(
         default="auto",
@@ -95,7 +99,13 @@ class ExtractConfig:
     compile: bool = field(
         default=False, metadata={"help": "run torch.compile on the encoder backbones (worth it on CUDA)"}
     )
-    workers: int = field(default=2, metadata={"help": "DataLoader workers that decode and augment frames"})
+    workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "DataLoader workers that decode and augment frames (0: in this process); unset: 2 on "
+            "CPU, on CUDA this rank's cores but 4, at most 12"
+        },
+    )
     shard_size: int = field(
         default=16, metadata={"help": "sequences per crash-safe shard; a kill loses at most one shard"}
     )

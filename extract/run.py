@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from core.atomic import write_json_atomic
 from core.config import config_to_dict, save_config
 from core.device import resolve_device
 from core.errors import BadInputError, UserError
-from core.ranks import EXTRACT_TIMEOUT, process_group
+from core.ranks import EXTRACT_TIMEOUT, cores_per_rank, process_group
 from data.gpu_decode import resolve_decode
 from data.splits import dataset_subjects, save_splits, split_params
 from extract.config import ExtractConfig
@@ -35,7 +36,7 @@ from extract.distributed import (
     merge_ranks,
     plan_job,
 )
-from extract.encode import FrameEncoder
+from extract.encode import FrameEncoder, default_micro_batch
 from extract.plan import Plan, PlanItem, encoder_models, make_augmenter, make_plan
 from extract.shard_writer import ShardWriter
 from extract.source import SequenceFrames, decode_loader, worker_context
@@ -52,6 +53,27 @@ class ExtractResult:
     reused: int = 0
     skipped: list[str] = field(default_factory=list)
     forward_calls: int = 0
+
+
+def with_loader_defaults(cfg: ExtractConfig, device: torch.device) -> ExtractConfig:
+    """``cfg`` with an unset ``batch_size`` and ``workers`` sized for ``device``.
+
+    On CPU, 2 and 2: the encoders need the cores, and a batch of 2 sequences already fills their CPU
+    micro-batches. On CUDA a batch fills the largest micro-batch (256 frames: 8 sequences of 32, as the
+    H100 figures ran), and the workers take this rank's cores but 4 (the main process, its pinning
+    thread, the shard writer), at most 12: replaying the H100 run's worker costs (bench/loader.py), 12
+    workers kept the encoders fed where the 8 it ran with left them waiting for data.
+    """
+    if device.type == "cuda":
+        batch = math.ceil(max(default_micro_batch(device).values()) / cfg.dataset.frames)
+        workers = max(1, min(12, cores_per_rank() - 4))
+    else:
+        batch, workers = 2, 2
+    return replace(
+        cfg,
+        batch_size=batch if cfg.batch_size is None else cfg.batch_size,
+        workers=workers if cfg.workers is None else cfg.workers,
+    )
 
 
 def build_encoders(cfg: ExtractConfig) -> dict[str, Encoder]:
@@ -247,8 +269,10 @@ def run(cfg: ExtractConfig) -> ExtractResult:
     # whose version the cache records, before the group exists.
     _versions()
     with process_group(cfg.device, EXTRACT_TIMEOUT) as ranks, ExitStack() as held:
+        device = resolve_device(cfg.device, ranks)
+        cfg = with_loader_defaults(cfg, device)
         # --decode gpu where it cannot run: refused before the corpus is planned and the encoders built
-        resolve_decode(cfg.decode, resolve_device(cfg.device, ranks).type)
+        resolve_decode(cfg.decode, device.type)
 
         def prepare() -> tuple[Plan, list[PlanItem]]:  # rank 0 only
             plan = make_plan(cfg)
@@ -271,9 +295,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 )
             if cfg.workers:
                 worker_context()  # the worker server imports its libraries while the encoders build
-            frame_encoder = make_frame_encoder(
-                build_encoders(cfg), plan, resolve_device(cfg.device, ranks), cfg.compile
-            )
+            frame_encoder = make_frame_encoder(build_encoders(cfg), plan, device, cfg.compile)
             dims = stream_dims(frame_encoder, cfg)
             if ranks.is_main:
                 write_json_atomic(

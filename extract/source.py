@@ -145,13 +145,13 @@ def worker_context() -> BaseContext:
 
 @dataclass
 class SequenceBatches:
-    """Lists of ``batch_size`` items, in ``source`` order, grouped here from a loader of single items.
+    """Lists of ``batch_size`` items, grouped here from a loader of single items as they arrive.
 
     Each worker loads one sequence at a time and the batches are put together in this process, so the
     first batch waits for one sequence per worker, not for one worker to load a whole batch on its own
-    (with 8 workers and batches of 8, 5.0 s of a 20.5 s run on an H100, the GPU idle). The batches, and
-    so the features, are the very same as one worker per batch gave; fewer frames wait in pinned memory
-    (two sequences per worker, the loader's default prefetch)."""
+    (with 8 workers and batches of 8, 5.0 s of a 20.5 s run on an H100, the GPU idle). Fewer frames wait
+    in pinned memory (two sequences per worker, the loader's default prefetch). Items carry their index:
+    which batch a sequence rides in changes nothing it becomes."""
 
     loader: Iterable[list[dict[str, Any]]]  # a DataLoader's batches of one item
     batch_size: int
@@ -168,9 +168,22 @@ class SequenceBatches:
 
 
 def decode_loader(
-    source: SequenceFrames, batch_size: int, workers: int, pin_memory: bool = False
+    source: Dataset,
+    batch_size: int,
+    workers: int,
+    pin_memory: bool = False,
+    in_order: bool = False,
+    prefetch: int = 2,
 ) -> SequenceBatches:
     """Batches of ``source``'s items, decoded in ``workers`` processes (none: in this one).
+
+    Out of order: a sequence is handed over as soon as it is decoded, and a free worker takes the next
+    one. In order, the loader deals index i to worker i mod N and waits for each item in turn. A train
+    video's clean copy and its augmented copy are neighbours in the plan, so with an even number of
+    workers half of them got every augmented copy (0.05-1.3 s of CPU each against 0.13 s of decoding),
+    and one slow copy held back every batch behind it: 5.4 s of a 16.8 s H100 run waited for data while
+    the workers were 39 % busy. ``bench/loader.py`` replays that run's costs both ways. Shards are keyed
+    by content id and the splits assembled in plan order, so the cache is the same either way.
 
     forkserver, not fork (see worker_context): a forked worker can deadlock on its first cv2 call."""
     loader = DataLoader(
@@ -181,5 +194,7 @@ def decode_loader(
         worker_init_fn=worker_init if workers else None,
         multiprocessing_context=worker_context() if workers else None,
         pin_memory=pin_memory,
+        in_order=in_order or not workers,
+        prefetch_factor=prefetch if workers else None,
     )
     return SequenceBatches(loader, max(1, batch_size))

@@ -84,9 +84,7 @@ def tiny_extract_config(data: Path, cache_dir: Path, **overrides):
         cache_dir=cache_dir,
         preset="tiny",
         weights="random",
-        workers=0,
-        shard_size=4,
-        **rest,
+        **{"workers": 0, "shard_size": 4, **rest},
     )
 
 

@@ -1,0 +1,100 @@
+"""How extraction feeds its encoders: sequences handed over as they are decoded, and loader sizes that
+fit the device when the user sets none."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_extract_config
+
+from extract.run import with_loader_defaults
+from extract.source import decode_loader
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+class SlowFirst:
+    """Sequence 0 takes a second to decode, the others none: a long augmented copy at the head."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int) -> dict[str, int]:
+        time.sleep(1.0 if i == 0 else 0.0)
+        return {"index": i}
+
+
+def test_a_slow_sequence_does_not_hold_back_the_ones_decoded_after_it():
+    batches = list(decode_loader(SlowFirst(), batch_size=2, workers=2))
+    order = [item["index"] for batch in batches for item in batch]
+    assert sorted(order) == list(range(6))  # every sequence once, whatever the order
+    assert order[0] != 0, f"the batches waited for sequence 0: {order}"
+    assert [len(b) for b in batches] == [2, 2, 2]
+
+
+def test_without_workers_sequences_come_in_plan_order():
+    batches = list(decode_loader(SlowFirst(), batch_size=4, workers=0))
+    assert [[it["index"] for it in b] for b in batches] == [[0, 1, 2, 3], [4, 5]]
+
+
+def _cores(monkeypatch, cores: int, ranks_on_node: int) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: set(range(cores)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(ranks_on_node))
+
+
+def test_unset_loader_sizes_fill_a_gpu_and_stay_small_on_cpu(small_demo, tmp_path, monkeypatch):
+    _cores(monkeypatch, 16, 1)
+    cfg = tiny_extract_config(small_demo, tmp_path / "cache", batch_size=None, workers=None)
+    cpu = with_loader_defaults(cfg, torch.device("cpu"))
+    assert (cpu.batch_size, cpu.workers) == (2, 2)
+    gpu = with_loader_defaults(cfg, torch.device("cuda"))
+    # a batch of sequences fills the 256-frame micro-batch the H100 measurement chose
+    assert gpu.batch_size * cfg.dataset.frames >= 256 > (gpu.batch_size - 1) * cfg.dataset.frames
+    assert gpu.workers == 12  # the main process, its pinning thread and the shard writer keep 4 cores
+    _cores(monkeypatch, 64, 1)
+    assert with_loader_defaults(cfg, torch.device("cuda")).workers == 12
+    _cores(monkeypatch, 16, 2)  # two ranks on a 16-core node: 8 cores each
+    assert with_loader_defaults(cfg, torch.device("cuda")).workers == 4
+
+
+def test_sizes_the_user_sets_are_kept_on_every_device(small_demo, tmp_path):
+    cfg = tiny_extract_config(small_demo, tmp_path / "cache", batch_size=3, workers=0)
+    for device in ("cpu", "cuda"):
+        out = with_loader_defaults(cfg, torch.device(device))
+        assert (out.batch_size, out.workers) == (3, 0)
+
+
+@pytest.mark.parametrize("name", ["extract-full-cuda.json"])
+def test_the_loader_replay_spends_the_recorded_run_s_worker_seconds(name):
+    from bench.loader import replay_costs
+
+    run = json.loads((RESULTS / name).read_text())
+    costs, frame_s = replay_costs(run)
+    stages = run["stages_s"]
+    assert len(costs) == run["sequences"]
+    assert sum(costs) == pytest.approx(stages["decode"] + stages["augment"], rel=1e-6)
+    clean, augmented = costs[0::2], costs[1::2]  # the plan's order: each train video, then its copy
+    assert max(clean) < min(augmented)
+    assert frame_s * run["frames_per_s"]["compute_bound"] == pytest.approx(1.0)
+
+
+def test_sequences_decoded_out_of_order_land_as_inline_decoding_writes_them(small_demo, tmp_path):
+    import h5py
+    import numpy as np
+
+    from extract.run import run
+
+    inline = run(tiny_extract_config(small_demo, tmp_path / "inline", augment_copies=1, batch_size=2))
+    workers = run(
+        tiny_extract_config(small_demo, tmp_path / "workers", augment_copies=1, batch_size=2, workers=3)
+    )
+    assert workers.key_dir.name == inline.key_dir.name
+    for split in ("train", "val", "test"):
+        with h5py.File(inline.key_dir / f"{split}.h5") as a, h5py.File(workers.key_dir / f"{split}.h5") as b:
+            assert set(a) == set(b)
+            for name in a:
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{split}/{name}")
