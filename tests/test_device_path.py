@@ -45,9 +45,11 @@ def test_device_resize_gives_the_pixels_of_the_host_resize(wh, size):
     np.testing.assert_array_equal(levels, host)
 
 
-def _extract(data: Path, cache: Path, path: str, image_size: int) -> tuple[Path, dict[str, dict]]:
+def _extract(
+    data: Path, cache: Path, path: str, image_size: int, **options: object
+) -> tuple[Path, dict[str, dict]]:
     cfg = tiny_extract_config(
-        data, cache, image_size=image_size, augment_copies=1, data_path=path, batch_size=3
+        data, cache, image_size=image_size, augment_copies=1, data_path=path, batch_size=3, **options
     )
     key_dir = run(cfg).key_dir
     arrays = {}
@@ -67,14 +69,38 @@ def test_device_path_writes_the_host_paths_features_under_the_same_key(tmp_path)
     device_key, device = _extract(data, tmp_path / "device", "device", 56)
     assert host_key.name == device_key.name  # one cache serves both paths
     assert any(a > 0 for a in host["train"]["aug_index"])  # augmented copies went through too
-    for split, fields in host.items():
-        assert fields.keys() == device[split].keys()
-        for name, want in fields.items():
-            got = device[split][name]
-            if want.dtype == np.float16:  # float16 storage: a rounding apart at most
-                np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3, err_msg=f"{split}/{name}")
+    _assert_same_features(host, device)
+
+
+def _assert_same_features(want: dict[str, dict], got: dict[str, dict]) -> None:
+    for split, fields in want.items():
+        assert fields.keys() == got[split].keys()
+        for name, expected in fields.items():
+            if expected.dtype == np.float16:  # float16 storage: a rounding apart at most
+                np.testing.assert_allclose(
+                    got[split][name], expected, rtol=2e-3, atol=1e-3, err_msg=f"{split}/{name}"
+                )
             else:
-                np.testing.assert_array_equal(got, want, err_msg=f"{split}/{name}")
+                np.testing.assert_array_equal(got[split][name], expected, err_msg=f"{split}/{name}")
+
+
+@pytest.mark.slow  # torch.compile of six tiny networks on CPU: ~2.5 min
+def test_compiled_backbones_write_the_eager_features_under_the_same_key(tmp_path, monkeypatch):
+    from data.demo import write_demo_dataset
+    from extract import device_path
+
+    data = tmp_path / "data"
+    write_demo_dataset(data, size=(64, 48), videos_per_class=1, seed=0)
+    eager_key, eager = _extract(data, tmp_path / "eager", "device", 56)
+    compiled_roles: list[str] = []
+    compile_backbone = device_path.compile_backbone
+    monkeypatch.setattr(
+        device_path, "compile_backbone", lambda enc: compiled_roles.append(enc.role) or compile_backbone(enc)
+    )
+    compiled_key, compiled = _extract(data, tmp_path / "compiled", "device", 56, compile=True)
+    assert {"cnn", "vit", "dino", "swav", "hands"} <= set(compiled_roles)
+    assert compiled_key.name == eager_key.name  # --compile changes how, not what: same cache
+    _assert_same_features(eager, compiled)
 
 
 def test_frames_of_several_sizes_come_back_in_item_order():
