@@ -3,6 +3,7 @@
 
     python -m bench.device peak      --device cuda --out FILE      # bf16 matmul peak
     python -m bench.device encoders  --device cuda --preset full --out FILE   # each encoder alone
+    python -m bench.device compiled  --device cuda --preset full --out FILE   # each alone, --compile vs eager
     python -m bench.device hands-every --device cuda --preset full --out FILE  # --hands-every 1 vs 4
     python -m bench.device summary   --device cuda --preset full --dir DIR [--readme README.md]
 
@@ -45,13 +46,28 @@ def bf16_peak(device: str, n: int = 8192, repeats: int = 20) -> float:
     return matmul_peak_gflops(device, n, repeats, dtype="bfloat16")
 
 
-def encoder_rate(enc: Any, device: Any, batch: int, seconds: float) -> float:
-    """Images/s of ``enc`` alone at ``batch`` (bf16 autocast on CUDA, as the pipeline runs it)."""
+def _as_pipeline(device: Any) -> Any:
+    """The context the pipeline runs its encoders in: no autograd, bf16 autocast on CUDA."""
+    import contextlib
+
     import torch
 
-    x = enc.prepare(torch.rand(batch, 3, *enc.preprocess.input_size, device=device))
-    cuda = device.type == "cuda"
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"))
+    return stack
+
+
+def _images(enc: Any, device: Any, batch: int) -> Any:
+    import torch
+
+    return enc.prepare(torch.rand(batch, 3, *enc.preprocess.input_size, device=device))
+
+
+def encoder_rate(enc: Any, device: Any, batch: int, seconds: float) -> float:
+    """Images/s of ``enc`` alone at ``batch`` (bf16 autocast on CUDA, as the pipeline runs it)."""
+    x = _images(enc, device, batch)
+    with _as_pipeline(device):
         enc(x)  # warm-up
         _sync(device)
         start, calls = time.perf_counter(), 0
@@ -90,6 +106,46 @@ def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str,
     return out
 
 
+def measure_compiled(preset: str, device_name: str, seconds: float) -> dict[str, Any]:
+    """Per role, at the pipeline's micro-batch: images/s eager, the seconds ``--compile``'s first call
+    takes (the compilation), and images/s compiled, through the product's own ``compile_backbone``."""
+    import torch
+
+    from extract.device_path import compile_backbone
+    from extract.encode import DEFAULT_MICRO_BATCH, default_micro_batch
+    from extract.streams import preset_models, running_models
+    from models.encoders import create_encoder
+
+    device = torch.device(device_name)
+    sizes = default_micro_batch(device)
+    out: dict[str, Any] = {}
+    for role, name in running_models(preset_models(preset)).items():
+        enc = create_encoder(name, "random").to(device)
+        batch = sizes.get(role, DEFAULT_MICRO_BATCH[device.type])
+        eager = encoder_rate(enc, device, batch, seconds)
+        compiled = compile_backbone(enc)  # the hand detector's network in place: eager is measured first
+        x = _images(compiled, device, batch)
+        with _as_pipeline(device):
+            _sync(device)
+            start = time.perf_counter()
+            compiled(x)  # compiles
+            _sync(device)
+            compile_s = time.perf_counter() - start
+        rate = encoder_rate(compiled, device, batch, seconds)
+        out[role] = {
+            "model": name,
+            "batch": batch,
+            "eager_images_per_s": eager,
+            "compile_s": compile_s,
+            "compiled_images_per_s": rate,
+            "compiled_over_eager": rate / eager,
+        }
+        print(f"{role}: {out[role]}", file=sys.stderr)
+        del enc, compiled
+        torch._dynamo.reset()  # each encoder's graphs compiled on their own, not against a cache limit
+    return out
+
+
 def measure_hands_every(preset: str, device: str, frames: int) -> dict[str, Any]:
     """Pipeline frames/s with the hand detector on every frame, on every 4th (interpolated between) and
     left out (hands=none): bench/hands_every.py's speed runs, one round, encoders built outside the clock."""
@@ -115,6 +171,8 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
     encoders = _read(directory / f"encoders-{preset}-{device}.json")
     extract = _read(directory / f"extract-{preset}-{device}.json")
     hands = _read(directory / f"hands-every-{preset}-{device}.json")
+    path = directory / f"compiled-{preset}-{device}.json"
+    compiled = _read(path) if path.exists() else {"skipped": "not run (bench/device.sh with COMPILE=1)"}
     decodes = sorted(directory.glob(f"decode-*-{device}.json"))  # bench/decode.py at the run's video size
     decode = _read(decodes[-1]) if decodes else {"skipped": f"no decode-*-{device}.json was written"}
     fps = extract.get("frames_per_s", {})
@@ -144,6 +202,7 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
             for k, v in ratios.items()
         },
         "hands_every": hands,
+        "compiled": compiled.get("encoders") or {"skipped": compiled.get("skipped", "not run")},
         "decode": {
             "recording": decode.get("recording"),
             "pyav_auto_threads_s": decode.get("runs_by_thread_type", {})
@@ -189,6 +248,15 @@ def render(s: dict[str, Any]) -> str:
         rows.append(f"| {label} | {_f(t[key]['value'])} | ≥ {t[key]['target']} |")
     rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
     rows.append(f"| `--encoders hands=none` over `--hands-every 1`, frames/s | {none} | |")
+    compiled = s.get("compiled") or {"skipped": "not run"}
+    if "skipped" in compiled:
+        rows.append(f"| `--compile` over eager, encoders alone | skipped: {compiled['skipped']} | |")
+    else:
+        each = ", ".join(
+            f"{r} {_f(v['compiled_over_eager'])}× ({_f(v['compile_s'], 0)} s to compile)"
+            for r, v in compiled.items()
+        )
+        rows.append(f"| `--compile` over eager, encoders alone at the pipeline's batch | {each} | |")
     d = s.get("decode") or {}
     codec, size = d.get("torchcodec") or {}, "x".join(map(str, (d.get("recording") or {}).get("size", [])))
     if "max_abs_diff" in codec:
@@ -205,7 +273,7 @@ def render(s: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=("peak", "encoders", "hands-every", "summary"))
+    p.add_argument("step", choices=("peak", "encoders", "compiled", "hands-every", "summary"))
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     p.add_argument("--preset", default="full")
     p.add_argument("--frames", type=int, default=256, help="frames per --hands-every run")
@@ -244,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             body = {
                 "preset": args.preset,
                 "encoders": measure_encoders(args.preset, args.device, args.seconds),
+            }
+        elif args.step == "compiled":
+            body = {
+                "preset": args.preset,
+                "encoders": measure_compiled(args.preset, args.device, args.seconds),
             }
         else:
             body = measure_hands_every(args.preset, args.device, args.frames)

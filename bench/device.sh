@@ -11,7 +11,10 @@
 # --hands-every 1 against 4; torchcodec's decoder (NVDEC on the GPU) against PyAV's pixels at 1080p (skipped
 # without torchcodec: pip install ".[gpu-decode]"); the summary with the targets. Each step has its own
 # time limit; a step that fails or runs over is named at the end (exit 1) and the others still run.
-# Environment: PYTHON (default: python, else python3), BENCH_OUT (result folder), BENCH_README (README to rewrite).
+# With COMPILE=1 it also times each encoder alone compiled (--compile) against eager, and the seconds the
+# compilation takes (up to 5 more minutes).
+# Environment: PYTHON (default: python, else python3), BENCH_OUT (result folder), BENCH_README (README to
+# rewrite), COMPILE (1: the --compile step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
@@ -57,6 +60,11 @@ step "pipeline end to end, encoders alone, naive loop, MFU" 240 \
     "$PY" -m bench.extract --preset "$PRESET" --weights random --device "$DEVICE" --frames "$FRAMES" \
     --naive-frames "$NAIVE" --seq-len "$SEQ" ${LOADER[@]+"${LOADER[@]}"} --rounds 1 \
     --out "$OUT/extract-$PRESET-$DEVICE.json"
+if [[ "${COMPILE:-0}" == 1 ]]; then  # opt-in: compiling the five networks may take minutes of its own
+    step "--compile against eager, each encoder alone" 300 \
+        "$PY" -m bench.device compiled --device "$DEVICE" --preset "$PRESET" --seconds "$SECONDS_PER" \
+        --out "$OUT/compiled-$PRESET-$DEVICE.json"
+fi
 step "--hands-every 1 against 4" 150 \
     "$PY" -m bench.device hands-every --device "$DEVICE" --preset "$PRESET" --frames "$HANDS" \
     --out "$OUT/hands-every-$PRESET-$DEVICE.json"

@@ -16,14 +16,21 @@ from conftest import ROOT
 from bench.device import END, START
 
 
-# Five Python processes, each importing torch, timm and ultralytics: 73 CPU-seconds measured on the shared
-# 2-core box, over the suite's ~40 s budget for one test, hence slow (run it with -m slow before a GPU run).
+# Six Python processes, each importing torch, timm and ultralytics, one compiling five networks: minutes on
+# the shared 2-core box, over the suite's ~40 s budget for one test, hence slow (run it with -m slow before
+# a GPU run).
 @pytest.mark.slow
 def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nold rows\n{END}\n\ntail\n")
     out = tmp_path / "results"
-    env = {**os.environ, "PYTHON": sys.executable, "BENCH_OUT": str(out), "BENCH_README": str(readme)}
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "BENCH_OUT": str(out),
+        "BENCH_README": str(readme),
+        "COMPILE": "1",  # the opt-in --compile step too (about a minute of compiling on CPU)
+    }
     run = subprocess.run(
         ["bash", "bench/device.sh", "--dry-run"],
         cwd=ROOT,
@@ -47,6 +54,9 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert set(hands["runs"]) == {"every_1", "every_4", "hands_none"}
     assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in hands["runs"].values())
     assert hands["speedup_4_over_1"] > 0 and hands["speedup_none_over_1"] > 0
+    compiled = summary["compiled"]  # each encoder alone through the product's compile_backbone
+    assert set(compiled) == {"hands", "vit", "cnn", "dino", "swav"}
+    assert all(r["compile_s"] > 0 and r["compiled_images_per_s"] > 0 for r in compiled.values())
     decode = summary["decode"]  # torchcodec against PyAV, where torchcodec is installed; else why not
     assert decode["recording"]["size"] == [128, 96] and decode["pyav_auto_threads_s"] > 0
     assert "skipped" in decode["torchcodec"] or decode["torchcodec"]["mean_abs_diff"] < 2
@@ -55,3 +65,5 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text
     assert "| `--encoders hands=none` over `--hands-every 1`, frames/s |" in text
     assert "| torchcodec " in text
+    (row,) = [r for r in text.splitlines() if r.startswith("| `--compile` over eager, encoders alone at ")]
+    assert all(f"{role} " in row for role in ("hands", "vit", "cnn", "dino", "swav")), row
