@@ -24,6 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.errors import UserError  # noqa: E402
+from data.warp import Warp  # noqa: E402
 
 RECIPE_NAME = "gesture-sequence-aug/1"
 # INTER_AREA for both the plain resize and the augmented path, so copy 0 and copies k >= 1 share pixels'
@@ -114,6 +115,18 @@ def _applied_params(transform: Any) -> list[tuple[str, dict[str, Any]]]:
     return []
 
 
+def _distortion(transform: Any) -> Warp | None:
+    """The applied distortion's remap maps (the recipe applies at most one, after the flip)."""
+    if isinstance(transform, A.BaseCompose):
+        found = [w for child in transform.transforms if (w := _distortion(child)) is not None]
+        if len(found) > 1:
+            raise AssertionError("the recipe applied two distortions; data/warp.py follows one")
+        return found[0] if found else None
+    if getattr(transform, "applied_in_replay", False) and "map_x" in transform.params:
+        return Warp.from_maps(transform.params["map_x"], transform.params["map_y"])
+    return None
+
+
 @dataclass
 class AugmentResult:
     """``frames`` (T, S, S, 3) uint8; ``params[t]`` lists what was applied to frame t, for inspection."""
@@ -122,6 +135,8 @@ class AugmentResult:
     label: int
     flipped: bool
     params: list[list[tuple[str, dict[str, Any]]]]
+    # the distortion applied after any flip (None: none was), so annotations can follow the pixels
+    warp: Warp | None = None
 
 
 class SequenceAugmenter:
@@ -181,4 +196,4 @@ class SequenceAugmenter:
             params.append(_applied_params(pipeline))
         flipped = any(name == "HorizontalFlip" for name, _ in params[0])
         new_label = self._label_swap.get(int(label), int(label)) if flipped else int(label)
-        return AugmentResult(np.stack(out_frames), new_label, flipped, params)
+        return AugmentResult(np.stack(out_frames), new_label, flipped, params, _distortion(pipeline))

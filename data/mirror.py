@@ -4,7 +4,7 @@ Augmentation flips a copy's frames (data/augment.py); hand boxes and landmarks a
 were imported from ``.npz`` files, describe the original frames. Stored unmirrored beside flipped pixels
 they would point at the wrong side of the image, and after a flip swap (``swipe_left`` learnt as
 ``swipe_right``) describe the opposite motion. All coordinates here are normalised to the frame, so the
-copy's resize leaves them as they are; its distortions move pixels by a few percent and are not followed.
+copy's resize leaves them as they are; its distortions are followed afterwards by data/warp.py.
 Absent entries (padding, invalid hands) stay exactly as they were.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,17 +125,19 @@ class FrameEncoder:
         samples: list | None = None,
         sequence_length: int | None = None,
         mirrored: list[bool] | None = None,
+        warps: list[Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """(N, S, S, 3) uint8 frames -> per-frame arrays keyed by cache field name.
 
         ``samples``: (sample, source frame index) of each frame, for streams that store what the sample
         itself carries (annotations); None when the frames come from nowhere in particular.
         ``sequence_length``: the frames are runs of this many per sequence (None: all one sequence).
-        ``mirrored``: per frame, whether augmentation flipped it (None: none was)."""
+        ``mirrored``: per frame, whether augmentation flipped it (None: none was); ``warps``: per frame,
+        the ``data.warp.Warp`` augmentation distorted it with, or None."""
         with self._stage("preprocess"):
             x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             x = x.float().div_(255)  # (N, 3, S, S) in [0, 1]
-        return self.encode(x, samples, sequence_length, mirrored)
+        return self.encode(x, samples, sequence_length, mirrored, warps)
 
     @torch.inference_mode()
     def encode(
@@ -143,10 +146,20 @@ class FrameEncoder:
         samples: list | None = None,
         sequence_length: int | None = None,
         mirrored: list[bool] | None = None,
+        warps: list[Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """(N, 3, S, S) float frames in [0, 1], already on the device (the device data path) -> arrays."""
         batch = FrameBatch(
-            x, {}, self.encoders, self.options, self._run, self._stage, samples, sequence_length, mirrored
+            x,
+            {},
+            self.encoders,
+            self.options,
+            self._run,
+            self._stage,
+            samples,
+            sequence_length,
+            mirrored,
+            warps,
         )
         for stream in self.streams:
             batch.outputs.update(stream.run(batch))

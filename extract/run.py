@@ -226,12 +226,14 @@ def extract_missing(
                 seqs = [todo[g["index"]].sequence for g in good]
                 samples = [(seq.video, int(i)) for seq in seqs for i in seq.indices]
                 mirrored = [bool(g["flipped"]) for g in good for _ in range(t)]  # (n*T,)
+                warps = [g["warp"] for g in good for _ in range(t)]  # (n*T,), one per copy repeated
+                kwargs = {"sequence_length": t, "mirrored": mirrored, "warps": warps}
                 if stager is not None:  # the good items are exactly the staged ones
                     frames = stager.frames(staged)  # (n*T, 3, S, S) on the device
-                    out = frame_encoder.encode(frames, samples, sequence_length=t, mirrored=mirrored)
+                    out = frame_encoder.encode(frames, samples, **kwargs)
                 else:
                     frames = torch.cat([g["frames"] for g in good])  # (n*T, S, S, 3)
-                    out = frame_encoder(frames, samples, sequence_length=t, mirrored=mirrored)
+                    out = frame_encoder(frames, samples, **kwargs)
                 for j, g in enumerate(good):
                     rows = {k: v[j * t : (j + 1) * t] for k, v in out.items()}
                     pending.append(_record(todo[g["index"]], g["label"], rows, dims))

@@ -22,8 +22,8 @@ from data.sequences import augmentation_seed
 
 class SequenceFrames(Dataset):
     """Item i: the augmented (T, S, S, 3) uint8 frames of ``sequences[i]``, its (maybe swapped) label,
-    whether the copy was mirrored (streams that store what the sample carries mirror it too) and the
-    seconds spent decoding and augmenting it.
+    whether the copy was mirrored and how it was distorted (streams that store what the sample carries
+    mirror and move it too: data/mirror.py, data/warp.py) and the seconds spent decoding and augmenting it.
 
     A bad file does not raise here: the worker's traceback would be wrapped into an unreadable message,
     so the error text travels back as data and the main process decides (stop, or skip and count).
@@ -84,10 +84,10 @@ class SequenceFrames(Dataset):
         seq = self.sequences[i]
         start = time.perf_counter()
         seed = augmentation_seed(seq, self.base_seed)
-        label, flipped = seq.label, False
+        label, flipped, warp = seq.label, False, None
         if seed is not None or self.resize_clean:  # else the device resizes it: no CPU work beyond decoding
             result = self.augmenter.augment(frames, seq.label, seed)
-            frames, label, flipped = result.frames, result.label, result.flipped
+            frames, label, flipped, warp = result.frames, result.label, result.flipped, result.warp
         # Worker-side seconds travel with the item: the worker's clock is the only one that sees them,
         # and two clock reads per sequence cost nothing next to decoding 32 frames.
         seconds = {"decode": decode_seconds, "augment": time.perf_counter() - start}
@@ -96,6 +96,7 @@ class SequenceFrames(Dataset):
             "frames": torch.from_numpy(frames),
             "label": int(label),
             "flipped": flipped,
+            "warp": warp,
             "seconds": seconds,
         }
 

@@ -102,3 +102,18 @@ def demo_boxes_config(data: Path, cache_dir: Path, **dataset: object):
         workers=0,
         encoders="hands=none",
     )
+
+
+def augmentation_of(sequence_id: str, image_size: int, augment_seed: int = 0):
+    """The ``AugmentResult`` extraction gave the copy ``sequence_id`` (flip, distortion), recomputed: the
+    recipe's parameters depend on the seed and the copy's size only, never on the pixels."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from data.augment import SequenceAugmenter
+    from data.sequences import augmentation_seed
+
+    copy = SimpleNamespace(sequence_id=sequence_id, aug_index=0 if "#a" not in sequence_id else 1)
+    seed = augmentation_seed(copy, augment_seed)
+    return SequenceAugmenter(image_size).augment(np.zeros((1, 8, 8, 3), np.uint8), 0, seed)

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-from conftest import tiny_extract_argv, tiny_extract_config
+from conftest import augmentation_of, tiny_extract_argv, tiny_extract_config
 
 import pipeline
 from cache.schema import decode_id, read_attrs
+from data.warp import warp_points
 from extract.run import run as extract
 from extract.streams import landmarks as stream
 from models.landmarker import HandLandmarks, result_slots
@@ -244,9 +245,10 @@ def test_mediapipe_missing_or_task_file_absent_is_one_line_naming_the_fix(
         assert 'pip install ".[landmarks]"' in err
 
 
-def test_flipped_copies_carry_npz_landmarks_mirrored(small_demo, tmp_path):
+def test_flipped_copies_carry_npz_landmarks_mirrored_and_distorted_ones_moved(small_demo, tmp_path):
     # swipe_left:swipe_right swaps labels on a flip, so a copy's stored label says whether it was flipped;
     # its pixels show the subject's left hand on the other side, seen as a right hand: slots swap too.
+    # A distorted copy's landmarks then move as its pixels did (tests/test_warp.py checks on pixels).
     folder = tmp_path / "marks"
     written = _write_npz(small_demo, folder)
     cfg = tiny_extract_config(
@@ -262,7 +264,7 @@ def test_flipped_copies_carry_npz_landmarks_mirrored(small_demo, tmp_path):
         names = list(read_attrs(h5)["class_names"])
         ids = [decode_id(s) for s in h5["sequence_ids"][...]]
         got = {k: h5[k][...] for k in ("labels", "landmarks", "landmark_valid", "pose", "frame_indices")}
-    flips = 0
+    flips = moves = 0
     for i, sequence in enumerate(ids):
         cls, video = sequence.split("#")[0].split("/")
         if cls not in ("swipe_left", "swipe_right") or names[got["labels"][i]] == cls:
@@ -273,12 +275,19 @@ def test_flipped_copies_carry_npz_landmarks_mirrored(small_demo, tmp_path):
         marks, valid = got["landmarks"][i], got["landmark_valid"][i]  # (T, 2, 21, 3), (T, 2)
         np.testing.assert_array_equal(valid[:, 0], rows % 3 != 0)  # the right hand, now in the left slot
         seen = rows % 3 != 0
-        np.testing.assert_allclose(marks[seen, 0, :, 0], 1 - right[seen, :, 0], atol=2e-3)
-        np.testing.assert_allclose(marks[:, 1, :, 0], 1 - left[:, :, 0], atol=2e-3)
-        np.testing.assert_allclose(marks[:, 1, :, 1:], left[:, :, 1:], atol=1e-3)  # y and z stay
-        if "pose" in arrays:  # the left shoulder (11) is where the right one (12) was, mirrored
+        want = np.zeros_like(marks)  # the mirror image: x to 1 - x, y and z as they were
+        want[seen, 0], want[:, 1] = right[seen], left
+        want[..., 0] = np.where(valid[..., None].astype(bool), 1 - want[..., 0], 0)
+        copy = augmentation_of(sequence, 64)
+        assert copy.flipped
+        if copy.warp is not None:
+            want = np.stack([warp_points(w, v, copy.warp) for w, v in zip(want, valid, strict=True)])
+            moves += 1
+        np.testing.assert_allclose(marks[seen, 0], want[seen, 0], atol=2e-3)
+        np.testing.assert_allclose(marks[:, 1], want[:, 1], atol=2e-3)
+        if "pose" in arrays and copy.warp is None:  # the left shoulder (11) is where the right one (12) was
             np.testing.assert_allclose(got["pose"][i][:, 11, 0], 1 - arrays["pose"][rows, 12, 0], atol=2e-3)
-    assert flips > 0
+    assert flips > 0 and moves > 0
 
 
 def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(

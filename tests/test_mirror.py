@@ -1,18 +1,20 @@
-"""A flipped augmented copy carries its annotations mirrored, so boxes and landmarks stay on the hands its
-pixels show, and hands keep the slots a detector or placement would give them on the flipped frame."""
+"""A flipped augmented copy carries its annotations mirrored (and, distorted, moved: tests/test_warp.py),
+so boxes and landmarks stay on the hands its pixels show, and hands keep the slots a detector or
+placement would give them on the flipped frame."""
 
 from __future__ import annotations
 
 import h5py
 import numpy as np
 import pytest
-from conftest import demo_boxes_config
+from conftest import augmentation_of, demo_boxes_config
 
 from cache.schema import decode_id, read_attrs
 from data.augment import SequenceAugmenter
 from data.demo import true_hand_boxes
 from data.formats.hagrid_hands import hand_slots
 from data.mirror import mirror_boxes, mirror_hands, mirror_pose
+from data.warp import warp_boxes
 from extract.run import run
 
 
@@ -90,7 +92,7 @@ def test_a_mirrored_pose_still_faces_the_camera():
     assert (mirror_pose(pose, False) == pose).all()  # no pose: nothing to move
 
 
-def test_flipped_copies_store_the_demo_boxes_mirrored(small_demo, tmp_path):
+def test_augmented_copies_store_the_demo_boxes_mirrored_and_moved(small_demo, tmp_path):
     # swipe_left:swipe_right swaps labels on a flip, so a copy's stored label says whether it was flipped.
     cfg = demo_boxes_config(
         small_demo, tmp_path / "cache", augment_copies=3, flip_swap=("swipe_left:swipe_right",)
@@ -102,7 +104,7 @@ def test_flipped_copies_store_the_demo_boxes_mirrored(small_demo, tmp_path):
         ids = [decode_id(s) for s in h5["sequence_ids"][...]]
         labels, aug = h5["labels"][...], h5["aug_index"][...]
         boxes, frames = h5["annotated_boxes"][...], h5["frame_indices"][...]
-    flips = 0
+    flips = moves = 0
     for i, sequence in enumerate(ids):
         cls = sequence.split("/")[0]
         if cls not in ("swipe_left", "swipe_right"):
@@ -111,9 +113,15 @@ def test_flipped_copies_store_the_demo_boxes_mirrored(small_demo, tmp_path):
         flipped = names[labels[i]] != cls
         assert not (flipped and aug[i] == 0)  # the clean copy is never flipped
         want = np.stack([mirror_boxes(b, 1) for b in true]) if flipped else true
+        copy = augmentation_of(sequence, 32)  # its distortion, if any (data/warp.py's tests: the pixels)
+        assert copy.flipped == flipped
+        if copy.warp is not None:
+            want = np.stack([warp_boxes(b, 1, copy.warp) for b in want])
+            assert not np.allclose(want, true) and (aug[i] > 0)
         np.testing.assert_allclose(boxes[i], want, atol=1e-6)
         flips += flipped
-    assert flips > 0
+        moves += copy.warp is not None
+    assert flips > 0 and moves > 0
 
 
 def test_hagrid_arrays_mirrored_equal_the_arrays_of_the_mirrored_annotation():

@@ -74,6 +74,12 @@ class Format:
         augmented copy); data/mirror.py has the geometry. Every format with annotations implements it."""
         raise NotImplementedError(f"format {cls.name!r} ships annotations but does not mirror them")
 
+    @classmethod
+    def warp_annotations(cls, arrays: dict[str, Any], warp: Any) -> dict[str, Any]:
+        """One frame's ``annotation_arrays`` (mirrored first if the copy was flipped) moved as a distorted
+        augmented copy's ``data.warp.Warp`` moved its pixels. Every format with annotations implements it."""
+        raise NotImplementedError(f"format {cls.name!r} ships annotations but does not warp them")
+
     annotates_hands: ClassVar[bool] = False  # ships hand landmarks ``--landmarks annotations`` can read
 
     @classmethod

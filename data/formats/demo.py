@@ -21,6 +21,7 @@ from data.discovery import Dataset, discover
 from data.formats import Format, FormatOptions, register
 from data.mirror import mirror_boxes
 from data.samples import Problems
+from data.warp import Warp, warp_boxes
 
 
 @register
@@ -49,6 +50,11 @@ class Demo(Format):
     @classmethod
     def mirror_annotations(cls, arrays: dict[str, Any]) -> dict[str, Any]:
         boxes = mirror_boxes(arrays["annotated_boxes"], int(arrays["annotated_count"]))
+        return {**arrays, "annotated_boxes": boxes}
+
+    @classmethod
+    def warp_annotations(cls, arrays: dict[str, Any], warp: Warp) -> dict[str, Any]:
+        boxes = warp_boxes(arrays["annotated_boxes"], int(arrays["annotated_count"]), warp)
         return {**arrays, "annotated_boxes": boxes}
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:

@@ -30,6 +30,7 @@ from data.framelist import IMAGE_SUFFIXES, FrameList
 from data.mirror import mirror_boxes, mirror_points
 from data.samples import Problems, RawSample, build_dataset
 from data.sequence import Video
+from data.warp import Warp, warp_boxes, warp_points
 
 SPLITS = {"train": "train", "val": "val", "test": "test"}
 LANDMARKS = 21  # points per hand (MediaPipe layout)
@@ -138,6 +139,13 @@ class HaGRID(Format):
         present = arrays["annotated_landmarks_valid"].astype(bool)[:, None] | (marks != 0).any(-1)  # (K, 21)
         marks = mirror_points(marks, present)
         return {**arrays, "annotated_boxes": boxes, "annotated_landmarks": marks}  # hand order kept
+
+    @classmethod
+    def warp_annotations(cls, arrays: dict[str, np.ndarray], warp: Warp) -> dict[str, np.ndarray]:
+        boxes = warp_boxes(arrays["annotated_boxes"], int(arrays["annotated_count"]), warp)
+        marks = arrays["annotated_landmarks"]  # (K, 21, 2)
+        present = arrays["annotated_landmarks_valid"].astype(bool)[:, None] | (marks != 0).any(-1)  # (K, 21)
+        return {**arrays, "annotated_boxes": boxes, "annotated_landmarks": warp_points(marks, present, warp)}
 
     annotates_hands = True
 

@@ -3,7 +3,8 @@
 Runs no encoder. It is active when the dataset's format ships annotations (``Format.annotation_fields``)
 and stores them under their own names beside YOLO's detections, so a head or an analysis can compare the
 two. Annotations describe the original image: a flipped augmented copy carries them mirrored
-(``Format.mirror_annotations``), so they stay on the hands its pixels show.
+(``Format.mirror_annotations``) and a distorted one moved as its pixels were (``Format.warp_annotations``,
+data/warp.py), so they stay on the hands its pixels show.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Annotations(Stream):
         return bool(options.annotations) and bool(_format(options).annotation_fields())
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
-        return {"format": options.annotations, "flipped_copies": "mirrored"}
+        return {"format": options.annotations, "augmented_copies": "mirrored and warped"}
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
         return tuple(
@@ -46,7 +47,7 @@ class Annotations(Stream):
         fmt = _format(batch.options)
         n = batch.frames.shape[0]
         samples = batch.samples or [(None, 0)] * n  # predict's inputs carry no annotations: fill values
-        mirrored = batch.flips()
+        mirrored, warps = batch.flips(), batch.distortions()
         out: dict[str, list[np.ndarray]] = {}
         for name, shape, dtype, _ in fmt.annotation_fields():
             out[name] = [np.zeros(shape, dtype)] * n
@@ -55,6 +56,8 @@ class Annotations(Stream):
                 arrays = fmt.annotation_arrays(sample, frame)
                 if mirrored[i]:
                     arrays = fmt.mirror_annotations(arrays)
+                if warps[i] is not None:  # the distortion comes after the flip (data/augment.py)
+                    arrays = fmt.warp_annotations(arrays, warps[i])
                 for name, value in arrays.items():
                     out[name][i] = value
         return {name: torch.from_numpy(np.stack(values)) for name, values in out.items()}  # (N, *shape)

@@ -54,8 +54,10 @@ class FrameBatch:
     micro-batches; ``stage(name)`` times a block (bench/extract.py splits the time up by it);
     ``samples`` says where each frame came from, (sample, source frame index) per frame, when known;
     ``sequence_length``: the frames are consecutive runs of this many per sequence (None: one sequence);
-    ``mirrored``: per frame, whether augmentation flipped it left-right (None: none was), so streams that
-    store what the sample carries (annotated boxes, imported landmarks) mirror it to match the pixels.
+    ``mirrored``: per frame, whether augmentation flipped it left-right (None: none was), and ``warps``:
+    per frame, the ``data.warp.Warp`` its distortion moved pixels by (None: not distorted), so streams that
+    store what the sample carries (annotated boxes, imported landmarks) mirror and move it to match the
+    pixels.
     """
 
     frames: torch.Tensor
@@ -67,10 +69,15 @@ class FrameBatch:
     samples: list[tuple[Any, int]] | None = None
     sequence_length: int | None = None
     mirrored: list[bool] | None = None
+    warps: list[Any] | None = None
 
     def flips(self) -> list[bool]:
         """Per frame, whether augmentation flipped it (all False when nobody said)."""
         return self.mirrored or [False] * self.frames.shape[0]
+
+    def distortions(self) -> list[Any]:
+        """Per frame, the ``data.warp.Warp`` augmentation distorted it with (all None when nobody said)."""
+        return self.warps or [None] * self.frames.shape[0]
 
 
 class Stream:

@@ -10,8 +10,8 @@ right) and ``landmark_valid`` (2,) uint8. ``--landmarks`` picks the source:
   (T, 33, C), rows indexed by source frame. Also writes ``pose`` (33, 3) float and ``pose_valid`` ()
   uint8 (0 for files without pose). The files join each video's fingerprint (``sources``), so a changed
   file re-extracts its video only. They describe the original video: a flipped augmented copy carries
-  them mirrored (x to 1 - x, left and right hands and pose sides swapped; data/mirror.py), as the
-  annotations stream does.
+  them mirrored (x to 1 - x, left and right hands and pose sides swapped; data/mirror.py) and a
+  distorted one carries them moved as its pixels were (data/warp.py), as the annotations stream does.
 - ``annotations``: the hand landmarks the dataset's format annotates (``--format hagrid``: HaGRIDv2's
   ``hand_landmarks`` or HaGRID v1's ``landmarks``), x, y as annotated and z 0 (as ``.npz`` files with
   C = 2). HaGRID names no handedness per hand: the gesturing hand goes to the slot ``leading_hand`` names
@@ -39,15 +39,16 @@ import torch
 from cache.schema import FieldSpec
 from core.errors import BadInputError, UserError
 from data.mirror import mirror_hands, mirror_pose
+from data.warp import Warp, warp_points
 from models.landmarker import POINTS, SLOTS, HandLandmarks, check_model, load_landmarker, mediapipe_version
 
 from .base import FrameBatch, Stream, StreamOptions, register_stream
 
 POSE_POINTS = 33  # MediaPipe pose landmarks
 # Bump when reading the files or placing the annotated hands changes the stored bytes (v2: flipped copies
-# carry them mirrored).
-NPZ_VERSION = "landmark-npz-v2"
-ANNOTATIONS_VERSION = "landmark-annotations-v2"
+# carry them mirrored; v3: distorted copies carry them moved).
+NPZ_VERSION = "landmark-npz-v3"
+ANNOTATIONS_VERSION = "landmark-annotations-v3"
 _landmarkers: dict[str, HandLandmarks] = {}  # model path -> loaded landmarker, one per process
 
 
@@ -253,6 +254,9 @@ class Landmarks(Stream):
             reader = _npz_readers.setdefault(str(folder), _NpzFiles(folder))
             rows = [reader.frame(video, index) for video, index in batch.samples]
             rows = [_mirrored_row(r) if m else r for r, m in zip(rows, batch.flips(), strict=True)]
+            rows = [
+                r if w is None else _warped_row(r, w) for r, w in zip(rows, batch.distortions(), strict=True)
+            ]
         stack = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in rows[0]}
         return {
             "landmarks": stack["hands"],  # (N, 2, 21, 3)
@@ -275,6 +279,10 @@ def annotated(batch: FrameBatch) -> dict[str, torch.Tensor]:
             for (video, index), row in zip(batch.samples, rows, strict=True)
         ]
         rows = [mirror_hands(*row) if m else row for row, m in zip(rows, batch.flips(), strict=True)]
+        rows = [
+            row if w is None else (warp_points(row[0], row[1], w), row[1])
+            for row, w in zip(rows, batch.distortions(), strict=True)
+        ]
     return {
         "landmarks": torch.from_numpy(np.stack([p for p, _ in rows])),  # (N, 2, 21, 3)
         "landmark_valid": torch.from_numpy(np.stack([v for _, v in rows])),  # (N, 2)
@@ -286,6 +294,13 @@ def _mirrored_row(row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     hands, hands_valid = mirror_hands(row["hands"], row["hands_valid"])
     pose = mirror_pose(row["pose"], bool(row["pose_valid"]))
     return {**row, "hands": hands, "hands_valid": hands_valid, "pose": pose}
+
+
+def _warped_row(row: dict[str, np.ndarray], warp: Warp) -> dict[str, np.ndarray]:
+    """One frame's imported landmarks (mirrored first for a flipped copy) moved as the copy's distortion
+    moved its pixels; absent hands and pose stay as they were."""
+    pose = warp_points(row["pose"][None], np.asarray(row["pose_valid"]).reshape(1), warp)[0]
+    return {**row, "hands": warp_points(row["hands"], row["hands_valid"], warp), "pose": pose}
 
 
 def read_empty() -> dict[str, np.ndarray]:
