@@ -264,7 +264,7 @@ def test_flipped_copies_carry_npz_landmarks_mirrored_and_distorted_ones_moved(sm
         names = list(read_attrs(h5)["class_names"])
         ids = [decode_id(s) for s in h5["sequence_ids"][...]]
         got = {k: h5[k][...] for k in ("labels", "landmarks", "landmark_valid", "pose", "frame_indices")}
-    flips = moves = 0
+    flips = moves = poses = 0
     for i, sequence in enumerate(ids):
         cls, video = sequence.split("#")[0].split("/")
         if cls not in ("swipe_left", "swipe_right") or names[got["labels"][i]] == cls:
@@ -285,9 +285,14 @@ def test_flipped_copies_carry_npz_landmarks_mirrored_and_distorted_ones_moved(sm
             moves += 1
         np.testing.assert_allclose(marks[seen, 0], want[seen, 0], atol=2e-3)
         np.testing.assert_allclose(marks[:, 1], want[:, 1], atol=2e-3)
-        if "pose" in arrays and copy.warp is None:  # the left shoulder (11) is where the right one (12) was
-            np.testing.assert_allclose(got["pose"][i][:, 11, 0], 1 - arrays["pose"][rows, 12, 0], atol=2e-3)
-    assert flips > 0 and moves > 0
+        if "pose" in arrays:  # the left shoulder (11) is where the right one (12) was, mirrored (and moved)
+            shoulder = arrays["pose"][rows, 12, :3].copy()  # (T, 3)
+            shoulder[:, 0] = 1 - shoulder[:, 0]
+            if copy.warp is not None:
+                shoulder = warp_points(shoulder[None], np.ones(1, bool), copy.warp)[0]
+                poses += 1
+            np.testing.assert_allclose(got["pose"][i][:, 11, :2], shoulder[:, :2], atol=2e-3)
+    assert flips > 0 and moves > 0 and poses > 0
 
 
 def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(
