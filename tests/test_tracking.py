@@ -71,3 +71,29 @@ def test_a_missed_keyframe_leaves_the_gap_empty():
         sparse[t, 0], present[t, 0] = _box(0.5, 0.5), True
     _, has, _ = interpolate_tracks(sparse, present, keys)
     assert has[:, 0].tolist() == [t in (0, 8) for t in range(9)]
+
+
+def test_a_swipe_faster_than_the_gate_keeps_its_slot_beside_a_still_hand():
+    """A hand crossing 0.2 then 0.3 of the frame per frame (beyond the 0.25 gate from where it was), beside
+    a hand that holds still: both stay in their slots on every frame, also across two missed frames."""
+    t_len = 5
+    swipe = [0.05, 0.25, 0.55, 0.85, 0.95]  # accelerating, then leaving the frame
+    boxes = np.zeros((t_len, 2, 6), dtype=np.float32)
+    count = np.full(t_len, 2)
+    for t, x in enumerate(swipe):
+        boxes[t, :2] = [_box(x, 0.2, 0.7), _box(0.5, 0.8, 0.9)]
+    tracked, present = track_hands(boxes, count)
+    assert present.all()
+    np.testing.assert_allclose(tracked[:, 0, 0] + 0.05, swipe, atol=1e-6)  # slot 0: the swipe, leftmost
+    np.testing.assert_allclose(tracked[:, 1, 1], 0.75, atol=1e-6)  # slot 1: the still hand
+
+
+def test_a_fast_hand_missed_for_two_frames_is_found_where_its_motion_carried_it():
+    xs = np.linspace(0.05, 0.95, 7)  # 0.15 of the frame per frame; missed on frames 3 and 4
+    boxes = np.zeros((7, 1, 6), dtype=np.float32)
+    count = np.array([1, 1, 1, 0, 0, 1, 1])
+    for t, x in enumerate(xs):
+        boxes[t, 0] = _box(x, 0.5) if count[t] else 0
+    tracked, present = track_hands(boxes, count)
+    assert present[:, 0].tolist() == [True, True, True, False, False, True, True]
+    assert not present[:, 1].any(), "the hand came back 0.45 from where it was last seen, in its own slot"

@@ -24,6 +24,10 @@ from models.tracking import fill_from_keyframes, keyframe_positions
 
 from .base import FrameBatch, Stream, StreamOptions, register_stream
 
+# What the frames between keyframes get; a change here changes their bytes, so it is in the key
+# (v2: tracks predict each hand's centre at its last velocity, models/tracking.py).
+FILL_VERSION = "keyframe-fill-v2"
+
 
 def _every(options: StreamOptions) -> int:
     every = options.hands_every
@@ -41,7 +45,7 @@ class Hands(Stream):
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
         every = _every(options)
-        return {"hands_every": every} if every > 1 else {}
+        return {"hands_every": every, "fill": FILL_VERSION} if every > 1 else {}
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
         k = int(encoders["hands"].max_hands)
