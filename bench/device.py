@@ -171,6 +171,7 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
     encoders = _read(directory / f"encoders-{preset}-{device}.json")
     extract = _read(directory / f"extract-{preset}-{device}.json")
     hands = _read(directory / f"hands-every-{preset}-{device}.json")
+    profile = _read(directory / f"profile-{preset}-{device}.json")
     path = directory / f"compiled-{preset}-{device}.json"
     compiled = _read(path) if path.exists() else {"skipped": "not run (bench/device.sh with COMPILE=1)"}
     decodes = sorted(directory.glob(f"decode-*-{device}.json"))  # bench/decode.py at the run's video size
@@ -202,6 +203,7 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
             for k, v in ratios.items()
         },
         "hands_every": hands,
+        "profile": _profile(profile),
         "compiled": compiled.get("encoders") or {"skipped": compiled.get("skipped", "not run")},
         "decode": {
             "recording": decode.get("recording"),
@@ -212,6 +214,32 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
             "torchcodec": decode.get("torchcodec") or {"skipped": decode.get("skipped", "not run")},
         },
     }
+
+
+def _profile(p: dict[str, Any]) -> dict[str, Any]:
+    """bench/profile.py's figures per frame: where the encoders' time went on pipeline batches."""
+    if "skipped" in p:
+        return p
+    frames, batches = p["frames"], p["batches"]
+    stages = {
+        name: {
+            "host_ms_per_frame": 1e3 * r["host_s"] / frames,
+            **({"device_ms_per_frame": 1e3 * r["device_s"] / frames} if "device_s" in r else {}),
+            **({"tflop_per_s": r["achieved_tflop_per_s"]} if "achieved_tflop_per_s" in r else {}),
+        }
+        for name, r in p["stages"].items()
+    }
+    out = {"frames": frames, "frames_per_s": frames / p["wall_s"], "stages": stages}
+    if "device_busy_share" in p:
+        out.update(
+            {
+                "device_busy_share": p["device_busy_share"],
+                "kernel_launches_per_frame": p["kernel_launches_per_frame"],
+                "syncs_per_batch": sum(p["syncs"].values()) / batches,
+                "top_kernels": p["top_kernels"][:5],
+            }
+        )
+    return out
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -248,6 +276,7 @@ def render(s: dict[str, Any]) -> str:
         rows.append(f"| {label} | {_f(t[key]['value'])} | ≥ {t[key]['target']} |")
     rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
     rows.append(f"| `--encoders hands=none` over `--hands-every 1`, frames/s | {none} | |")
+    rows.append(_profile_row(s.get("profile") or {"skipped": "not run"}))
     compiled = s.get("compiled") or {"skipped": "not run"}
     if "skipped" in compiled:
         rows.append(f"| `--compile` over eager, encoders alone | skipped: {compiled['skipped']} | |")
@@ -269,6 +298,29 @@ def render(s: dict[str, Any]) -> str:
     else:
         rows.append(f"| torchcodec against PyAV | skipped: {codec.get('skipped', 'not run')} | |")
     return "\n".join(rows)
+
+
+def _profile_row(p: dict[str, Any]) -> str:
+    if "skipped" in p:
+        return f"| encoders on pipeline batches, profiled | skipped: {p['skipped']} | |"
+    stages = p["stages"]
+    if "device_busy_share" not in p:  # CPU: host time only
+        each = ", ".join(f"{n} {_f(r['host_ms_per_frame'])}" for n, r in stages.items())
+        return (
+            f"| encoders on pipeline batches, profiled ({p['frames']} frames): host ms per frame | {each} | |"
+        )
+    each = ", ".join(
+        f"{n} {_f(r['device_ms_per_frame'])}"
+        + (f" ({_f(r['tflop_per_s'], 0)})" if "tflop_per_s" in r else "")
+        for n, r in stages.items()
+    )
+    rate = _f(p["frames_per_s"], 0)
+    return (
+        f"| encoders on pipeline batches, profiled ({p['frames']} frames, {rate} frames/s): "
+        "device busy share; device ms per frame (TFLOP/s) by stage; kernel launches per frame; host-device "
+        f"syncs per batch | {_f(p['device_busy_share'])}; {each}; {_f(p['kernel_launches_per_frame'], 0)}; "
+        f"{_f(p['syncs_per_batch'], 0)} | |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

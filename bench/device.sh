@@ -7,7 +7,9 @@
 #                               # CUDA-only steps write why they were skipped. The test suite runs this.
 #
 # Steps: the bf16 matmul peak; each encoder alone in images/s at its best batch; the pipeline end to end
-# with the encoders alone and the naive per-image loop beside it, and MFU (bench/extract.py);
+# with the encoders alone and the naive per-image loop beside it, and MFU (bench/extract.py); a profile of
+# the encoders on pipeline batches (bench/profile.py: device busy share, device time and TFLOP/s per role,
+# kernel launches, host-device syncs, the top kernels);
 # --hands-every 1 against 4; torchcodec's decoder (NVDEC on the GPU) against PyAV's pixels at 1080p (skipped
 # without torchcodec: pip install ".[gpu-decode]"); the summary with the targets. Each step has its own
 # time limit; a step that fails or runs over is named at the end (exit 1) and the others still run.
@@ -20,11 +22,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
 if [[ "${1:-}" == "--dry-run" ]]; then
     PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 VIDEO=128x96
+    PROFILE=(--sequences 1 --image-size 128 --batches 1)
     LOADER=(--workers 0 --batch-size 1)
     OUT=${BENCH_OUT:-$(mktemp -d)}
     README=${BENCH_README:-}
 else
     PRESET=full DEVICE=cuda FRAMES=4096 NAIVE=64 HANDS=512 SECONDS_PER=0.5 SEQ=32 VIDEO=1920x1080
+    PROFILE=(--sequences 8 --image-size 640 --batches 3)  # the batch an extraction on CUDA runs
     LOADER=()  # the batch size and workers an extraction on this machine picks (extract/run.py)
     OUT=${BENCH_OUT:-bench/results}
     README=${BENCH_README:-README.md}
@@ -60,6 +64,9 @@ step "pipeline end to end, encoders alone, naive loop, MFU" 240 \
     "$PY" -m bench.extract --preset "$PRESET" --weights random --device "$DEVICE" --frames "$FRAMES" \
     --naive-frames "$NAIVE" --seq-len "$SEQ" ${LOADER[@]+"${LOADER[@]}"} --rounds 1 \
     --out "$OUT/extract-$PRESET-$DEVICE.json"
+step "where the encoders' time goes: torch.profiler over pipeline batches" 120 \
+    "$PY" -m bench.profile --device "$DEVICE" --preset "$PRESET" --seq-len "$SEQ" "${PROFILE[@]}" \
+    --out "$OUT/profile-$PRESET-$DEVICE.json"
 if [[ "${COMPILE:-0}" == 1 ]]; then  # opt-in: compiling the five networks may take minutes of its own
     step "--compile against eager, each encoder alone" 300 \
         "$PY" -m bench.device compiled --device "$DEVICE" --preset "$PRESET" --seconds "$SECONDS_PER" \

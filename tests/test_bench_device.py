@@ -54,6 +54,9 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert set(hands["runs"]) == {"every_1", "every_4", "hands_none"}
     assert all(r["frames"] == 4 and r["frames_per_s"] > 0 for r in hands["runs"].values())
     assert hands["speedup_4_over_1"] > 0 and hands["speedup_none_over_1"] > 0
+    profile = summary["profile"]  # the profiler splits the encoders' batch up by role, named ranges
+    assert {"hands", "vit", "cnn", "dino", "swav"} <= set(profile["stages"]) and profile["frames"] == 4
+    assert all(r["host_ms_per_frame"] > 0 for r in profile["stages"].values())
     compiled = summary["compiled"]  # each encoder alone through the product's compile_backbone
     assert set(compiled) == {"hands", "vit", "cnn", "dino", "swav"}
     assert all(r["compile_s"] > 0 and r["compiled_images_per_s"] > 0 for r in compiled.values())
@@ -64,6 +67,6 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert "old rows" not in text and text.endswith(f"{END}\n\ntail\n")
     assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text
     assert "| `--encoders hands=none` over `--hands-every 1`, frames/s |" in text
-    assert "| torchcodec " in text
+    assert "| torchcodec " in text and "| encoders on pipeline batches, profiled (4 frames)" in text
     (row,) = [r for r in text.splitlines() if r.startswith("| `--compile` over eager, encoders alone at ")]
     assert all(f"{role} " in row for role in ("hands", "vit", "cnn", "dino", "swav")), row
