@@ -24,6 +24,7 @@ MIRRORED_KEYS = (
     "key",
     "dims",
     "channel_layout",
+    "stream_options",
     "encoders",
     "config",
     "versions",

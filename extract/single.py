@@ -97,8 +97,12 @@ def extract_inputs(
         cfg = manifest["config"]
         frames, image_size = int(cfg["frames"]), int(cfg["image_size"])
         recorded = manifest.get("stream_options")
-        options = StreamOptions(**recorded) if isinstance(recorded, dict) else StreamOptions.from_config(cfg)
         dims = Dims.from_json(manifest["dims"])
+        if isinstance(recorded, dict):
+            options = StreamOptions(**recorded)
+        else:  # a manifest from before it recorded them: the annotated format is the dataset's format
+            stored = cfg.get("format", "") if "annotations" in dims.streams else ""
+            options = replace(StreamOptions.from_config(cfg), annotations=stored)
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError(f"the checkpoint's cache manifest lacks the extraction config ({e})") from None
     if landmarks_npz is not None:

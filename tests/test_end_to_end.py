@@ -11,8 +11,10 @@ import pytest
 from conftest import ROOT
 
 from demo import DemoConfig, run_demo
-from train.config import EvaluateConfig, PredictConfig
+from train.checkpoint import DIGEST_KEY, load_checkpoint, save_checkpoint
+from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate
+from train.fit import run_train
 from train.predict import run_predict
 
 
@@ -42,21 +44,45 @@ def test_evaluate_reproduces_the_training_time_report(demo_run):
     assert again["confusion_matrix"] == recorded["confusion_matrix"]
 
 
+def _new_input(run_dir: Path, sequence_id: str, out: Path) -> Path:
+    """A frame folder of its own for one demo video: to predict, it is a new input like any other."""
+    class_name, video_id = sequence_id.split("/")
+    folder = out / f"input-{video_id}"
+    folder.mkdir()
+    for f in sorted((Path(_manifest(run_dir)["config"]["data"]) / class_name).glob(f"{video_id}_frame_*")):
+        (folder / f.name).symlink_to(f)
+    return folder
+
+
 def test_predict_names_the_class_of_a_held_out_video(demo_run):
-    manifest = _manifest(demo_run)
-    data_root = Path(manifest["config"]["data"])
-    val_ids = manifest["splits"]["val"]["sequence_ids"]
-    for sequence_id in val_ids[:3]:
-        class_name, video_id = sequence_id.split("/")
-        frames = sorted((data_root / class_name).glob(f"{video_id}_frame_*"))
-        folder = demo_run.parent / f"input-{video_id}"
-        folder.mkdir()
-        for f in frames:
-            (folder / f.name).symlink_to(f)
+    for sequence_id in _manifest(demo_run)["splits"]["val"]["sequence_ids"][:3]:
+        folder = _new_input(demo_run, sequence_id, demo_run.parent)
         [result] = run_predict(
             PredictConfig(checkpoint=demo_run / "best.pt", inputs=(str(folder),), device="cpu")
         )
-        assert result["prediction"] == class_name
+        assert result["prediction"] == sequence_id.split("/")[0]
+
+
+def test_predict_warns_when_the_run_reads_annotations_a_new_input_lacks(demo_run, tmp_path, capsys):
+    """The demo's hands head tracks the generator's annotated boxes, which a new video does not have: predict
+    says its hand track is empty. A run that does not read them predicts without the warning."""
+    cache = Path(json.loads((demo_run / "run.json").read_text())["cache"])
+    hands = run_train(
+        TrainConfig(cache=cache, out=tmp_path, name="hands", streams="hands", epochs=1, device="cpu")
+    )
+    folder = _new_input(demo_run, _manifest(demo_run)["splits"]["test"]["sequence_ids"][0], tmp_path)
+    capsys.readouterr()
+    run_predict(PredictConfig(checkpoint=demo_run / "best.pt", inputs=(str(folder),), device="cpu"))
+    assert "warning" not in capsys.readouterr().err
+    run_predict(PredictConfig(checkpoint=hands / "best.pt", inputs=(str(folder),), device="cpu"))
+    err = capsys.readouterr().err
+    assert "warning:" in err and "annotated_boxes, annotated_count" in err, err
+    # A checkpoint from before manifests recorded the stream options: the same, not a crash.
+    ckpt = load_checkpoint(hands / "best.pt")
+    del ckpt["cache"]["stream_options"]
+    save_checkpoint(tmp_path / "older.pt", {k: v for k, v in ckpt.items() if k not in ("format", DIGEST_KEY)})
+    run_predict(PredictConfig(checkpoint=tmp_path / "older.pt", inputs=(str(folder),), device="cpu"))
+    assert "annotated_boxes, annotated_count" in capsys.readouterr().err
 
 
 def test_predict_cli_prints_top_k(demo_run):

@@ -6,15 +6,18 @@ imported lazily so importing train never pulls in an encoder.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cache.schema import Dims
 from core.device import resolve_device
 from core.errors import BadInputError
 from data.windows import parse_windows
+from models.heads.derived import derivation_of
 from train.checkpoint import load_checkpoint
 from train.config import PredictConfig
 from train.derived import add_derived
@@ -42,6 +45,14 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     if cfg.landmarks_npz is not None:
         extra["landmarks_npz"] = cfg.landmarks_npz
     arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
+    empty = _sample_only(dict(ckpt["cache"]), _stored_reads(model.fields, arrays[0])) if arrays else []
+    if empty:
+        print(
+            f"warning: {cfg.checkpoint} reads {', '.join(empty)}, which only the dataset's own annotations "
+            "fill; new inputs have none, so this prediction sees them empty (no annotated hands). Predict "
+            "with a run that does not read them",
+            file=sys.stderr,
+        )
     class_names = list(ckpt["class_names"])
     k = min(cfg.top_k, len(class_names))
     precision = precision_for(device)
@@ -64,6 +75,25 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
         for rank, t in enumerate(top, 1):
             print(f"  {rank}. {t['class']:<24} {t['probability']:.4f}")
     return results
+
+
+def _stored_reads(fields: tuple[str, ...], item: dict[str, Any]) -> set[str]:
+    """The stored fields behind the model's inputs: a derived input (the hand track) counts by its source."""
+    out: set[str] = set()
+    for name in fields:
+        d = derivation_of(name)
+        out.update((d.source(item) or ()) if d is not None else (name,))
+    return out
+
+
+def _sample_only(manifest: dict[str, Any], fields: set[str]) -> list[str]:
+    """Of the stored ``fields``, those a stream fills from what a corpus sample carries (its annotations):
+    for a new input they hold fill values only."""
+    from extract.streams import get_stream, list_streams
+
+    dims, known = Dims.from_json(manifest["dims"]), set(list_streams())
+    specs = [spec for spec in (dims.field(f) for f in fields) if spec is not None and spec.stream in known]
+    return sorted(spec.name for spec in specs if get_stream(spec.stream).from_samples)
 
 
 @torch.no_grad()

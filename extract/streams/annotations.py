@@ -30,6 +30,7 @@ def _format(options: StreamOptions) -> Any:
 class Annotations(Stream):
     name = "annotations"
     models = {}
+    from_samples = True
 
     def active(self, options: StreamOptions) -> bool:
         return bool(options.annotations) and bool(_format(options).annotation_fields())

@@ -88,6 +88,9 @@ class Stream:
     # role -> the encoder role whose registered models it runs, when not its own (the masks stream's
     # ``mask_features`` runs DINO flavours)
     kinds: ClassVar[dict[str, str]] = {}
+    # Whether it stores what a corpus sample itself carries (its annotations): predict's new inputs carry
+    # nothing of the kind, so for them its fields hold fill values only (train/predict.py says so).
+    from_samples: ClassVar[bool] = False
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         """Streams whose outputs this one reads (so they run first)."""
