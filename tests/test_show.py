@@ -158,3 +158,33 @@ def test_show_refuses_an_overlay_the_cache_cannot_give(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "x.mp4")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--masks" in err[0] and "has no hand masks" in err[0]
+
+
+def test_show_draws_the_annotated_boxes_of_a_cache_without_a_detector(small_demo, tmp_path, monkeypatch):
+    """The demo extracts with hands=none and stores the generator's boxes: --boxes draws those, where
+    they are, rather than refusing for want of the detector's."""
+    from conftest import demo_boxes_config
+
+    from cache.schema import decode_id
+    from data.demo import true_hand_boxes
+    from extract.run import run
+
+    key = run(demo_boxes_config(small_demo, tmp_path / "cache")).key_dir
+    with h5py.File(key / "train.h5", "r") as f:
+        sequence = decode_id(f["sequence_ids"][0])  # class/video_id
+        indices = f["frame_indices"][0]
+    _no_extraction(monkeypatch)
+    argv = ["show", str(small_demo / sequence), "--cache", str(key), "--attention"]
+    assert main([*argv, "--out", str(tmp_path / "plain.mp4")]) == 0
+    assert main([*argv, "--boxes", "--out", str(tmp_path / "boxes.mp4")]) == 0
+    plain, boxed = _decode(tmp_path / "plain.mp4"), _decode(tmp_path / "boxes.mp4")
+    truth = true_hand_boxes(small_demo)[sequence]  # (frames, 4)
+    hgt, wid = plain[0].shape[:2]
+    yy, xx = np.mgrid[:hgt, :wid]
+    for t in (0, len(plain) // 2, len(plain) - 1):
+        change = np.abs(boxed[t].astype(int) - plain[t].astype(int)).sum(-1)  # (H, W)
+        x1, y1, x2, y2 = truth[indices[t]] * [wid - 1, hgt - 1, wid - 1, hgt - 1]
+        inside = (xx >= x1 - 1.5) & (xx <= x2 + 1.5) & (yy >= y1 - 1.5) & (yy <= y2 + 1.5)
+        core = (xx >= x1 + 1.5) & (xx <= x2 - 1.5) & (yy >= y1 + 1.5) & (yy <= y2 - 1.5)
+        outline = inside & ~core  # the true box's edge, a pixel and a half either side
+        assert change[outline].mean() > 4 * max(change[~outline].mean(), 1.0), t

@@ -61,15 +61,17 @@ def draw_masks(frame: np.ndarray, masks: np.ndarray, valid: np.ndarray) -> np.nd
 
 
 def draw_boxes(frame: np.ndarray, boxes: np.ndarray, count: int) -> np.ndarray:
-    """The hand detector's boxes, (K, 6) normalised x1 y1 x2 y2 confidence class; the first ``count``."""
+    """Hand boxes, (K, 4+) normalised x1 y1 x2 y2, then the detector's confidence and class where it made
+    them (a corpus' annotated boxes have neither); the first ``count``."""
     hgt, wid = frame.shape[:2]
     out = frame.copy()
-    for x1, y1, x2, y2, conf, _ in boxes[: int(count)]:
-        p1 = (round(float(x1) * (wid - 1)), round(float(y1) * (hgt - 1)))
-        p2 = (round(float(x2) * (wid - 1)), round(float(y2) * (hgt - 1)))
+    for box in boxes[: int(count)]:
+        x1, y1, x2, y2 = (float(v) for v in box[:4])
+        p1 = (round(x1 * (wid - 1)), round(y1 * (hgt - 1)))
+        p2 = (round(x2 * (wid - 1)), round(y2 * (hgt - 1)))
         cv2.rectangle(out, p1, p2, BOX_COLOUR, _thickness(frame))
-        if wid >= 200:
-            cv2.putText(out, f"{conf:.2f}", (p1[0], max(p1[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+        if wid >= 200 and len(box) > 4:
+            cv2.putText(out, f"{float(box[4]):.2f}", (p1[0], max(p1[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
                         0.4, BOX_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
     return out
 

@@ -30,12 +30,13 @@ from data.sequence import Video
 from train.attention_masks import attention_mass
 from train.runtime import open_manifest
 
-# overlay -> the cache fields it draws from
-OVERLAY_FIELDS: dict[str, tuple[str, ...]] = {
-    "attention": ("dino_attention",),
-    "masks": ("hand_masks", "mask_valid"),
-    "boxes": ("hand_boxes", "hand_count"),
-    "landmarks": ("landmarks", "landmark_valid"),
+# overlay -> the cache fields it draws from: the first alternative the cache holds all of. Boxes are the
+# hand detector's, else a corpus' own annotated boxes (the demo's generator boxes, HaGRID's).
+OVERLAY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "attention": (("dino_attention",),),
+    "masks": (("hand_masks", "mask_valid"),),
+    "boxes": (("hand_boxes", "hand_count"), ("annotated_boxes", "annotated_count")),
+    "landmarks": (("landmarks", "landmark_valid"),),
 }
 WHAT = {"attention": "DINO attention", "masks": "hand masks", "boxes": "hand boxes", "landmarks": "landmarks"}
 
@@ -55,7 +56,10 @@ class ShowConfig:
         },
     )
     masks: bool = field(default=False, metadata={"help": "draw the hand masks"})
-    boxes: bool = field(default=False, metadata={"help": "draw the hand detector's boxes"})
+    boxes: bool = field(
+        default=False,
+        metadata={"help": "draw the hand detector's boxes (else the dataset's annotated ones, if cached)"},
+    )
     attention: bool = field(default=False, metadata={"help": "draw DINO's attention and its crop region"})
     landmarks: bool = field(
         default=False, metadata={"help": "draw the hand landmarks, when the cache has them"}
@@ -80,15 +84,20 @@ def run_show(cfg: ShowConfig) -> Path:
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
     video = resolve_video(Path(cfg.video[0]))
-    chosen = _available(chosen, manifest, cache_dir)
-    fields = {f for name in chosen for f in OVERLAY_FIELDS[name]}
+    sources = _available(chosen, manifest, cache_dir)  # overlay -> the fields it draws from
+    fields = {f for names in sources.values() for f in names}
     arrays = cached_arrays(video, manifest, cache_dir, fields)
     if arrays is None and not fields:  # nothing to draw (no landmarks): the frames alone
         arrays = {"frame_indices": sample_indices(video.num_frames, int(manifest["dims"]["frames"]))[0]}
     elif arrays is None:
+        if sources.get("boxes", ("hand_boxes",))[0] != "hand_boxes":
+            print(
+                f"note: a video the cache lacks has no annotated boxes; {video.video_id} shows none",
+                file=sys.stderr,
+            )
         arrays = _extract(video, manifest, fields, cfg.device)
     frames = read_frames(video, np.asarray(arrays["frame_indices"]))  # (T, H, W, 3), original size
-    drawn = _draw(frames, arrays, chosen, attention_mass(manifest))
+    drawn = _draw(frames, arrays, sources, attention_mass(manifest))
     _write_mp4(drawn, Path(cfg.out), cfg.fps)
     return Path(cfg.out)
 
@@ -116,19 +125,21 @@ def resolve_video(path: Path) -> Video:
     )
 
 
-def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> list[str]:
-    """The chosen overlays the cache's streams can give. Landmarks are optional (a note when absent);
-    any other overlay without its fields is an error: the cache's encoders cannot compute it."""
+def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> dict[str, tuple[str, ...]]:
+    """The chosen overlays the cache's streams can give, each with the fields it draws from. Landmarks are
+    optional (a note when absent); any other overlay without its fields is an error: the cache's encoders
+    cannot compute it."""
     have = set((manifest.get("dims") or {}).get("fields") or {})
     streams = sorted({spec.get("stream", "?") for spec in manifest["dims"]["fields"].values()})
-    out = []
+    out: dict[str, tuple[str, ...]] = {}
     for name in chosen:
-        if set(OVERLAY_FIELDS[name]) <= have:
-            out.append(name)
+        found = next((names for names in OVERLAY_FIELDS[name] if set(names) <= have), None)
+        if found is not None:
+            out[name] = found
         elif name == "landmarks":
             print(f"note: cache {cache_dir} has no landmarks; drawing the rest", file=sys.stderr)
         else:
-            missing = next(f for f in OVERLAY_FIELDS[name] if f not in have)
+            missing = next(f for f in OVERLAY_FIELDS[name][0] if f not in have)
             raise CacheError(
                 f"--{name}: cache {cache_dir} has no {WHAT[name]} ({missing}; its streams: "
                 f"{', '.join(streams)}) and its encoders cannot compute them; re-extract with that stream"
@@ -199,20 +210,24 @@ def _extract(video: Video, manifest: dict[str, Any], fields: set[str], device: s
     return item
 
 
-def _draw(frames: np.ndarray, arrays: dict[str, Any], chosen: list[str], mass: float) -> Iterator[np.ndarray]:
-    """Each original frame with the chosen overlays, masks under attention under boxes and landmarks."""
+def _draw(
+    frames: np.ndarray, arrays: dict[str, Any], sources: dict[str, tuple[str, ...]], mass: float
+) -> Iterator[np.ndarray]:
+    """Each original frame with the chosen overlays (``sources``: overlay -> its fields), masks under
+    attention under boxes and landmarks."""
     from train.overlays import caption, draw_attention, draw_boxes, draw_landmarks, draw_masks
 
     indices = np.asarray(arrays["frame_indices"])
     for t, frame in enumerate(frames):
         out = frame
-        if "masks" in chosen:
+        if "masks" in sources:
             out = draw_masks(out, arrays["hand_masks"][t], arrays["mask_valid"][t])
-        if "attention" in chosen:
+        if "attention" in sources:
             out = draw_attention(out, np.asarray(arrays["dino_attention"][t]), mass)
-        if "boxes" in chosen:
-            out = draw_boxes(out, np.asarray(arrays["hand_boxes"][t]), int(arrays["hand_count"][t]))
-        if "landmarks" in chosen:
+        if "boxes" in sources:
+            boxes, count = sources["boxes"]
+            out = draw_boxes(out, np.asarray(arrays[boxes][t]), int(arrays[count][t]))
+        if "landmarks" in sources:
             out = draw_landmarks(out, np.asarray(arrays["landmarks"][t]), arrays["landmark_valid"][t])
         yield caption(out, f"frame {int(indices[t])} ({t + 1}/{len(frames)})")
 
