@@ -283,3 +283,18 @@ def test_folds_take_the_subjects_a_dataset_format_recorded(tmp_path):
     regex = {"config": {"group_regex": r"^(rec\d)"}}  # --group-regex overrides, as it did for the split
     assert subjects_of(tmp_path, regex, ids) == ["rec1", "rec1", "rec2", "rec3"]
     assert subjects_of(tmp_path / "elsewhere", {"config": {}}, ids) is None  # nothing recorded
+
+
+def test_a_sweep_grid_varies_stream_combinations_joined_by_plus(tmp_path):
+    """',' separates a grid's values, so 'twelve+dino-swav' is one run fusing both, beside 'twelve' alone."""
+    from train.checkpoint import load_checkpoint
+    from train.sweep import run_sweep
+
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 8, "val": 4, "test": 0}, frames=4)
+    base = TrainConfig(cache=cache, out=tmp_path / "runs", name="sw", **TINY)
+    run_sweep(SweepConfig(base, grid="streams=twelve+dino-swav,twelve"))
+    streams = {
+        p.parent.name: load_checkpoint(p)["model_args"]["streams"]
+        for p in (tmp_path / "runs" / "sw").glob("*/best.pt")
+    }
+    assert streams == {"streams=twelve+dino-swav": ["twelve", "dino-swav"], "streams=twelve": ["twelve"]}

@@ -20,8 +20,9 @@ class TrainConfig:
     name: str | None = _f(None, "run folder name (default: <streams>-s<seed>-<time>)")
     streams: str = _f(
         "all",
-        "head streams, comma-separated (twelve, dino-swav, or any per-frame vector field of the cache), "
-        "or all: every registered head the cache can feed, fused",
+        "head streams joined by ',' or '+' (twelve, dino-swav, hands, or any per-frame vector field of the "
+        "cache; '+' in a sweep grid, where ',' separates values), or all: every head the cache can feed, "
+        "fused",
     )
     epochs: int = _f(30, "maximum number of epochs")
     batch_size: int = _f(32, "sequences per batch")

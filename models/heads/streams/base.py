@@ -9,6 +9,7 @@ Which streams a run uses is ``--streams``: names joined by commas, or ``all``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -83,11 +84,13 @@ def default_streams(shapes: Shapes) -> list[str]:
 
 
 def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
-    """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices."""
+    """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices.
+
+    Names are joined by ',' or '+': a sweep grid separates its values by commas, so 'twelve+hands' is how
+    it names one combination (and how run folders are named)."""
     available = available_streams(shapes)
-    names = (
-        default_streams(shapes) if choice == "all" else [s.strip() for s in choice.split(",") if s.strip()]
-    )
+    parts = [s.strip() for s in re.split(r"[,+]", choice)]
+    names = default_streams(shapes) if choice == "all" else [s for s in parts if s]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
         valid = ", ".join(["all", *available])
