@@ -286,15 +286,17 @@ def test_folds_take_the_subjects_a_dataset_format_recorded(tmp_path):
 
 
 def test_a_sweep_grid_varies_stream_combinations_joined_by_plus(tmp_path):
-    """',' separates a grid's values, so 'twelve+dino-swav' is one run fusing both, beside 'twelve' alone."""
+    """',' separates a grid's values, so 'twelve+dino-swav+hands' is one run fusing the three, beside
+    'twelve' alone; the report names the fusion gate by the streams it weighs."""
     from train.checkpoint import load_checkpoint
     from train.sweep import run_sweep
 
     cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 8, "val": 4, "test": 0}, frames=4)
     base = TrainConfig(cache=cache, out=tmp_path / "runs", name="sw", **TINY)
-    run_sweep(SweepConfig(base, grid="streams=twelve+dino-swav,twelve"))
-    streams = {
-        p.parent.name: load_checkpoint(p)["model_args"]["streams"]
-        for p in (tmp_path / "runs" / "sw").glob("*/best.pt")
-    }
-    assert streams == {"streams=twelve+dino-swav": ["twelve", "dino-swav"], "streams=twelve": ["twelve"]}
+    run_sweep(SweepConfig(base, grid="streams=twelve+dino-swav+hands,twelve"))
+    runs = tmp_path / "runs" / "sw"
+    streams = {p.parent.name: load_checkpoint(p)["model_args"]["streams"] for p in runs.glob("*/best.pt")}
+    fused = "streams=twelve+dino-swav+hands"
+    assert streams == {fused: ["twelve", "dino-swav", "hands"], "streams=twelve": ["twelve"]}
+    gates = json.loads((runs / fused / "report.json").read_text())["val"]["attention"]["fusion_gate"]
+    assert set(gates) == {"dino_vs_swav", "twelve+dino-swav_vs_hands"}

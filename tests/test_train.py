@@ -139,6 +139,7 @@ def test_report_has_attention_statistics(runs):
     assert len(att["frame_weights"]) == 8 and sum(att["frame_weights"]) == pytest.approx(1.0, abs=1e-4)
     assert 0 <= att["most_attended_frame"] < 8
     assert all(0 < g < 1 for g in att["fusion_gate"].values())
+    assert set(att["fusion_gate"]) == {"dino_vs_swav", "twelve_vs_dino-swav"}  # named by what it weighs
 
 
 def test_plots_are_nonempty_pngs(runs):

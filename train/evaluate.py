@@ -103,6 +103,7 @@ def evaluate_split(
             channel_names,
             out.aux.get("frame_gate"),
             out.aux.get("stream_gate"),
+            ckpt["model_args"]["streams"],
         ),
         "misclassified": _misclassified(out, list(dataset.sequence_ids), class_names),
     }
@@ -261,11 +262,10 @@ def format_summary(report: dict[str, Any]) -> str:
             f"{p['source']}; lower is more signer-invariant)"
         )
     gates = att.get("fusion_gate", {})
-    labels = {"dino_vs_swav": "DINO share vs SwAV", "twelve_vs_dino_swav": "12-channel share vs DINO+SwAV"}
-    if gates:
-        lines.append(
-            "  mean fusion gate: " + ", ".join(f"{labels.get(k, k)} {v:.3f}" for k, v in gates.items())
-        )
+    if gates:  # "dino_vs_swav" inside the DINO⊕SwAV head; "<earlier streams>_vs_<last>" between streams
+        named = {"dino_vs_swav": "DINO share vs SwAV"}
+        labels = [f"{named.get(k, k.replace('_vs_', ' share vs '))} {v:.3f}" for k, v in gates.items()]
+        lines.append("  mean fusion gate: " + ", ".join(labels))
     for flavour, fig in (report.get("attention_masks") or {}).items():
         lines.append(
             f"  attention vs hand masks ({flavour}, top {fig['attention_mass']:.0%} of mass): "

@@ -65,12 +65,14 @@ def attention_stats(
     channel_names: Sequence[str],
     frame_gate: np.ndarray | None = None,
     stream_gate: np.ndarray | None = None,
+    streams: Sequence[str] = ("twelve", "dino-swav"),
 ) -> dict[str, Any]:
     """Where the model looked, averaged over a split.
 
     channel_weights (N, T, C) are averaged over valid frames only (padded repeats would
     double-count frames); frame_weights (N, T) per frame position; frame_gate (N, T) is
-    the per-frame mean DINO share and stream_gate (N,) the mean 12-channel share.
+    the per-frame mean DINO share and stream_gate (N,) the mean share of the fused ``streams`` before the
+    last one against that last one (the model folds its streams left, and the gate is the last fold's).
     """
     out: dict[str, Any] = {}
     v = valid.astype(np.float64)  # (N, T)
@@ -88,7 +90,7 @@ def attention_stats(
     if frame_gate is not None and len(frame_gate):
         gates["dino_vs_swav"] = float((frame_gate * v).sum() / max(v.sum(), 1.0))
     if stream_gate is not None and len(stream_gate):
-        gates["twelve_vs_dino_swav"] = float(np.mean(stream_gate))
+        gates[f"{'+'.join(streams[:-1])}_vs_{streams[-1]}"] = float(np.mean(stream_gate))
     if gates:
         out["fusion_gate"] = gates
     return out
