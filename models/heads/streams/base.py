@@ -83,14 +83,18 @@ def default_streams(shapes: Shapes) -> list[str]:
     return [name for name in available_streams(shapes) if name in _HEADS and _HEADS[name].in_all]
 
 
+def split_streams(choice: str) -> list[str]:
+    """``--streams`` text -> the names in it, joined by ',' or '+' ("all" stays one name)."""
+    return [s for s in (part.strip() for part in re.split(r"[,+]", choice)) if s]
+
+
 def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
     """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices.
 
     Names are joined by ',' or '+': a sweep grid separates its values by commas, so 'twelve+hands' is how
     it names one combination (and how run folders are named)."""
     available = available_streams(shapes)
-    parts = [s.strip() for s in re.split(r"[,+]", choice)]
-    names = default_streams(shapes) if choice == "all" else [s for s in parts if s]
+    names = default_streams(shapes) if choice == "all" else split_streams(choice)
     unknown = [n for n in names if n not in available]
     if unknown or not names:
         valid = ", ".join(["all", *available])
