@@ -22,6 +22,7 @@ SPLITS = ("train", "val", "test")
 MIRRORED_KEYS = (
     "schema_version",
     "key",
+    "key_spec",
     "dims",
     "channel_layout",
     "stream_options",

@@ -19,7 +19,7 @@ from data.sampling import sample_indices
 from data.sequence import Video
 from data.windows import window_starts
 from extract.encode import FrameEncoder
-from extract.streams import StreamOptions, active_streams
+from extract.streams import StreamOptions, active_streams, get_stream, list_streams
 from models.encoders import Encoder, create_encoder
 
 
@@ -58,6 +58,14 @@ def _clips(video, frames: int, windows: tuple[int, int] | None):
         end = min(start + windows[0], video.num_frames) - 1
         indices, valid, _ = sample_indices(end - start + 1, frames)
         yield indices + np.int32(start), valid, start, end
+
+
+def sample_only_fields(manifest: dict[str, Any], fields: set[str]) -> list[str]:
+    """Of the stored ``fields``, those a stream fills from what a corpus sample carries (its annotations):
+    for a new input they hold fill values only."""
+    dims, known = Dims.from_json(manifest["dims"]), set(list_streams())
+    specs = [spec for spec in (dims.field(f) for f in fields) if spec is not None and spec.stream in known]
+    return sorted(spec.name for spec in specs if get_stream(spec.stream).from_samples)
 
 
 def roles_for_fields(manifest: dict[str, Any], options: StreamOptions, fields: set[str]) -> set[str]:

@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 from conftest import demo_boxes_config
 
+from cache.key import extraction_key
 from cache.schema import decode_id
 from data.demo import true_hand_boxes
 from extract.run import run
@@ -29,6 +30,9 @@ def test_the_demo_format_stores_the_true_boxes_and_feeds_the_hands_head(small_de
         np.testing.assert_allclose(boxes[i, :, 0], truth[sequence][frames[i]], atol=1e-6)
 
     manifest = open_manifest(key)
+    # The manifest says what the key means and what the streams ran with (predict re-extracts with them).
+    assert extraction_key(manifest["key_spec"]) == manifest["key"] == key.name
+    assert manifest["stream_options"]["annotations"] == "demo"
     assert ModelArgs.from_manifest(manifest, "hands", 8, 0.0).inputs == {
         "hand_motion": (2, 7),
         "hand_mask": (2, 2),

@@ -216,6 +216,7 @@ def test_empty_val_split_selects_by_train_metric(tmp_path, single_thread):
 def _fake_extract(monkeypatch, fn) -> None:
     module = types.ModuleType("extract.single")
     module.extract_inputs = fn
+    module.sample_only_fields = lambda manifest, fields: []  # synthetic caches store no annotations
     monkeypatch.setitem(sys.modules, "extract.single", module)
 
 

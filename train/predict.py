@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cache.schema import Dims
 from core.device import resolve_device
 from core.errors import BadInputError
 from data.windows import parse_windows
@@ -38,14 +37,14 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     ckpt = load_checkpoint(cfg.checkpoint)
     device = resolve_device(cfg.device)
     model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
-    from extract.single import extract_inputs  # lazy: only predict loads encoders
+    from extract.single import extract_inputs, sample_only_fields  # lazy: only predict loads encoders
 
     windows = parse_windows(cfg.windows) if cfg.windows else None
     extra = {"windows": windows} if windows else {}
     if cfg.landmarks_npz is not None:
         extra["landmarks_npz"] = cfg.landmarks_npz
     arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
-    empty = _sample_only(dict(ckpt["cache"]), _stored_reads(model.fields, arrays[0])) if arrays else []
+    empty = sample_only_fields(dict(ckpt["cache"]), _stored_reads(model.fields, arrays[0])) if arrays else []
     if empty:
         print(
             f"warning: {cfg.checkpoint} reads {', '.join(empty)}, which only the dataset's own annotations "
@@ -84,16 +83,6 @@ def _stored_reads(fields: tuple[str, ...], item: dict[str, Any]) -> set[str]:
         d = derivation_of(name)
         out.update((d.source(item) or ()) if d is not None else (name,))
     return out
-
-
-def _sample_only(manifest: dict[str, Any], fields: set[str]) -> list[str]:
-    """Of the stored ``fields``, those a stream fills from what a corpus sample carries (its annotations):
-    for a new input they hold fill values only."""
-    from extract.streams import get_stream, list_streams
-
-    dims, known = Dims.from_json(manifest["dims"]), set(list_streams())
-    specs = [spec for spec in (dims.field(f) for f in fields) if spec is not None and spec.stream in known]
-    return sorted(spec.name for spec in specs if get_stream(spec.stream).from_samples)
 
 
 @torch.no_grad()

@@ -90,7 +90,7 @@ def run_show(cfg: ShowConfig) -> Path:
     if arrays is None and not fields:  # nothing to draw (no landmarks): the frames alone
         arrays = {"frame_indices": sample_indices(video.num_frames, int(manifest["dims"]["frames"]))[0]}
     elif arrays is None:
-        if sources.get("boxes", ("hand_boxes",))[0] != "hand_boxes":
+        if "annotated_boxes" in fields:  # annotations are the corpus', and this video is not in it
             print(
                 f"note: a video the cache lacks has no annotated boxes; {video.video_id} shows none",
                 file=sys.stderr,
