@@ -339,7 +339,8 @@ def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(
     assert not any(b["landmark_valid"].any() or b["landmarks"].any() for b in bare)
     assert capsys.readouterr().err.count("predict --landmarks-npz DIR") == 1
 
-    no_marks = dict(manifest, config={**manifest["config"], "landmarks": "none"})
+    options = {**manifest["stream_options"], "landmarks": "none"}  # as a cache without landmarks records
+    no_marks = dict(manifest, config={**manifest["config"], "landmarks": "none"}, stream_options=options)
     with pytest.raises(BadInputError, match=r"^--landmarks-npz .*imported no landmark files"):
         extract_inputs([clip], no_marks, "cpu", landmarks_npz=tmp_path / "new")
 
