@@ -65,7 +65,7 @@ def attention_stats(
     channel_names: Sequence[str],
     frame_gate: np.ndarray | None = None,
     stream_gate: np.ndarray | None = None,
-    streams: Sequence[str] = ("twelve", "dino-swav"),
+    streams: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Where the model looked, averaged over a split.
 
@@ -90,7 +90,8 @@ def attention_stats(
     if frame_gate is not None and len(frame_gate):
         gates["dino_vs_swav"] = float((frame_gate * v).sum() / max(v.sum(), 1.0))
     if stream_gate is not None and len(stream_gate):
-        gates[f"{'+'.join(streams[:-1])}_vs_{streams[-1]}"] = float(np.mean(stream_gate))
+        pair = f"{'+'.join(streams[:-1])}_vs_{streams[-1]}" if len(streams) > 1 else "streams"
+        gates[pair] = float(np.mean(stream_gate))
     if gates:
         out["fusion_gate"] = gates
     return out

@@ -4,7 +4,7 @@ A head stream reads named cache fields and summarises a sequence into one vector
 head stream is one module in this package (``@register_head``); a cached per-frame vector field that no
 registered head claims (a new extraction stream's ``(T, D)`` output, say) gets the generic temporal
 encoder of vector.py under its own field name, so a new stream trains with no head code at all.
-Which streams a run uses is ``--streams``: names joined by commas, or ``all``.
+Which streams a run uses is ``--streams``: names joined by ',' or '+', or ``all``.
 """
 
 from __future__ import annotations
