@@ -4,7 +4,6 @@ fit the device when the user sets none."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,40 @@ import torch
 from conftest import tiny_extract_config
 
 from extract.run import with_loader_defaults
-from extract.source import decode_loader
+from extract.source import decode_loader, worker_context
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 
 
 class SlowFirst:
-    """Sequence 0 takes a second to decode, the others none: a long augmented copy at the head."""
+    """Sequence 0 is a long augmented copy at the head of the plan: it finishes only once ``release`` is
+    set (or, with no event, at once). The others take no time."""
+
+    def __init__(self, release=None) -> None:
+        self.release = release
 
     def __len__(self) -> int:
         return 6
 
     def __getitem__(self, i: int) -> dict[str, int]:
-        time.sleep(1.0 if i == 0 else 0.0)
+        if i == 0 and self.release is not None:
+            self.release.wait(timeout=60)  # an in-order loader never releases it: it times out instead
         return {"index": i}
 
 
 def test_a_slow_sequence_does_not_hold_back_the_ones_decoded_after_it():
-    batches = list(decode_loader(SlowFirst(), batch_size=2, workers=2))
-    order = [item["index"] for batch in batches for item in batch]
+    """Sequence 0 is held until a batch has reached the encoders: only a loader that hands sequences
+    over as they finish can deliver one (no clock: workers that start late change nothing)."""
+    release = worker_context().Event()
+    batches = decode_loader(SlowFirst(release), batch_size=2, workers=2)
+    order, sizes = [], []
+    for batch in batches:
+        order += [item["index"] for item in batch]
+        sizes.append(len(batch))
+        release.set()
     assert sorted(order) == list(range(6))  # every sequence once, whatever the order
     assert order[0] != 0, f"the batches waited for sequence 0: {order}"
-    assert [len(b) for b in batches] == [2, 2, 2]
+    assert sizes == [2, 2, 2]
 
 
 def test_without_workers_sequences_come_in_plan_order():
