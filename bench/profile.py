@@ -114,7 +114,7 @@ def profile_encoders(
             fe(frames, sequence_length=seq_len)
         sync()
         wall = time.perf_counter() - start
-    names = [*fe.encoders, "preprocess", "crops", "hand_fill", "outputs"]
+    names = [*fe.encoders, "preprocess", "crops", "hand_fill", "landmarks", "outputs"]
     body = summarise_profile(prof.key_averages(), names, wall, n * batches, gflop, device.type)
     return {"gflop_per_frame_by_role": gflop, "batch_frames": n, "batches": batches, **body}
 

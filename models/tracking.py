@@ -17,6 +17,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 BOX_COLUMNS = 6  # x1 y1 x2 y2 (normalised to the frame), confidence, class
+# Where a cache keeps hand boxes and their per-frame count: the detector's, else a corpus' own annotated
+# boxes (the demo's generator boxes, HaGRID's), for caches extracted with --encoders hands=none.
+BOX_SOURCES = (("hand_boxes", "hand_count"), ("annotated_boxes", "annotated_count"))
 
 
 def centres(boxes: np.ndarray) -> np.ndarray:

@@ -27,15 +27,16 @@ from data.frames import read_frames
 from data.inputs import predict_inputs
 from data.sampling import sample_indices
 from data.sequence import Video
+from models.tracking import BOX_SOURCES
 from train.attention_masks import attention_mass
 from train.runtime import open_manifest
 
-# overlay -> the cache fields it draws from: the first alternative the cache holds all of. Boxes are the
-# hand detector's, else a corpus' own annotated boxes (the demo's generator boxes, HaGRID's).
+# overlay -> the cache fields it draws from: the first alternative the cache holds all of (boxes: the
+# hand detector's, else a corpus' own annotated ones, as the hand track reads them).
 OVERLAY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "attention": (("dino_attention",),),
     "masks": (("hand_masks", "mask_valid"),),
-    "boxes": (("hand_boxes", "hand_count"), ("annotated_boxes", "annotated_count")),
+    "boxes": BOX_SOURCES,
     "landmarks": (("landmarks", "landmark_valid"),),
 }
 WHAT = {"attention": "DINO attention", "masks": "hand masks", "boxes": "hand boxes", "landmarks": "landmarks"}

@@ -18,21 +18,21 @@ from models.hand_motion import FEATURES, MASKS, SLOTS, VELOCITY, hand_motion
 from models.heads.attention import SequenceAttention
 from models.heads.derived import Derivation, register_derived
 from models.heads.temporal import TemporalCNN
+from models.tracking import BOX_SOURCES
 
 from .base import HeadStream, Shapes, register_head
 
 
 def _derive(stored: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
-    boxes = stored["hand_boxes"] if "hand_boxes" in stored else stored["annotated_boxes"]
-    count = stored["hand_count"] if "hand_count" in stored else stored["annotated_count"]
-    motion, mask = hand_motion(boxes, count, valid)
+    boxes, count = next(pair for pair in BOX_SOURCES if pair[0] in stored)  # the source the reader gave
+    motion, mask = hand_motion(stored[boxes], stored[count], valid)
     return {"hand_motion": motion, "hand_mask": mask}
 
 
 register_derived(
     Derivation(
         outputs={"hand_motion": (SLOTS, len(FEATURES)), "hand_mask": (SLOTS, len(MASKS))},
-        sources=(("hand_boxes", "hand_count"), ("annotated_boxes", "annotated_count")),
+        sources=BOX_SOURCES,
         compute=_derive,
         raw=frozenset({"hand_mask"}),
     )
