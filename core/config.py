@@ -47,6 +47,21 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def config_from_dict(cls: type, values: dict[str, Any], source: str) -> Any:
+    """The inverse of ``config_to_dict``: a config dataclass from its flat plain dict (a manifest's or a
+    checkpoint's record). Keys the dataclass lacks are ignored and missing ones keep their defaults, so a
+    record written by an older or newer version still reads; a bad value is a UserError naming ``source``."""
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        f.type = hints[f.name]
+        if dataclasses.is_dataclass(f.type):
+            kwargs[f.name] = config_from_dict(f.type, values, source)
+        elif f.name in values:
+            kwargs[f.name] = coerce(f, values[f.name], source)
+    return cls(**kwargs)
+
+
 def save_config(cfg: Any, path: Path) -> None:
     """Write the resolved config beside an output (atomically), so ``--config`` can repeat the run."""
     write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -9,6 +9,7 @@ listings on disk keyed by each folder's mtime, so an unchanged tree is planned a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -186,6 +187,13 @@ def list_frames(folder: str | Path) -> FrameList:
     if pattern is not None and pattern[4].lower() in IMAGE_SUFFIXES:
         return FrameList(folder, pattern=pattern)
     return number_frames(folder, _images(names))
+
+
+def memo_path(cache_root: Path, data: Path | None) -> Path:
+    """Where the listings of dataset root ``data`` are kept under a ``--cache-dir``: outside every key
+    directory, so all extractions of one corpus share them, and so do the readers that go back to it."""
+    root_id = hashlib.sha256(str(Path(data or "").resolve()).encode()).hexdigest()[:16]
+    return Path(cache_root) / ".listings" / f"{root_id}.pkl"
 
 
 class ListingMemo:

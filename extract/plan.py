@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from core.digests import MEMO_NAME, DigestMemo
 from core.errors import UserError
 from data.augment import SequenceAugmenter
 from data.discovery import Dataset
+from data.framelist import memo_path
 from data.sequence import Sequence
 from data.sequences import prepare_sequences
 from extract.config import ExtractConfig
@@ -99,9 +99,7 @@ def make_augmenter(cfg: ExtractConfig, class_names: list[str]) -> SequenceAugmen
 
 def make_plan(cfg: ExtractConfig) -> Plan:
     """Discover the dataset, fix the split, check leakage, and address every sequence by content."""
-    # Folder listings of the dataset, kept between runs (data/framelist.py); outside every key directory.
-    root_id = hashlib.sha256(str(Path(cfg.dataset.data or "").resolve()).encode()).hexdigest()[:16]
-    prepared = prepare_sequences(cfg.dataset, memo_path=Path(cfg.cache_dir) / ".listings" / f"{root_id}.pkl")
+    prepared = prepare_sequences(cfg.dataset, memo_path=memo_path(Path(cfg.cache_dir), cfg.dataset.data))
     for line in prepared.dataset.notes:
         print(line, file=sys.stderr)
     for line in prepared.leakage.warnings():

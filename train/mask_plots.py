@@ -69,6 +69,7 @@ def plot_attention_masks(
         extract_config,
         [r["id"] for r in kept],
         [r["indices"][p] for r, p in zip(kept, kept_picks, strict=True)],
+        Path(split_file).parent.parent,
     )
     flat_images = [im for seq in images for im in seq] if images is not None else [None] * len(shown)
     fig, axes = plt.subplots(len(shown), 3, figsize=(8.0, 2.5 * len(shown)), squeeze=False)

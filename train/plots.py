@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cache.schema import decode_id  # noqa: E402
+from core.config import config_from_dict  # noqa: E402
 from core.errors import UserError  # noqa: E402
 
 DPI = 130
@@ -149,7 +150,8 @@ def plot_dino_attention(
         indices = [f["frame_indices"][i] for i in rows]
         ids = [decode_id(f["sequence_ids"][i]) for i in rows]
     picks = [_spread(np.flatnonzero(v) if v.any() else np.arange(len(v)), frames_per_sequence) for v in valid]
-    images = _load_frames(extract_config, ids, [ix[p] for ix, p in zip(indices, picks, strict=True)])
+    shown = [ix[p] for ix, p in zip(indices, picks, strict=True)]
+    images = _load_frames(extract_config, ids, shown, Path(split_file).parent.parent)
     cols = max(len(p) for p in picks)
     fig, axes = plt.subplots(len(rows), cols, figsize=(2.3 * cols + 0.8, 2.3 * len(rows)), squeeze=False)
     im = None
@@ -207,29 +209,31 @@ def _spread(candidates: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.linspace(0, len(candidates) - 1, k).round().astype(int)]
 
 
-def _data_root(extract_config: dict[str, Any]) -> Path | None:
-    root = extract_config.get("data")
-    if isinstance(root, dict):  # nested DataConfig
-        root = root.get("data")
-    return Path(root) if isinstance(root, str) and root and Path(root).is_dir() else None
-
-
 def _load_frames(
-    extract_config: dict[str, Any], ids: list[str], frame_indices: list[np.ndarray]
+    extract_config: dict[str, Any], ids: list[str], frame_indices: list[np.ndarray], cache_root: Path
 ) -> list[list[np.ndarray]] | None:
     """Frames (H, W, 3) per sequence from the original dataset, or None if any is unavailable.
 
+    The dataset is read as the extraction read it (its format, manifest and windows), with the folder
+    listings it kept under ``cache_root`` (the ``--cache-dir``), so a large corpus is not listed again.
     Augmented copies (``#a<k>``) are skipped: their pixels were flipped/cropped, so the raw
     frames would not line up with the maps.
     """
-    root = _data_root(extract_config)
-    if root is None or any("#a" in s for s in ids):
+    if any("#a" in s for s in ids):
         return None
     try:
-        from data.discovery import discover
-        from data.frames import read_frames
+        from dataclasses import replace
 
-        videos = {v.key: v for v in discover(root, on_bad="skip").videos}
+        from data.config import DataConfig
+        from data.framelist import memo_path
+        from data.frames import read_frames
+        from data.sequences import read_samples
+
+        cfg = config_from_dict(DataConfig, extract_config, "the cache's extraction config")
+        if cfg.data is None or not cfg.data.is_dir():
+            return None
+        cfg = replace(cfg, on_bad_frame="skip")
+        videos = {v.key: v for v in read_samples(cfg, memo_path(cache_root, cfg.data)).videos}
         return [
             list(read_frames(videos[s], np.asarray(ix))) for s, ix in zip(ids, frame_indices, strict=True)
         ]
