@@ -9,6 +9,7 @@ JSON and ``torch.load(weights_only=True)`` all read it back, and flat so that th
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -60,6 +61,12 @@ def config_from_dict(cls: type, values: dict[str, Any], source: str) -> Any:
         elif f.name in values:
             kwargs[f.name] = coerce(f, values[f.name], source)
     return cls(**kwargs)
+
+
+def split_names(text: str) -> list[str]:
+    """A list option's text -> its names, joined by ',' or '+'. A sweep grid separates its values by
+    commas, so '+' is how one value joins several names ('twelve+hands')."""
+    return [name for name in (part.strip() for part in re.split(r"[,+]", text)) if name]
 
 
 def save_config(cfg: Any, path: Path) -> None:

@@ -266,6 +266,18 @@ def test_runs_groups_seeds_and_folds_filters_sorts_and_exports(tmp_path):
     )
 
 
+def test_runs_takes_stream_combinations_spelled_with_comma_or_plus_as_one_experiment(tmp_path):
+    """`train --streams twelve,hands` and a sweep's 'twelve+hands' train the same model: one group."""
+    _fake_run(tmp_path, "a", {"streams": "twelve,hands", "seed": 0}, 0.6)
+    _fake_run(tmp_path, "b", {"streams": "twelve+hands", "seed": 1}, 0.8)
+    _fake_run(tmp_path, "c", {"streams": "twelve"}, 0.9)
+    rows = compare_runs(RunsConfig(runs_dir=tmp_path, sort="val_acc")).splitlines()[2:]
+    assert len(rows) == 2 and rows[1].split()[:2] == ["twelve+hands", "2"], rows
+    for spelling in ("twelve,hands", "twelve+hands", "twelve, hands"):
+        only = compare_runs(RunsConfig(runs_dir=tmp_path, where=(f"streams={spelling}",))).splitlines()[2:]
+        assert len(only) == 1 and "0.7000 ± 0.1414" in only[0], (spelling, only)
+
+
 def test_folds_take_the_subjects_a_dataset_format_recorded(tmp_path):
     from train.subjects import subjects_of
 

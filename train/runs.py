@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from core.config import split_names
 from core.errors import BadInputError
 from train.config import RunsConfig
 
@@ -119,6 +120,7 @@ def _grouped(cfg: RunsConfig) -> tuple[list[str], list[dict[str, Any]]] | str:
             raise BadInputError(
                 f"--where {key}: no run has that option (options: {', '.join(runs[0]['config'])})"
             )
+    where = [(k, _streams_spelling(v) if k == "streams" else v) for k, v in where]
     runs = [r for r in runs if all(_matches(r["config"].get(k), v) for k, v in where)]
     if not runs:
         return f"no finished runs in {runs_dir}" + (" match --where" if where else "")
@@ -155,6 +157,8 @@ def _run_metrics(run_dir: Path) -> dict[str, Any] | None:
     if not isinstance(cfg, dict) or not isinstance(info, dict) or not isinstance(report, dict):
         return None
     cfg["cache_key"] = info.get("cache_key")
+    if isinstance(cfg.get("streams"), str):  # 'twelve,hands' and 'twelve+hands' are one experiment
+        cfg["streams"] = _streams_spelling(cfg["streams"])
     val, test = report.get("val") or {}, report.get("test") or info.get("test") or {}
     return {
         "config": cfg,
@@ -165,6 +169,11 @@ def _run_metrics(run_dir: Path) -> dict[str, Any] | None:
         "test_acc": test.get("accuracy"),
         "test_f1": test.get("f1_macro"),
     }
+
+
+def _streams_spelling(text: str) -> str:
+    """One spelling of a ``--streams`` value: its names joined by '+', as run folders name them."""
+    return "+".join(split_names(text)) or text
 
 
 def _parse_where(text: str) -> tuple[str, str]:

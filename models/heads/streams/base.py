@@ -9,12 +9,13 @@ Which streams a run uses is ``--streams``: names joined by ',' or '+', or ``all`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
 from torch import nn
+
+from core.config import split_names
 
 Shapes = Mapping[str, tuple[int, ...]]  # cache field -> per-frame shape (the N and T axes excluded)
 
@@ -83,18 +84,13 @@ def default_streams(shapes: Shapes) -> list[str]:
     return [name for name in available_streams(shapes) if name in _HEADS and _HEADS[name].in_all]
 
 
-def split_streams(choice: str) -> list[str]:
-    """``--streams`` text -> the names in it, joined by ',' or '+' ("all" stays one name)."""
-    return [s for s in (part.strip() for part in re.split(r"[,+]", choice)) if s]
-
-
 def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
     """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices.
 
     Names are joined by ',' or '+': a sweep grid separates its values by commas, so 'twelve+hands' is how
     it names one combination (and how run folders are named)."""
     available = available_streams(shapes)
-    names = default_streams(shapes) if choice == "all" else split_streams(choice)
+    names = default_streams(shapes) if choice == "all" else split_names(choice)
     unknown = [n for n in names if n not in available]
     if unknown or not names:
         valid = ", ".join(["all", *available])
