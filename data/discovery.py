@@ -299,7 +299,10 @@ def input_videos(path: Path) -> list[Video]:
     (one video per id). Labels are unknown, so every video gets label -1."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise BadInputError(f"{path}: does not exist; pass a video file or a folder of frames")
+        raise BadInputError(
+            f"{path}: does not exist; pass a video file, a folder of frames, or FOLDER/<video_id> for one "
+            "video of a folder of <video_id>_frame_<n> frames"
+        )
     problems = _Problems("error")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:

@@ -1,4 +1,5 @@
-"""What ``predict`` can run over: video files, still images, frame folders in any numeric naming, id lists.
+"""What ``predict`` and ``show`` run over: video files, still images, frame folders in any numeric naming,
+``FOLDER/<video_id>`` (one video of a folder of ``<video_id>_frame_<n>`` frames), id lists.
 
 An id list is a text file (``.csv``, ``.txt``, ``.lst``) with one clip a line, the first ``;`` or ``,``
 field naming a frame folder beside the list or under its ``20bn-jester-v1/`` folder, which is how the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import BadInputError
+from core.errors import BadInputError, UserError
 from data.discovery import FRAME_NAME, input_videos
 from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
 from data.sequence import Video
@@ -63,4 +64,11 @@ def predict_inputs(path: Path) -> list[Video]:
         video = _numbered_folder(path)
         if video is not None:
             return [video]
+    if not path.exists() and path.parent.is_dir():  # FOLDER/<video_id>: one video of a shared folder
+        try:
+            found = [v for v in input_videos(path.parent) if v.video_id == path.name]
+        except UserError:
+            found = []
+        if found:
+            return found
     return input_videos(path)

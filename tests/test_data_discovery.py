@@ -162,3 +162,18 @@ def test_odd_image_modes_are_converted_not_rejected(tmp_path):
 
     assert pixels.shape == (5, 24, 32, 3) and pixels.dtype == np.uint8
     assert pixels[:, 5, 5].tolist() == [[77] * 3, [200] * 3, [255] * 3, [128] * 3, [51] * 3]
+
+
+def test_predict_takes_one_video_of_a_shared_frame_folder_by_its_id(tmp_path):
+    """`predict DIR/<video_id>` (as `show` takes it) classifies that video alone, not the whole folder."""
+    from data.inputs import predict_inputs
+
+    for video_id, count in (("s01_v001", 3), ("s01_v002", 5)):
+        for n in range(count):
+            Image.new("RGB", (8, 8), (n, 0, 0)).save(tmp_path / f"{video_id}_frame_{n}.png")
+    assert [v.video_id for v in predict_inputs(tmp_path)] == ["s01_v001", "s01_v002"]
+    [one] = predict_inputs(tmp_path / "s01_v002")
+    assert (one.video_id, one.num_frames, one.label) == ("s01_v002", 5, -1)
+    assert [f.name for f in one.frames] == [f"s01_v002_frame_{n}.png" for n in range(5)]
+    with pytest.raises(BadInputError, match=r"s01_v009: does not exist; .*FOLDER/<video_id>"):
+        predict_inputs(tmp_path / "s01_v009")

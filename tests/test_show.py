@@ -131,7 +131,7 @@ def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(sho
 @pytest.mark.parametrize(
     ("video", "flags", "message"),
     [
-        ("data/palm/nope", ["--boxes"], "nope: video not found"),
+        ("data/palm/nope", ["--boxes"], "nope: does not exist"),
         ("bad.mp4", ["--boxes"], "bad.mp4: cannot be decoded"),
         ("data/palm/val001", ["--landmarks"], None),  # the cache has none: a note, then the frames alone
         ("data/palm/val001", ["--boxes", "--no-masks"], None),

@@ -80,7 +80,12 @@ class PredictConfig:
 
     checkpoint: Path = field(metadata={"help": "checkpoint file (best.pt of a run)"})
     inputs: tuple[str, ...] = field(
-        default=(), metadata={"help": "video files or frame folders to classify", "positional": True}
+        default=(),
+        metadata={
+            "help": "video files, frame folders, FOLDER/<video_id> (one video of a folder of "
+            "<video_id>_frame_<n> frames) or id lists (.csv/.txt) to classify",
+            "positional": True,
+        },
     )
     windows: str | None = _f(
         None, "W:S: classify sliding windows of W frames every S frames; prints a timeline"

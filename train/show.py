@@ -22,7 +22,7 @@ import numpy as np
 from cache.schema import decode_id
 from core.atomic import atomic_path
 from core.device import resolve_device
-from core.errors import BadInputError, CacheError, UserError
+from core.errors import BadInputError, CacheError
 from data.frames import read_frames
 from data.inputs import predict_inputs
 from data.sampling import sample_indices
@@ -105,25 +105,11 @@ def run_show(cfg: ShowConfig) -> Path:
 
 def resolve_video(path: Path) -> Video:
     """The one video ``path`` names: a video file, a frame folder holding one video, or FOLDER/<video_id>."""
-    if path.exists():
-        videos = predict_inputs(path)
-        if len(videos) != 1:
-            ids = ", ".join(v.video_id for v in videos[:3])
-            raise BadInputError(
-                f"{path}: holds {len(videos)} videos ({ids}, ...); pass one as {path}/<video_id>"
-            )
-        return videos[0]
-    if path.parent.is_dir():
-        try:
-            found = [v for v in predict_inputs(path.parent) if v.video_id == path.name]
-        except UserError:
-            found = []
-        if found:
-            return found[0]
-    raise BadInputError(
-        f"{path}: video not found; pass a video file, a frame folder, or FOLDER/<video_id> for a folder "
-        "of <video_id>_frame_<n> frames"
-    )
+    videos = predict_inputs(path)
+    if len(videos) != 1:
+        ids = ", ".join(v.video_id for v in videos[:3])
+        raise BadInputError(f"{path}: holds {len(videos)} videos ({ids}, ...); pass one as {path}/<video_id>")
+    return videos[0]
 
 
 def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> dict[str, tuple[str, ...]]:
