@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=Path("artifacts/cache") if name == "ls" else None,
             help="cache root (default artifacts/cache)" if name == "ls" else "one cache directory",
         )
+        if name == "ls":  # the root is extract's --cache-dir, so that spelling works here too
+            p.add_argument("--cache-dir", type=Path, help="the cache root, as extract --cache-dir names it")
         p.set_defaults(handler=handler, config_cls=None)
     return parser
 
@@ -227,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = None
     try:
-        cfg = CachePathConfig(args.path) if args.config_cls is None else build_config(args.config_cls, args)
+        cfg = (
+            CachePathConfig(getattr(args, "cache_dir", None) or args.path)
+            if args.config_cls is None
+            else build_config(args.config_cls, args)
+        )
         return args.handler(cfg)
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -55,9 +55,12 @@ def cache_ls(cache_dir: Path) -> str:
     """One line per key directory: key, complete?, counts per split, size, created, encoder names."""
     root = Path(cache_dir)
     if not root.is_dir():
-        raise CacheError(f"{root}: no cache directory here; run `pipeline.py extract` or pass --cache-dir")
+        raise CacheError(
+            f"{root}: no cache directory here; pass the --cache-dir that extract wrote to, or run extract"
+        )
+    is_key = (root / "manifest.json").is_file() or (root / SHARD_DIR).is_dir()  # one cache, not a root
     rows = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    for d in [root] if is_key else sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             manifest = read_manifest(d)
         except CacheError:

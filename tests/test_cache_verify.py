@@ -146,6 +146,16 @@ def test_cache_ls_lists_every_key_with_state_and_counts(key_dir: Path):
     assert "tiny-vit" in good and " KB" in good
     with pytest.raises(CacheError, match="nope"):
         cache_ls(root / "nope")
+    assert cache_ls(key_dir).split() == good.split()  # a key directory given as the root lists itself
+
+
+def test_cache_ls_takes_the_root_as_extract_names_it(key_dir: Path, capsys):
+    from pipeline import main
+
+    assert main(["cache", "ls", str(key_dir.parent)]) == 0
+    positional = capsys.readouterr().out
+    assert main(["cache", "ls", "--cache-dir", str(key_dir.parent)]) == 0
+    assert capsys.readouterr().out == positional and key_dir.name in positional
 
 
 def test_cache_info_reports_layout_classes_size_and_compression(key_dir: Path):
