@@ -40,3 +40,27 @@ def summarize(dataset: Dataset, assignment: dict[str, str]) -> str:
     if unassigned:
         lines.append(f"{unassigned} video(s) have no split")
     return "\n".join(lines)
+
+
+def split_lines(dataset: Dataset, assignment: dict[str, str]) -> list[str]:
+    """What ``extract`` says of the split before it spends encoder time: one line of sizes, and a warning
+    naming the classes that have no training sample (an official split can leave a class out of train, and
+    a model never learns a class it never sees)."""
+    per_split: dict[str, Counter] = {split: Counter() for split in SPLITS}
+    for video in dataset.videos:
+        split = assignment.get(video.key)
+        if split in per_split:
+            per_split[split][video.class_name] += 1
+    sizes = ", ".join(f"{split} {sum(per_split[split].values())}" for split in SPLITS)
+    lines = [f"split: {sizes} samples, {len(dataset.classes)} classes"]
+    untrained = [name for name in dataset.classes if not per_split["train"][name]]
+    if untrained:
+        shown = ", ".join(
+            f"{name} (val {per_split['val'][name]}, test {per_split['test'][name]})" for name in untrained[:5]
+        )
+        more = f" and {len(untrained) - 5} more" if len(untrained) > 5 else ""
+        lines.append(
+            f"warning: {len(untrained)} class(es) have no training sample: {shown}{more}; a model cannot "
+            "learn them, so give them training samples or leave them out"
+        )
+    return lines

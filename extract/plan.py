@@ -17,6 +17,7 @@ from data.discovery import Dataset
 from data.framelist import memo_path
 from data.sequence import Sequence
 from data.sequences import prepare_sequences
+from data.summary import split_lines
 from extract.config import ExtractConfig
 from extract.streams import StreamOptions, active_streams, resolve_models, resolve_revisions, running_models
 from models.encoders import encoder_identity
@@ -104,6 +105,8 @@ def make_plan(cfg: ExtractConfig) -> Plan:
         print(line, file=sys.stderr)
     for line in prepared.leakage.warnings():
         print(f"warning: {line}", file=sys.stderr)
+    for line in split_lines(prepared.dataset, prepared.assignment):
+        print(line, file=sys.stderr)
     sources: dict[tuple[str, str], bytes] = {}  # each source's files are statted once, however many segments
     memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
     options = stream_options(cfg, prepared.dataset.format)

@@ -104,3 +104,22 @@ def test_cache_info_counts_subjects_per_split_and_warns_when_one_is_in_two(tmp_p
     del payload["subjects"]["a/2"]
     (tmp_path / "splits.json").write_text(json.dumps(payload))
     assert len(subject_lines(tmp_path)) == 1
+
+
+def test_extract_warns_before_encoding_when_an_official_split_leaves_a_class_out_of_training(tmp_path):
+    """IPN's lists are the official split; a class only in the test list can never be learnt."""
+    from data.summary import split_lines
+
+    ipn(tmp_path)
+    header = "video,label,id,t_start,t_end,frames\n"
+    (tmp_path / "Annot_TrainList.txt").write_text(header + f"{IPN_A},G01,3,1,4,4\n{IPN_B},G01,3,2,5,4\n")
+    (tmp_path / "Annot_TestList.txt").write_text(header + f"{IPN_A},G02,4,6,12,7\n")
+    cfg = DataConfig(data=tmp_path, format="ipn", val=0.0)
+    dataset = read_samples(cfg)
+    lines = split_lines(dataset, resolve_splits(dataset, cfg))
+    assert lines[0] == "split: train 2, val 0, test 1 samples, 2 classes"
+    assert len(lines) == 2 and "1 class(es) have no training sample: G02 (val 0, test 1)" in lines[1]
+    both = header + f"{IPN_A},G01,3,1,4,4\n{IPN_B},G02,3,2,5,4\n"
+    (tmp_path / "Annot_TrainList.txt").write_text(both)
+    dataset = read_samples(cfg)
+    assert len(split_lines(dataset, resolve_splits(dataset, cfg))) == 1  # every class trains: no warning
