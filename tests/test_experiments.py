@@ -230,7 +230,7 @@ def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, mo
     assert [(t.number, t.params, t.datetime_complete) for t in study.trials[:2]] == first
     assert study.trials[3].params == killed.params  # the interrupted trial is tried again
     out = capsys.readouterr().out
-    assert re.search(r"best trial \d+", out) and "parameter importances" in out
+    assert re.search(r"best trial \d+ \(trial-\d{4}\): acc \d\.\d{4}", out) and "parameter importances" in out
     assert (tmp_path / "study" / "optimization_history.png").stat().st_size > 0
 
 

@@ -54,7 +54,7 @@ def run_tune(cfg: TuneConfig) -> Path:
             study.optimize(lambda t: _objective(t, space, base, study_dir, decoded), n_trials=remaining)
         finally:
             decoded.remove()
-    print(_outcome(study, db))
+    print(_outcome(study, db, base.metric))
     _plot_history(study, base.metric, study_dir / "optimization_history.png")
     return study_dir
 
@@ -123,7 +123,7 @@ def _objective(trial: Any, space: dict, base: Any, study_dir: Path, decoded: Any
     return float(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["best"]["value"])
 
 
-def _outcome(study: Any, db: Path) -> str:
+def _outcome(study: Any, db: Path, metric: str) -> str:
     import optuna
     from optuna.trial import TrialState
 
@@ -134,7 +134,7 @@ def _outcome(study: Any, db: Path) -> str:
     best = study.best_trial
     lines = [
         f"study {db}: {len(complete)} complete, {pruned} pruned",
-        f"best trial {best.number} ({_trial_name(best.number)}): {best.value:.4f}",
+        f"best trial {best.number} ({_trial_name(best.number)}): {metric} {best.value:.4f}",
         *(f"  {k} = {v}" for k, v in best.params.items()),
     ]
     try:
