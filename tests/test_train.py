@@ -283,35 +283,40 @@ def test_dino_attention_plot_overlays_the_original_frames(tmp_path):
     assert len(_colour_pixels(maps_only, tuple(round(255 * c) for c in inferno(1.0)[:3]))) > 2000
 
 
-def test_dino_attention_plot_finds_segments_of_recordings_in_the_corpus_format(tmp_path):
-    """A cached sequence that is a segment of a long recording (here a manifest corpus) is drawn over the
+def test_dino_attention_plot_finds_segments_of_recordings_in_the_corpus_format(tmp_path, capsys):
+    """A cached sequence that is a segment of a long recording (here IPN Hand's layout) is drawn over the
     frames it was extracted from: the segment's, not the recording's first ones."""
     from matplotlib import colormaps
     from PIL import Image
 
     from cache.schema import encode_id
-    from train.plots import plot_dino_attention
+    from train.plots import plot_dino_attention, source_config
 
-    frames_root = tmp_path / "corpus"
+    corpus = tmp_path / "corpus"
     cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0})
     red, green = np.array([220, 0, 0]), np.array([0, 200, 0])
     with h5py.File(cache / "val.h5", "r+") as f:
         n, t = f["frame_indices"].shape
-        labels = f["labels"][:]
-        lines, ids = ["path,label,start,end"], []
-        for i, label in enumerate(labels):  # recording i: t red frames, then the gesture's t green ones
-            (frames_root / f"rec{i}").mkdir(parents=True)
+        lines, ids = ["video,label,id,t_start,t_end,frames"], []
+        for i, label in enumerate(f["labels"][:]):  # recording i: t red frames, then the gesture's t green
+            folder = corpus / "frames" / f"rec{i}"
+            folder.mkdir(parents=True)
             for k in range(2 * t):
                 colour = tuple(int(c) for c in (red if k < t else green))
-                Image.new("RGB", (16, 12), colour).save(frames_root / f"rec{i}" / f"{k:05d}.png")
-            lines.append(f"rec{i},{CLASSES[label]},{t},{2 * t - 1}")
+                Image.new("RGB", (16, 12), colour).save(folder / f"rec{i}_{k + 1:06d}.png")
+            lines.append(f"rec{i},{CLASSES[label]},1,{t + 1},{2 * t},{t}")  # 1-based, inclusive
             ids.append(f"{CLASSES[label]}/rec{i}@{t}-{2 * t - 1}")
         f["sequence_ids"][...] = np.array([encode_id(s) for s in ids])
         f["frame_indices"][...] = np.tile(np.arange(t, 2 * t, dtype=np.int32), (n, 1))
         f["dino_attention"][...] = 1.0
-    (frames_root / "samples.csv").write_text("\n".join(lines) + "\n")
-    config = {"data": str(frames_root), "format": "manifest", "manifest": str(frames_root / "samples.csv")}
+    (corpus / "Annot_List.txt").write_text("\n".join(lines) + "\n")
+    # As evaluate passes it: the config says 'auto', the manifest's stream options the format extract found.
+    config = source_config(
+        {"config": {"data": str(corpus), "format": "auto"}, "stream_options": {"annotations": "ipn"}}
+    )
+    capsys.readouterr()
     out = plot_dino_attention(cache / "val.h5", config, tmp_path / "overlay.png", "DINO attention")
+    assert capsys.readouterr().err == ""  # the format is not detected and announced again
 
     top = np.array(colormaps["inferno"](1.0)[:3]) * 255 * 0.55
     over_green, over_red = (tuple((top + 0.45 * c).round().astype(int)) for c in (green, red))

@@ -26,7 +26,13 @@ from train.config import EvaluateConfig
 from train.loop import EvalOutputs, evaluate_epoch
 from train.mask_plots import plot_attention_masks
 from train.metrics import attention_stats, classification_summary
-from train.plots import plot_channel_frame_attention, plot_confusion, plot_dino_attention, plot_tsne
+from train.plots import (
+    plot_channel_frame_attention,
+    plot_confusion,
+    plot_dino_attention,
+    plot_tsne,
+    source_config,
+)
 from train.runtime import (
     make_loader,
     open_manifest,
@@ -197,14 +203,14 @@ def _plots(
     if "dino_attention" in ((manifest.get("dims") or {}).get("fields") or {}) and cache_dir is not None:
         files["dino_attention"] = plot_dino_attention(
             split_path(cache_dir, manifest, split),
-            manifest.get("config") or {},
+            source_config(manifest),
             out_dir / f"dino_attention_{split}.png",
             f"DINO attention ({split})",
         )
     if "attention_masks" in report and cache_dir is not None:
         files["attention_masks"] = plot_attention_masks(
             split_path(cache_dir, manifest, split),
-            manifest.get("config") or {},
+            source_config(manifest),
             attention_mass(manifest),
             out_dir / f"attention_masks_{split}.png",
             f"DINO attention vs hand masks ({split})",

@@ -209,6 +209,16 @@ def _spread(candidates: np.ndarray, k: int) -> np.ndarray:
     return candidates[np.linspace(0, len(candidates) - 1, k).round().astype(int)]
 
 
+def source_config(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The extraction config a plot re-reads the dataset with: the format extract detected (recorded in
+    the manifest's stream options) in place of ``auto``, so it is neither detected nor announced again."""
+    config = dict(manifest.get("config") or {})
+    detected = (manifest.get("stream_options") or {}).get("annotations")
+    if config.get("format", "auto") == "auto" and detected:
+        config["format"] = detected
+    return config
+
+
 def _load_frames(
     extract_config: dict[str, Any], ids: list[str], frame_indices: list[np.ndarray], cache_root: Path
 ) -> list[list[np.ndarray]] | None:
