@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from cache.assemble import assemble_splits
 from cache.lock import CacheLock
+from cache.manifest import read_manifest
 from cache.schema import SCHEMA_VERSION, Dims
 from cache.shards import ShardStore
 from core.atomic import write_json_atomic
@@ -260,6 +261,28 @@ def _load_dims(key_dir: Path) -> Dims:
         ) from None
 
 
+def _warn_other_dataset(key_dir: Path, cfg: ExtractConfig) -> None:
+    """Say so, before any encoder runs, when this key's split files hold another dataset's samples.
+
+    The key names how bytes are made, not the dataset, so two corpora extracted with the same settings
+    share a key directory: their sequences live side by side in its shards, but its split files (and
+    manifest) are one dataset's, and this run replaces them. Nothing is lost (the other extract, run again,
+    computes nothing), yet runs trained on the other corpus refuse this cache until then."""
+    try:
+        before = (read_manifest(key_dir) or {}).get("config", {}).get("data")
+    except UserError:  # an unreadable manifest is replaced anyway
+        return
+    now = cfg.dataset.data
+    if not before or now is None or Path(before).resolve() == Path(now).resolve():
+        return
+    print(
+        f"warning: {key_dir} holds the split files of {before}; this run replaces them with those of {now}. "
+        f"Its shards keep both corpora's sequences (extracting {before} again encodes nothing); give each "
+        "corpus its own --cache-dir to keep both assembled",
+        file=sys.stderr,
+    )
+
+
 def run(cfg: ExtractConfig) -> ExtractResult:
     """Extract every sequence of the dataset that the cache does not hold yet, then assemble the splits.
 
@@ -281,6 +304,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             key_dir = Path(cfg.cache_dir) / plan.key
             key_dir.mkdir(parents=True, exist_ok=True)
             held.enter_context(CacheLock(key_dir, wait=cfg.wait_lock))  # released after assembly
+            _warn_other_dataset(key_dir, cfg)
             done = set(ShardStore(key_dir).index())
             return plan, [it for it in plan.items if it.content_id not in done]
 

@@ -81,6 +81,29 @@ def test_changed_split_ratio_computes_nothing_and_reassembles(dataset, tmp_path)
     assert verify_cache(second.key_dir) == []
 
 
+def test_a_second_corpus_with_the_same_settings_says_it_replaces_the_first_ones_splits(
+    dataset, tmp_path, capsys
+):
+    """The key is not of the dataset: another corpus extracted with the same settings lands in the same key
+    directory and replaces its split files. That is said before encoding, and undone without encoding."""
+    other = tmp_path / "other"
+    shutil.copytree(dataset, other)
+    shutil.rmtree(sorted(p for p in other.iterdir() if p.is_dir())[0])  # one class fewer
+    first = run(tiny_extract_config(dataset, tmp_path / "cache"))
+    assert "holds the split files" not in capsys.readouterr().err
+    second = run(tiny_extract_config(other, tmp_path / "cache"))
+    err = capsys.readouterr().err
+    assert second.key_dir == first.key_dir and second.computed == 0
+    [line] = [line for line in err.splitlines() if "holds the split files" in line]
+    assert (
+        line.startswith("warning:") and str(dataset) in line and str(other) in line and "--cache-dir" in line
+    )
+    back = run(tiny_extract_config(dataset, tmp_path / "cache"))
+    assert back.computed == 0 and "holds the split files" in capsys.readouterr().err
+    run(tiny_extract_config(dataset, tmp_path / "cache"))
+    assert "holds the split files" not in capsys.readouterr().err  # the same corpus again: nothing to say
+
+
 def test_changed_encoder_or_sampling_gives_a_new_key(dataset, tmp_path):
     base = run(tiny_extract_config(dataset, tmp_path / "cache")).key_dir
     other_seed = run(tiny_extract_config(dataset, tmp_path / "cache", weights_seed=1)).key_dir
