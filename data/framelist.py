@@ -9,6 +9,7 @@ listings on disk keyed by each folder's mtime, so an unchanged tree is planned a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import pickle
@@ -26,7 +27,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 _IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES | {s.upper() for s in IMAGE_SUFFIXES})
 # The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
 _NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
-MEMO_VERSION = 3
+MEMO_VERSION = 4  # 4: segments of IPN and EgoGesture are cut by frame number
 
 # (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
 Pattern = tuple[str, int, int, int, str]
@@ -58,6 +59,23 @@ class FrameList(Sequence[Path]):
 
     def __len__(self) -> int:
         return self.pattern[3] if self.pattern is not None else len(self.names)
+
+    def positions(self, first: int, last: int) -> tuple[int, int]:
+        """0-based positions of the first and last frame whose names number ``first``..``last``: how a
+        corpus that annotates frames by the numbers in their names (IPN Hand, EgoGesture) is cut. A frame
+        missing from the run (deleted as corrupt) then leaves the frames after it where they were. Numbers
+        beyond the folder's frames map past its ends (by their distance), so a bound outside the
+        recording is still caught as one."""
+        if self.pattern is not None:  # contiguous: position = number - the first number
+            return first - self.pattern[2], last - self.pattern[2]
+        numbers = [int(_NUMBER.match(name.rsplit(".", 1)[0])["digits"]) for name in self.names]  # sorted
+        if not numbers:
+            return first, last
+        start = bisect.bisect_left(numbers, first) if first >= numbers[0] else first - numbers[0]
+        end = bisect.bisect_right(numbers, last) - 1
+        if last > numbers[-1]:
+            end = len(numbers) - 1 + last - numbers[-1]
+        return start, end
 
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):

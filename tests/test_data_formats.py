@@ -117,6 +117,22 @@ def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged
     assert grown.source_length == 14
 
 
+@pytest.mark.parametrize("name", ["ipn", "egogesture"])
+def test_a_missing_frame_does_not_shift_the_segments_after_it(tmp_path, name):
+    """IPN Hand and EgoGesture name frames by number and annotate by those numbers: a frame deleted from a
+    recording (say, as corrupt) leaves every later segment on the frames its annotation names."""
+    WRITERS[name](tmp_path)
+    before = {v.key: v for v in read_samples(DataConfig(data=tmp_path, format=name)).videos}
+    late = max(before.values(), key=lambda v: v.start)  # a segment that starts well into its recording
+    named = [late.frames[i].name for i in range(late.start, late.end + 1)]
+    gone = late.frames[late.start - 2]  # a frame before the segment
+    gone.unlink()
+    after = read_samples(DataConfig(data=tmp_path, format=name)).videos
+    [moved] = [v for v in after if v.video_id == late.video_id and v.class_name == late.class_name]
+    assert [moved.frames[i].name for i in range(moved.start, moved.end + 1)] == named
+    assert moved.source_length == late.source_length - 1 and gone.name not in [f.name for f in moved.frames]
+
+
 def test_predict_runs_over_the_jester_test_csv_and_numbered_folders(tmp_path):
     from data.inputs import predict_inputs
 

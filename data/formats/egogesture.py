@@ -5,9 +5,10 @@ Layout::
     images/SubjectXX/SceneY/Color/rgbN/000001.jpg              the frames of recording N
     labels-final-revised1/SubjectXX/SceneY/GroupN.csv          header-less rows 'label,start,end'
 
-Bounds are 1-based and inclusive; labels are the class numbers 1..83. The subject is ``SubjectXX``. The
-official split is by subject, as published with the dataset: validation subjects 1 7 12 13 24 29 33 34 35
-37, test subjects 2 9 11 14 18 19 28 31 41 47, training the others.
+Bounds are 1-based and inclusive, the numbers in the frames' names (a missing frame shifts nothing);
+labels are the class numbers 1..83. The subject is ``SubjectXX``. The official split is by subject, as
+published with the dataset: validation subjects 1 7 12 13 24 29 33 34 35 37, test subjects 2 9 11 14 18
+19 28 31 41 47, training the others.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class EgoGesture(Format):
                         except BadInputError as error:
                             problems.report(f"{where}: recording has no frame folder ({error})")
                             continue
+                        start, end = frames.positions(start + 1, end + 1)  # the frames so numbered
                         raws.append(RawSample(label, recording, frames, where, start, end, subject, split))
         classes = sorted({raw.label for raw in raws}, key=lambda s: (len(s), s))  # numeric order of ids
         return build_dataset(root, self.name, raws, problems, classes if raws else None)

@@ -6,9 +6,10 @@ Layout::
     Annot_List.txt                       header 'video,label,id,t_start,t_end,frames', one segment a line
     Annot_TrainList.txt, Annot_TestList.txt   (optional) the official split, same columns
 
-``t_start``/``t_end`` are 1-based and inclusive. The subject is the recording name up to its first '_'
-(e.g. ``1CM1`` of ``1CM1_1_R_#217``); ``--group-regex`` overrides it. When the train/test lists exist they
-are the official split (validation then comes from the training part); otherwise ``Annot_List.txt`` is read.
+``t_start``/``t_end`` are 1-based and inclusive, the numbers in the frames' names (a missing frame shifts
+nothing). The subject is the recording name up to its first '_' (e.g. ``1CM1`` of ``1CM1_1_R_#217``);
+``--group-regex`` overrides it. When the train/test lists exist they are the official split (validation
+then comes from the training part); otherwise ``Annot_List.txt`` is read.
 """
 
 from __future__ import annotations
@@ -79,5 +80,6 @@ class IPNHand(Format):
                 except BadInputError as error:
                     problems.report(f"{where}: video {video!r} has no frame folder ({error})")
                     continue
+                start, end = frames.positions(start + 1, end + 1)  # the frames named t_start..t_end
                 raws.append(RawSample(cells[1], video, frames, where, start, end, subject_of(video), split))
         return build_dataset(root, self.name, raws, problems)
