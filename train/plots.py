@@ -239,7 +239,9 @@ def _load_frames(
         from data.frames import read_frames
         from data.sequences import read_samples
 
-        cfg = config_from_dict(DataConfig, extract_config, "the cache's extraction config")
+        nested = extract_config.get("data")  # an early manifest nested the data stage's options
+        flat = {**extract_config, **nested} if isinstance(nested, dict) else extract_config
+        cfg = config_from_dict(DataConfig, flat, "the cache's extraction config")
         if cfg.data is None or not cfg.data.is_dir():
             return None
         cfg = replace(cfg, on_bad_frame="skip")
