@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cache.manifest import SPLITS, read_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
 from cache.subjects import subject_lines
 from cache.watchdog import watch_open
@@ -58,7 +58,7 @@ def cache_ls(cache_dir: Path) -> str:
         raise CacheError(
             f"{root}: no cache directory here; pass the --cache-dir that extract wrote to, or run extract"
         )
-    is_key = (root / "manifest.json").is_file() or (root / SHARD_DIR).is_dir()  # one cache, not a root
+    is_key = (root / MANIFEST_NAME).is_file() or (root / SHARD_DIR).is_dir()  # one cache, not a root
     rows = []
     for d in [root] if is_key else sorted(p for p in root.iterdir() if p.is_dir()):
         try:
