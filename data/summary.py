@@ -8,16 +8,23 @@ from data.discovery import Dataset
 from data.splits import SPLITS
 
 
+def _per_split(dataset: Dataset, assignment: dict[str, str]) -> dict[str, Counter]:
+    """split -> class name -> samples of that class the split holds."""
+    per_split: dict[str, Counter] = {split: Counter() for split in SPLITS}
+    for video in dataset.videos:
+        split = assignment.get(video.key)
+        if split in per_split:
+            per_split[split][video.class_name] += 1
+    return per_split
+
+
 def summarize(dataset: Dataset, assignment: dict[str, str]) -> str:
     """Classes with video/frame counts and split sizes per class, then totals and skipped inputs."""
     videos = Counter(video.class_name for video in dataset.videos)
     frames = Counter()
-    per_split: dict[str, Counter] = {split: Counter() for split in SPLITS}
     for video in dataset.videos:
         frames[video.class_name] += video.num_frames
-        split = assignment.get(video.key)
-        if split in per_split:
-            per_split[split][video.class_name] += 1
+    per_split = _per_split(dataset, assignment)
 
     width = max([len("class"), len("total")] + [len(name) for name in dataset.classes])
     header = f"{'class':<{width}}  {'videos':>6}  {'frames':>7}  " + "  ".join(f"{s:>5}" for s in SPLITS)
@@ -46,11 +53,7 @@ def split_lines(dataset: Dataset, assignment: dict[str, str]) -> list[str]:
     """What ``extract`` says of the split before it spends encoder time: one line of sizes, and a warning
     naming the classes that have no training sample (an official split can leave a class out of train, and
     a model never learns a class it never sees)."""
-    per_split: dict[str, Counter] = {split: Counter() for split in SPLITS}
-    for video in dataset.videos:
-        split = assignment.get(video.key)
-        if split in per_split:
-            per_split[split][video.class_name] += 1
+    per_split = _per_split(dataset, assignment)
     sizes = ", ".join(f"{split} {sum(per_split[split].values())}" for split in SPLITS)
     lines = [f"split: {sizes} samples, {len(dataset.classes)} classes"]
     untrained = [name for name in dataset.classes if not per_split["train"][name]]
