@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,13 +91,18 @@ def extract_inputs(
     windows: tuple[int, int] | None = None,
     fields: set[str] | None = None,
     landmarks_npz: Path | None = None,
-) -> list[dict[str, np.ndarray]]:
+) -> Iterator[dict[str, np.ndarray]]:
     """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was;
     with ``windows`` (W, S), one per sliding window of W frames every S frames. With ``fields``, only the
     streams that compute them run (and what they need): ``show`` draws a few, predict needs them all.
 
-    Each dict also has ``"input"``, the readable name of the video it came from, and ``"start"``/``"end"``,
-    the frame range (0-based, inclusive) it covers. ``paths`` may also hold ``Video`` samples.
+    Every input is found, and the encoders built, before this returns, so a bad input or missing weights
+    fail at once; the sequences are then encoded one at a time as the iterator is read, so a test set of
+    thousands of clips is never held in memory whole.
+
+    Each dict also has ``"input"``, the readable name of the video it came from, ``"video_id"``, its id (a
+    folder's name, a file's stem), and ``"start"``/``"end"``, the frame range (0-based, inclusive) it
+    covers. ``paths`` may also hold ``Video`` samples.
 
     ``landmarks_npz``: the folder of the inputs' own landmark files (``<input name>.npz``), for a cache
     that imported landmarks (``--landmarks npz:DIR``, whose DIR holds the training videos' files).
@@ -125,22 +131,38 @@ def extract_inputs(
     dtype, floats = np.dtype(dims.float_dtype), set(dims.float_fields)
     roles = roles_for_fields(manifest, options, fields) if fields is not None else None
     encoder = FrameEncoder(encoders_from_manifest(manifest, roles), resolve_device(device), options)
-    resize = SequenceAugmenter(image_size, flip=False)
-    results = []
-    for path in paths:
-        # A corpus sample (``show``) carries what the cache read for it (its landmark file in the cache's
-        # npz:DIR, its annotations); a bare input only has a landmark file where --landmarks-npz names one.
-        sampled = isinstance(path, Video)
-        for video in [path] if sampled else predict_inputs(Path(path)):
-            for indices, valid, start, end in _clips(video, frames, windows):
-                clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
-                # Where each frame came from, for streams that read the input's own files (landmarks).
-                own_files = sampled or landmarks_npz is not None
-                samples = [(video, int(i)) for i in indices] if own_files else None
-                out = encoder(torch.from_numpy(clip), samples)
-                # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
-                out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
-                name = str(video.video_file or video.root / video.video_id)
-                out.update(valid=valid, frame_indices=indices, input=name, start=start, end=end)
-                results.append(out)
-    return results
+    # A corpus sample (``show``) carries what the cache read for it (its landmark file in the cache's
+    # npz:DIR, its annotations); a bare input only has a landmark file where --landmarks-npz names one.
+    videos = [
+        (video, isinstance(path, Video) or landmarks_npz is not None)
+        for path in paths
+        for video in ([path] if isinstance(path, Video) else predict_inputs(Path(path)))
+    ]
+    return _encoded(
+        videos, encoder, SequenceAugmenter(image_size, flip=False), frames, windows, dtype, floats
+    )
+
+
+def _encoded(
+    videos: list[tuple[Video, bool]],
+    encoder: FrameEncoder,
+    resize: SequenceAugmenter,
+    frames: int,
+    windows: tuple[int, int] | None,
+    dtype: np.dtype,
+    floats: set[str],
+) -> Iterator[dict[str, np.ndarray]]:
+    """``extract_inputs``'s sequences, encoded lazily; ``own_files``: pass the frames' origins to the
+    streams that read an input's own files (landmarks)."""
+    image_size = resize.image_size
+    for video, own_files in videos:
+        for indices, valid, start, end in _clips(video, frames, windows):
+            clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
+            samples = [(video, int(i)) for i in indices] if own_files else None
+            out = encoder(torch.from_numpy(clip), samples)
+            # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
+            out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
+            name = str(video.video_file or video.root / video.video_id)
+            out.update(valid=valid, frame_indices=indices, input=name, video_id=video.video_id)
+            out.update(start=start, end=end)
+            yield out

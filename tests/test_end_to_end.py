@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from core.errors import BadInputError
 from demo import DemoConfig, run_demo
 from train.checkpoint import DIGEST_KEY, load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
@@ -61,6 +62,19 @@ def test_predict_names_the_class_of_a_held_out_video(demo_run):
             PredictConfig(checkpoint=demo_run / "best.pt", inputs=(str(folder),), device="cpu")
         )
         assert result["prediction"] == sequence_id.split("/")[0]
+
+
+def test_predict_finds_every_input_before_encoding_any(demo_run, tmp_path, capsys):
+    """A mistyped input among many fails at once, not after the good ones before it were encoded."""
+    folder = _new_input(demo_run, _manifest(demo_run)["splits"]["val"]["sequence_ids"][0], tmp_path)
+    capsys.readouterr()
+    with pytest.raises(BadInputError, match="nope: does not exist"):
+        run_predict(
+            PredictConfig(
+                checkpoint=demo_run / "best.pt", inputs=(str(folder), str(tmp_path / "nope")), device="cpu"
+            )
+        )
+    assert capsys.readouterr().out == ""  # nothing was classified
 
 
 def test_predict_warns_when_the_run_reads_annotations_a_new_input_lacks(demo_run, tmp_path, capsys):

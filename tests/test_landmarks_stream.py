@@ -334,7 +334,7 @@ def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(
     assert item["pose_valid"].all()
 
     monkeypatch.setattr(stream, "_warned", set())  # said once per process: start this one afresh
-    bare = extract_inputs([clip], manifest, "cpu", windows=(8, 4))  # several windows, one warning
+    bare = list(extract_inputs([clip], manifest, "cpu", windows=(8, 4)))  # several windows, one warning
     assert len(bare) > 1
     assert not any(b["landmark_valid"].any() or b["landmarks"].any() for b in bare)
     assert capsys.readouterr().err.count("predict --landmarks-npz DIR") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import traceback
@@ -15,7 +16,7 @@ import torch
 import yaml
 from train_fixtures import CLASSES, write_frames, write_synthetic_cache
 
-from core.errors import CacheError, WeightsUnavailableError
+from core.errors import BadInputError, CacheError, WeightsUnavailableError
 from extract.channels import CHANNEL_NAMES
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
@@ -185,6 +186,36 @@ def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys
         probs = [t["probability"] for t in r["top"]]
         assert len(probs) == 2 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     assert CLASSES[labels[0]] in capsys.readouterr().out
+
+
+def test_predict_classifies_each_input_as_it_is_encoded_and_writes_a_csv(runs, tmp_path, monkeypatch, capsys):
+    """A test set of thousands of clips is never held whole: each input is classified and printed before the
+    next is encoded. ``--csv`` writes the same predictions as a table, one row per input."""
+    with h5py.File(runs.cache / "val.h5", "r") as f:
+        items = [{k: f[k][i] for k in ("embeddings", "dino_cls", "swav", "valid")} for i in range(3)]
+    printed_before = []
+
+    def extract_inputs(paths, manifest, device):
+        for item, name in zip(items, "xyz", strict=True):
+            printed_before.append(capsys.readouterr().out)  # what predict printed before this one was encoded
+            yield {**item, "input": f"clips/{name}", "video_id": name}
+
+    _fake_extract(monkeypatch, extract_inputs)
+    table = tmp_path / "out" / "predictions.csv"
+    cfg = PredictConfig(
+        checkpoint=runs.a / "best.pt", inputs=("x", "y", "z"), top_k=2, device="cpu", csv=table
+    )
+    results = run_predict(cfg)
+    assert "clips/x" in printed_before[1] and "clips/y" in printed_before[2]
+    rows = _csv(table)
+    assert list(rows[0]) == ["input", "id", "prediction", "probability", "class_2", "probability_2"]
+    assert [r["id"] for r in rows] == ["x", "y", "z"]
+    assert [r["prediction"] for r in rows] == [r["prediction"] for r in results]
+    assert [float(r["probability_2"]) for r in rows] == pytest.approx(
+        [r["top"][1]["probability"] for r in results], abs=1e-6
+    )
+    with pytest.raises(BadInputError, match="is a folder"):
+        run_predict(dataclasses.replace(cfg, csv=tmp_path))
 
 
 def test_predict_lets_extraction_errors_through(runs, monkeypatch):

@@ -101,6 +101,11 @@ class PredictConfig:
             "metavar": "DIR",
         },
     )
+    csv: Path | None = _f(
+        None,
+        "also write the predictions to this CSV file: a row per input (per window with --windows) with its "
+        "id and the top-k classes and probabilities",
+    )
 
 
 @dataclass

@@ -6,6 +6,7 @@ imported lazily so importing train never pulls in an encoder.
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.atomic import atomic_path
 from core.device import resolve_device
 from core.errors import BadInputError
 from data.windows import parse_windows
@@ -27,7 +29,8 @@ from train.runtime import precision_for
 def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     """Classify every input; print the top-k classes per input; return them as dicts.
 
-    Each result: {"input": str, "prediction": class, "top": [{"class", "probability"}, ...]}.
+    Each result: {"input": str, "id": str, "prediction": class, "top": [{"class", "probability"}, ...]}
+    (with ``start``/``end`` per window). With ``cfg.csv``, they are also written there as a table.
     Errors from extraction (bad input, weights unavailable) propagate as UserErrors.
     """
     if not cfg.inputs:
@@ -40,28 +43,27 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     from extract.single import extract_inputs, sample_only_fields  # lazy: only predict loads encoders
 
     windows = parse_windows(cfg.windows) if cfg.windows else None
+    if cfg.csv is not None and Path(cfg.csv).is_dir():
+        raise BadInputError(f"--csv {cfg.csv}: is a folder; name the CSV file to write")
     extra = {"windows": windows} if windows else {}
     if cfg.landmarks_npz is not None:
         extra["landmarks_npz"] = cfg.landmarks_npz
-    arrays = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
-    empty = sample_only_fields(dict(ckpt["cache"]), _stored_reads(model.fields, arrays[0])) if arrays else []
-    if empty:
-        print(
-            f"warning: {cfg.checkpoint} reads {', '.join(empty)}, which only the dataset's own annotations "
-            "fill; new inputs have none, so this prediction sees them empty (no annotated hands). Predict "
-            "with a run that does not read them",
-            file=sys.stderr,
-        )
+    items = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
     class_names = list(ckpt["class_names"])
     k = min(cfg.top_k, len(class_names))
     precision = precision_for(device)
     results = []
-    for item in arrays:
+    for item in items:  # encoded one at a time: only the (small) results are kept
+        if not results:
+            _warn_sample_only(
+                cfg.checkpoint, sample_only_fields(dict(ckpt["cache"]), _stored_reads(model.fields, item))
+            )
         path = item["input"]
         probs = _probabilities(model, item, device, precision)  # (classes,)
         order = np.argsort(-probs, kind="stable")[:k]
         top = [{"class": class_names[i], "probability": float(probs[i])} for i in order]
-        result = {"input": str(path), "prediction": top[0]["class"], "top": top}
+        result = {"input": str(path), "id": str(item.get("video_id", Path(path).name))}
+        result.update(prediction=top[0]["class"], top=top)
         results.append(result)
         if windows is not None:  # a timeline: one line per window
             result.update(start=int(item["start"]), end=int(item["end"]))
@@ -73,7 +75,36 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
         print(str(path))
         for rank, t in enumerate(top, 1):
             print(f"  {rank}. {t['class']:<24} {t['probability']:.4f}")
+    if cfg.csv is not None:
+        _write_csv(Path(cfg.csv), results, k, windowed=windows is not None)
+        print(f"predictions: {cfg.csv} ({len(results)} rows)", file=sys.stderr)
     return results
+
+
+def _warn_sample_only(checkpoint: Path, empty: list[str]) -> None:
+    if empty:
+        print(
+            f"warning: {checkpoint} reads {', '.join(empty)}, which only the dataset's own annotations "
+            "fill; new inputs have none, so this prediction sees them empty (no annotated hands). Predict "
+            "with a run that does not read them",
+            file=sys.stderr,
+        )
+
+
+def _write_csv(path: Path, results: list[dict[str, Any]], k: int, windowed: bool) -> None:
+    """One row per result: input, id, [start, end,] prediction, probability, then ranks 2..k as
+    class_R, probability_R. Written whole, atomically: a killed predict leaves no partial table."""
+    span = ["start", "end"] if windowed else []
+    ranks = [c for r in range(2, k + 1) for c in (f"class_{r}", f"probability_{r}")]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["input", "id", *span, "prediction", "probability", *ranks])
+        for r in results:
+            cells = [c for t in r["top"][1:] for c in (t["class"], f"{t['probability']:.6f}")]
+            where = [r["start"], r["end"]] if windowed else []
+            writer.writerow(
+                [r["input"], r["id"], *where, r["prediction"], f"{r['top'][0]['probability']:.6f}", *cells]
+            )
 
 
 def _stored_reads(fields: tuple[str, ...], item: dict[str, Any]) -> set[str]:
