@@ -121,6 +121,27 @@ def test_sweep_runs_every_combination_resumes_after_a_kill_and_reads_the_cache_o
     assert len(calls) == 3  # the killed sweep: two runs finished, the third interrupted
 
 
+def test_parallel_trainings_name_every_line_they_print(tmp_path, capfd):
+    """With --parallel, trainings print side by side: each line carries its run's name, so the epochs and
+    reports of one run can be told from another's."""
+    from train.sweep import run_sweep
+
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 12, "val": 6, "test": 6}, frames=4)
+    cfg = SweepConfig(
+        TrainConfig(cache=cache, out=tmp_path / "runs", name="sw", **{**TINY, "epochs": 2}),
+        grid="seed=0,1",
+        parallel=2,
+    )
+    run_sweep(cfg)
+    captured = capfd.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    training = [line for line in lines if re.search(r"(^|\] )(epoch +\d|val:)", line)]
+    assert len(training) == 6  # two epochs and a report per run
+    for name in ("seed=0", "seed=1"):
+        own = [line for line in training if line.startswith(f"[{name}] ")]
+        assert sorted(line.split("] ", 1)[1].split()[0] for line in own) == ["epoch", "epoch", "val:"], lines
+
+
 def test_loso_folds_hold_out_each_subject_once_and_never_touch_test(subject_cache, tmp_path, capsys):
     code = pipeline.main(
         ["train", "--cache", str(subject_cache), "--out", str(tmp_path), "--name", "cv", "--folds", "loso"]

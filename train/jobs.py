@@ -8,15 +8,18 @@ mid-training) is removed and run again. Worker processes map the same decoded ar
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -82,13 +85,46 @@ def _run_parallel(pending: list[Job], decoded: DecodedCache, parallel: int) -> N
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch/HDF5 state
     with ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_job, str(decoded.dir), job) for job in pending]
+        futures = [pool.submit(_run_in_worker, str(decoded.dir), job) for job in pending]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
         if failed:
             for f in futures:
                 f.cancel()
             raise failed[0].exception()
+
+
+class _NamedLines(io.TextIOBase):
+    """A text stream that writes whole lines to ``out``, each prefixed with ``[name]``: the output of
+    trainings side by side stays readable. Not a TTY, so tqdm draws no progress bars into it."""
+
+    def __init__(self, out: TextIO, name: str) -> None:
+        self._out, self._prefix, self._pending = out, f"[{name}] ", ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        if lines:
+            self._out.write("".join(f"{self._prefix}{line}\n" for line in lines))
+            self._out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.write("\n")
+
+
+def _run_in_worker(decoded_dir: str, job: Job) -> Path:
+    """``run_job`` in a parallel worker, its printed lines named after its run."""
+    with (
+        _NamedLines(sys.stdout, str(job.cfg.name)) as out,
+        _NamedLines(sys.stderr, str(job.cfg.name)) as err,
+        redirect_stdout(out),
+        redirect_stderr(err),
+    ):
+        return run_job(decoded_dir, job)
 
 
 _DECODED: dict[str, DecodedCache] = {}  # decoded folder -> its maps, opened once per process
