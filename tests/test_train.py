@@ -18,7 +18,7 @@ from train_fixtures import CLASSES, write_frames, write_synthetic_cache
 
 from core.errors import BadInputError, CacheError, WeightsUnavailableError
 from extract.channels import CHANNEL_NAMES
-from train.checkpoint import load_checkpoint, save_checkpoint
+from train.checkpoint import DIGEST_KEY, load_checkpoint, save_checkpoint
 from train.config import EvaluateConfig, PredictConfig, TrainConfig
 from train.evaluate import run_evaluate
 from train.fit import run_train
@@ -216,6 +216,33 @@ def test_predict_classifies_each_input_as_it_is_encoded_and_writes_a_csv(runs, t
     )
     with pytest.raises(BadInputError, match="is a folder"):
         run_predict(dataclasses.replace(cfg, csv=tmp_path))
+
+
+def test_predict_notes_windows_at_another_time_scale_than_training(runs, tmp_path, monkeypatch, capsys):
+    """A head trained on windows of W frames saw gestures at that speed: predict says so when it samples
+    another span (other windows, or whole inputs) into the same number of frames, and not otherwise."""
+    with h5py.File(runs.cache / "val.h5", "r") as f:
+        item = {k: f[k][0] for k in ("embeddings", "dino_cls", "swav", "valid")}
+    _fake_extract(
+        monkeypatch,
+        lambda paths, manifest, device, **kw: iter([{**item, "input": "x", "start": 0, "end": 7}]),
+    )
+    ckpt = load_checkpoint(runs.a / "best.pt")
+    ckpt["cache"]["config"]["windows"] = "16:8"
+    windowed = tmp_path / "windowed.pt"
+    save_checkpoint(windowed, {k: v for k, v in ckpt.items() if k not in ("format", DIGEST_KEY)})
+    said = {}
+    for name, checkpoint, windows in (
+        ("other", windowed, "32:8"),
+        ("whole", windowed, None),
+        ("same", windowed, "16:4"),
+        ("unwindowed", runs.a / "best.pt", "32:8"),
+    ):
+        run_predict(PredictConfig(checkpoint=checkpoint, inputs=("x",), windows=windows, device="cpu"))
+        said[name] = capsys.readouterr().err
+    assert "windows of 32 frames" in said["other"] and "--windows 16:S" in said["other"]
+    assert "whole inputs" in said["whole"]
+    assert "note:" not in said["same"] and "note:" not in said["unwindowed"]
 
 
 def test_predict_lets_extraction_errors_through(runs, monkeypatch):

@@ -43,6 +43,7 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     from extract.single import extract_inputs, sample_only_fields  # lazy: only predict loads encoders
 
     windows = parse_windows(cfg.windows) if cfg.windows else None
+    _note_time_scale(cfg.checkpoint, dict(ckpt["cache"]).get("config") or {}, windows)
     if cfg.csv is not None and Path(cfg.csv).is_dir():
         raise BadInputError(f"--csv {cfg.csv}: is a folder; name the CSV file to write")
     extra = {"windows": windows} if windows else {}
@@ -79,6 +80,26 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
         _write_csv(Path(cfg.csv), results, k, windowed=windows is not None)
         print(f"predictions: {cfg.csv} ({len(results)} rows)", file=sys.stderr)
     return results
+
+
+def _note_time_scale(checkpoint: Path, extracted: dict[str, Any], windows: tuple[int, int] | None) -> None:
+    """A head trained on windows of W frames learned gestures at that time scale: say so when predict
+    samples a different span into the same number of frames."""
+    trained = extracted.get("windows")
+    if not trained:
+        return
+    width, _ = parse_windows(str(trained))
+    if windows is not None and windows[0] == width:
+        return
+    span = (
+        f"windows of {windows[0]} frames" if windows is not None else "whole inputs, whatever their length,"
+    )
+    print(
+        f"note: {checkpoint} was trained on windows of {width} frames (extract --windows {trained}); "
+        f"{span} are sampled to {extracted.get('frames')} frames, so gestures play at another speed than "
+        f"in training. Pass --windows {width}:S to match",
+        file=sys.stderr,
+    )
 
 
 def _warn_sample_only(checkpoint: Path, empty: list[str]) -> None:
