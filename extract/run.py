@@ -8,7 +8,7 @@ import math
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +139,21 @@ def _meta(cfg: ExtractConfig, plan: Plan, dims: Dims) -> dict[str, Any]:
         "encoders": {
             s: e for stream in plan.key_spec["streams"].values() for s, e in stream["encoders"].items()
         },
-        "config": config_to_dict(cfg),
+        "config": _recorded_config(cfg),
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _recorded_config(cfg: ExtractConfig) -> dict[str, Any]:
+    """The config the manifest records, with the dataset's paths made absolute: plots, ``show`` and the
+    other-corpus check re-read the dataset from wherever they run, not from extract's working folder."""
+    out = config_to_dict(cfg)
+    for f in fields(cfg.dataset):
+        value = getattr(cfg.dataset, f.name)
+        if isinstance(value, Path):
+            out[f.name] = str(value.resolve())
+    return out
 
 
 def _record(item: PlanItem, label: int, arrays: dict[str, np.ndarray], dims: Dims) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def test_changed_split_ratio_computes_nothing_and_reassembles(dataset, tmp_path)
 
 
 def test_a_second_corpus_with_the_same_settings_says_it_replaces_the_first_ones_splits(
-    dataset, tmp_path, capsys
+    dataset, tmp_path, capsys, monkeypatch
 ):
     """The key is not of the dataset: another corpus extracted with the same settings lands in the same key
     directory and replaces its split files. That is said before encoding, and undone without encoding."""
@@ -102,6 +102,15 @@ def test_a_second_corpus_with_the_same_settings_says_it_replaces_the_first_ones_
     assert back.computed == 0 and "holds the split files" in capsys.readouterr().err
     run(tiny_extract_config(dataset, tmp_path / "cache"))
     assert "holds the split files" not in capsys.readouterr().err  # the same corpus again: nothing to say
+    # The same corpus named relative to another working folder: the manifest recorded where it is.
+    run(tiny_extract_config(other, tmp_path / "cache"))
+    monkeypatch.chdir(dataset.parent)
+    run(tiny_extract_config(Path(dataset.name), tmp_path / "cache"))
+    assert "holds the split files" in capsys.readouterr().err
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run(tiny_extract_config(dataset, tmp_path / "cache"))
+    assert "holds the split files" not in capsys.readouterr().err
 
 
 def test_changed_encoder_or_sampling_gives_a_new_key(dataset, tmp_path):
