@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, dataset_format, read_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
 from cache.subjects import subject_lines
 from cache.watchdog import watch_open
@@ -52,7 +52,8 @@ def _identity(enc: Any) -> str:
 
 
 def cache_ls(cache_dir: Path) -> str:
-    """One line per key directory: key, complete?, counts per split, size, created, encoder names."""
+    """One line per key directory: key, complete?, counts per split, the dataset its split files hold (two
+    corpora extracted alike share a key directory), size, created, encoder names."""
     root = Path(cache_dir)
     if not root.is_dir():
         raise CacheError(
@@ -64,20 +65,21 @@ def cache_ls(cache_dir: Path) -> str:
         try:
             manifest = read_manifest(d)
         except CacheError:
-            rows.append([d.name, "UNREADABLE manifest", "", _human(_disk_size(d)), "", ""])
+            rows.append([d.name, "UNREADABLE manifest", "", "", _human(_disk_size(d)), "", ""])
             continue
         if manifest is None:
             if (d / SHARD_DIR).is_dir():
                 shards = len(list((d / SHARD_DIR).glob("*.h5")))
                 rows.append(
-                    [d.name, "INCOMPLETE", f"{shards} shards, no splits", _human(_disk_size(d)), "", ""]
+                    [d.name, "INCOMPLETE", f"{shards} shards, no splits", "", _human(_disk_size(d)), "", ""]
                 )
             continue
         state = "complete" if manifest.get("complete") is True else "INCOMPLETE"
         created = str(manifest.get("created", "-"))
-        rows.append(
-            [d.name, state, _counts(manifest), _human(_disk_size(d)), created, _encoder_names(manifest)]
-        )
+        data = (manifest.get("config") or {}).get("data")
+        dataset = f"{data} ({dataset_format(manifest)})" if data else "-"
+        size = _human(_disk_size(d))
+        rows.append([d.name, state, _counts(manifest), dataset, size, created, _encoder_names(manifest)])
     if not rows:
         return f"no caches in {root}"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -37,6 +37,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def dataset_format(manifest: dict[str, Any]) -> str:
+    """The format the cache's dataset was read as: the one extract detected (recorded in the stream
+    options, whose annotations are that format's) where the config says ``auto``."""
+    given = str((manifest.get("config") or {}).get("format", "auto"))
+    detected = (manifest.get("stream_options") or {}).get("annotations")
+    return str(detected) if given == "auto" and detected else given
+
+
 def read_manifest(key_dir: Path) -> dict[str, Any] | None:
     """The manifest, or None when there is none yet. Raises CacheError when it is unreadable."""
     path = Path(key_dir) / MANIFEST_NAME

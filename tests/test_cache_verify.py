@@ -149,6 +149,17 @@ def test_cache_ls_lists_every_key_with_state_and_counts(key_dir: Path):
     assert cache_ls(key_dir).split() == good.split()  # a key directory given as the root lists itself
 
 
+def test_cache_ls_names_the_corpus_each_key_holds(key_dir: Path):
+    """Two corpora extracted alike share a key directory, so the listing says whose split files it holds,
+    in the format extract read it as (detected where the config says 'auto')."""
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"] = {**manifest.get("config", {}), "data": "/corpora/IPN_Hand", "format": "auto"}
+    manifest["stream_options"] = {**manifest.get("stream_options", {}), "annotations": "ipn"}
+    path.write_text(json.dumps(manifest))
+    assert "/corpora/IPN_Hand (ipn)" in cache_ls(key_dir.parent)
+
+
 def test_cache_ls_takes_the_root_as_extract_names_it(key_dir: Path, capsys):
     from pipeline import main
 

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cache.manifest import dataset_format  # noqa: E402
 from cache.schema import decode_id  # noqa: E402
 from core.config import config_from_dict  # noqa: E402
 from core.errors import UserError  # noqa: E402
@@ -212,11 +213,7 @@ def _spread(candidates: np.ndarray, k: int) -> np.ndarray:
 def source_config(manifest: dict[str, Any]) -> dict[str, Any]:
     """The extraction config a plot re-reads the dataset with: the format extract detected (recorded in
     the manifest's stream options) in place of ``auto``, so it is neither detected nor announced again."""
-    config = dict(manifest.get("config") or {})
-    detected = (manifest.get("stream_options") or {}).get("annotations")
-    if config.get("format", "auto") == "auto" and detected:
-        config["format"] = detected
-    return config
+    return {**(manifest.get("config") or {}), "format": dataset_format(manifest)}
 
 
 def _load_frames(
