@@ -60,6 +60,19 @@ def test_segments_index_the_source_and_read_its_frames(tmp_path):
     assert np.allclose(pixels[:, 0, -1, 0], [90, 180], atol=6)
 
 
+def test_ipn_lists_where_its_annotation_archive_unpacks_them_are_found(tmp_path):
+    """IPN Hand's annotation archive unpacks into ``annotations/``: --data at the corpus root finds the
+    lists there, and an edit to them is seen by a kept parse."""
+    expected = ipn(tmp_path)
+    (tmp_path / "annotations").mkdir()
+    notes = (tmp_path / "Annot_List.txt").rename(tmp_path / "annotations" / "Annot_List.txt")
+    memo = tmp_path / "memo.pkl"
+    dataset = read_samples(DataConfig(data=tmp_path), memo_path=memo)
+    assert dataset.format == "ipn" and samples(dataset) == expected
+    notes.write_text(notes.read_text().replace(",G02,", ",G03,"))
+    assert f"G03/{IPN_A}@5-11" in samples(read_samples(DataConfig(data=tmp_path), memo_path=memo))
+
+
 def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     hagrid(tmp_path)
     video = next(v for v in read_samples(DataConfig(data=tmp_path)).videos if v.key == "call/a1")

@@ -6,6 +6,8 @@ Layout::
     Annot_List.txt                       header 'video,label,id,t_start,t_end,frames', one segment a line
     Annot_TrainList.txt, Annot_TestList.txt   (optional) the official split, same columns
 
+The lists may also sit in ``annotations/``, where the dataset's annotation archive unpacks them.
+
 ``t_start``/``t_end`` are 1-based and inclusive, the numbers in the frames' names (a missing frame shifts
 nothing). The subject is the recording name up to its first '_' (e.g. ``1CM1`` of ``1CM1_1_R_#217``);
 ``--group-regex`` overrides it. When the train/test lists exist they are the official split (validation
@@ -24,7 +26,16 @@ from data.samples import Problems, RawSample, build_dataset
 
 ALL = "Annot_List.txt"
 SPLIT_LISTS = {"train": "Annot_TrainList.txt", "test": "Annot_TestList.txt"}
+ANNOTATIONS = "annotations"
 HEADER = ("video", "label", "id", "t_start", "t_end", "frames")
+
+
+def _lists_dir(root: Path) -> Path | None:
+    """Where the annotation lists are: the root itself, else its ``annotations/`` folder."""
+    for folder in (root, root / ANNOTATIONS):
+        if any((folder / name).is_file() for name in (ALL, *SPLIT_LISTS.values())):
+            return folder
+    return None
 
 
 def subject_of(video: str) -> str:
@@ -38,19 +49,24 @@ class IPNHand(Format):
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
-        return (root / "frames").is_dir() and any((root / n).is_file() for n in (ALL, *SPLIT_LISTS.values()))
+        return (root / "frames").is_dir() and _lists_dir(root) is not None
 
     @classmethod
     def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
-        return [root / ALL, *(root / name for name in SPLIT_LISTS.values())]
+        lists = _lists_dir(root) or root
+        return [lists / ALL, *(lists / name for name in SPLIT_LISTS.values())]
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
-        if all((root / name).is_file() for name in SPLIT_LISTS.values()):
-            files = [(split, root / name) for split, name in SPLIT_LISTS.items()]
-        elif (root / ALL).is_file():
-            files = [(None, root / ALL)]
+        lists = _lists_dir(root) or root
+        if all((lists / name).is_file() for name in SPLIT_LISTS.values()):
+            files = [(split, lists / name) for split, name in SPLIT_LISTS.items()]
+        elif (lists / ALL).is_file():
+            files = [(None, lists / ALL)]
         else:
-            raise BadInputError(f"{root / ALL}: annotation list missing; this is not an IPN Hand root")
+            raise BadInputError(
+                f"{root / ALL}: annotation list missing (looked in {root} and {root / ANNOTATIONS}); "
+                "this is not an IPN Hand root"
+            )
         listing = options.listing()
         raws: list[RawSample] = []
         for split, path in files:
