@@ -73,6 +73,26 @@ def test_ipn_lists_where_its_annotation_archive_unpacks_them_are_found(tmp_path)
     assert f"G03/{IPN_A}@5-11" in samples(read_samples(DataConfig(data=tmp_path), memo_path=memo))
 
 
+def test_egogesture_as_it_unpacks_lower_case_labels_and_frames_in_several_parts(tmp_path):
+    """EgoGesture's label folders come spelt ``subject01``/``group1.csv`` while its frames sit in
+    ``Subject01`` folders spread over the archive's parts (``images_320-240_1``, ``_2``, ...), and some
+    label files end in empty ``,,`` rows: the same samples are read as from the tidy layout."""
+    import shutil
+
+    expected = egogesture(tmp_path)
+    labels = tmp_path / "labels-final-revised1"
+    for subject in sorted(labels.iterdir()):
+        group = subject / "Scene1" / "Group1.csv"
+        group.write_text(group.read_text() + ",,\n")
+        group.rename(subject / "Scene1" / "group1.csv")
+        subject.rename(labels / subject.name.lower())
+    for part, subject in enumerate(sorted((tmp_path / "images").iterdir()), 1):
+        shutil.move(subject, tmp_path / f"images_320-240_{part}" / subject.name)
+    (tmp_path / "images").rmdir()
+    dataset = read_samples(DataConfig(data=tmp_path))
+    assert dataset.format == "egogesture" and samples(dataset) == expected
+
+
 def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     hagrid(tmp_path)
     video = next(v for v in read_samples(DataConfig(data=tmp_path)).videos if v.key == "call/a1")
