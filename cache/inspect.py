@@ -51,6 +51,12 @@ def _identity(enc: Any) -> str:
     return text
 
 
+def _dataset(manifest: dict[str, Any]) -> str:
+    """The dataset the split files hold, and the format it was read as: ``/corpora/ipn (ipn)``."""
+    data = (manifest.get("config") or {}).get("data")
+    return f"{data} ({dataset_format(manifest)})" if data else "-"
+
+
 def cache_ls(cache_dir: Path) -> str:
     """One line per key directory: key, complete?, counts per split, the dataset its split files hold (two
     corpora extracted alike share a key directory), size, created, encoder names."""
@@ -76,10 +82,10 @@ def cache_ls(cache_dir: Path) -> str:
             continue
         state = "complete" if manifest.get("complete") is True else "INCOMPLETE"
         created = str(manifest.get("created", "-"))
-        data = (manifest.get("config") or {}).get("data")
-        dataset = f"{data} ({dataset_format(manifest)})" if data else "-"
         size = _human(_disk_size(d))
-        rows.append([d.name, state, _counts(manifest), dataset, size, created, _encoder_names(manifest)])
+        rows.append(
+            [d.name, state, _counts(manifest), _dataset(manifest), size, created, _encoder_names(manifest)]
+        )
     if not rows:
         return f"no caches in {root}"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -114,6 +120,7 @@ def cache_info(key_dir: Path) -> str:
         f"complete:   {'yes' if manifest.get('complete') is True else 'NO (re-run extract)'}",
         f"schema:     v{manifest.get('schema_version')}",
         f"created:    {manifest.get('created', '-')}",
+        f"dataset:    {_dataset(manifest)}",
         f"frames:     T={dims.frames}, float dtype {dims.float_dtype}",
         "streams:",
     ]

@@ -149,7 +149,7 @@ def test_cache_ls_lists_every_key_with_state_and_counts(key_dir: Path):
     assert cache_ls(key_dir).split() == good.split()  # a key directory given as the root lists itself
 
 
-def test_cache_ls_names_the_corpus_each_key_holds(key_dir: Path):
+def test_cache_ls_and_info_name_the_corpus_a_key_holds(key_dir: Path):
     """Two corpora extracted alike share a key directory, so the listing says whose split files it holds,
     in the format extract read it as (detected where the config says 'auto')."""
     path = key_dir / "manifest.json"
@@ -158,6 +158,7 @@ def test_cache_ls_names_the_corpus_each_key_holds(key_dir: Path):
     manifest["stream_options"] = {**manifest.get("stream_options", {}), "annotations": "ipn"}
     path.write_text(json.dumps(manifest))
     assert "/corpora/IPN_Hand (ipn)" in cache_ls(key_dir.parent)
+    assert "dataset:    /corpora/IPN_Hand (ipn)" in cache_info(key_dir).splitlines()
 
 
 def test_cache_ls_takes_the_root_as_extract_names_it(key_dir: Path, capsys):
