@@ -188,3 +188,44 @@ def test_show_draws_the_annotated_boxes_of_a_cache_without_a_detector(small_demo
         core = (xx >= x1 + 1.5) & (xx <= x2 - 1.5) & (yy >= y1 + 1.5) & (yy <= y2 - 1.5)
         outline = inside & ~core  # the true box's edge, a pixel and a half either side
         assert change[outline].mean() > 4 * max(change[~outline].mean(), 1.0), t
+
+
+def test_show_draws_a_sequence_named_by_its_cache_id_over_its_own_segment(tmp_path, monkeypatch):
+    """VIDEO may be a sequence id of the cache, as reports name them (``G01/rec0@8-15``): show draws that
+    row over the frames of the corpus it was extracted from (here an IPN Hand layout whose recordings
+    are red before the segment and green inside it), without running an encoder."""
+    from PIL import Image
+
+    from cache.schema import encode_id
+
+    _no_extraction(monkeypatch)
+    corpus = tmp_path / "corpus"
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0})
+    with h5py.File(cache / "val.h5", "r+") as f:
+        n, t = f["frame_indices"].shape
+        names = [raw.decode().split("/")[0] for raw in f["sequence_ids"][:]]
+        lines, ids = ["video,label,id,t_start,t_end,frames"], []
+        for i, label in enumerate(names):  # recording i: t red frames, then the gesture's t green ones
+            folder = corpus / "frames" / f"rec{i}"
+            folder.mkdir(parents=True)
+            for k in range(2 * t):
+                Image.new("RGB", SIZE, (220, 0, 0) if k < t else (0, 200, 0)).save(
+                    folder / f"rec{i}_{k + 1:06d}.png"
+                )
+            lines.append(f"rec{i},{label},1,{t + 1},{2 * t},{t}")  # 1-based, inclusive
+            ids.append(f"{label}/rec{i}@{t}-{2 * t - 1}")
+        f["sequence_ids"][...] = np.array([encode_id(s) for s in ids])
+        f["frame_indices"][...] = np.tile(np.arange(t, 2 * t, dtype=np.int32), (n, 1))
+    (corpus / "Annot_List.txt").write_text("\n".join(lines) + "\n")
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["config"] = {**manifest["config"], "data": str(corpus), "format": "auto"}
+    manifest["stream_options"] = {**manifest.get("stream_options", {}), "annotations": "ipn"}
+    manifest["splits"]["val"]["sequence_ids"] = ids
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+
+    out = tmp_path / "segment.mp4"
+    assert main(["show", ids[1], "--cache", str(cache), "--out", str(out), "--boxes"]) == 0
+    frames = np.stack(_decode(out)).astype(float)  # (t, H, W, 3)
+    assert len(frames) == t
+    red, green = frames[..., 0].mean(), frames[..., 1].mean()
+    assert green > 150 and red < 60, (red, green)  # the segment's frames, not the recording's first

@@ -22,6 +22,7 @@ from cache.manifest import dataset_format  # noqa: E402
 from cache.schema import decode_id  # noqa: E402
 from core.config import config_from_dict  # noqa: E402
 from core.errors import UserError  # noqa: E402
+from data.sequence import Video  # noqa: E402
 
 DPI = 130
 
@@ -216,33 +217,42 @@ def source_config(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**(manifest.get("config") or {}), "format": dataset_format(manifest)}
 
 
+def corpus_videos(extract_config: dict[str, Any], cache_root: Path) -> dict[str, Video] | None:
+    """The cache's dataset as extract read it (``source_config``: its format, manifest and windows), by key
+    (``<class>/<video_id>[@start-end]``, a sequence id without ``#a<k>``); None when the dataset folder
+    is gone. Uses the folder listings kept under ``cache_root`` (the ``--cache-dir``), so a large corpus
+    is not listed again. Bad frames are skipped, not fatal: this only re-reads pixels to draw them."""
+    from dataclasses import replace
+
+    from data.config import DataConfig
+    from data.framelist import memo_path
+    from data.sequences import read_samples
+
+    nested = extract_config.get("data")  # an early manifest nested the data stage's options
+    flat = {**extract_config, **nested} if isinstance(nested, dict) else extract_config
+    cfg = config_from_dict(DataConfig, flat, "the cache's extraction config")
+    if cfg.data is None or not cfg.data.is_dir():
+        return None
+    cfg = replace(cfg, on_bad_frame="skip")
+    return {v.key: v for v in read_samples(cfg, memo_path(cache_root, cfg.data)).videos}
+
+
 def _load_frames(
     extract_config: dict[str, Any], ids: list[str], frame_indices: list[np.ndarray], cache_root: Path
 ) -> list[list[np.ndarray]] | None:
     """Frames (H, W, 3) per sequence from the original dataset, or None if any is unavailable.
 
-    The dataset is read as the extraction read it (its format, manifest and windows), with the folder
-    listings it kept under ``cache_root`` (the ``--cache-dir``), so a large corpus is not listed again.
     Augmented copies (``#a<k>``) are skipped: their pixels were flipped/cropped, so the raw
     frames would not line up with the maps.
     """
     if any("#a" in s for s in ids):
         return None
     try:
-        from dataclasses import replace
-
-        from data.config import DataConfig
-        from data.framelist import memo_path
         from data.frames import read_frames
-        from data.sequences import read_samples
 
-        nested = extract_config.get("data")  # an early manifest nested the data stage's options
-        flat = {**extract_config, **nested} if isinstance(nested, dict) else extract_config
-        cfg = config_from_dict(DataConfig, flat, "the cache's extraction config")
-        if cfg.data is None or not cfg.data.is_dir():
+        videos = corpus_videos(extract_config, cache_root)
+        if videos is None:
             return None
-        cfg = replace(cfg, on_bad_frame="skip")
-        videos = {v.key: v for v in read_samples(cfg, memo_path(cache_root, cfg.data)).videos}
         return [
             list(read_frames(videos[s], np.asarray(ix))) for s, ix in zip(ids, frame_indices, strict=True)
         ]

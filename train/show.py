@@ -51,8 +51,8 @@ class ShowConfig:
     video: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "the video: a video file, a frame folder, or FOLDER/<video_id> for a folder of "
-            "<video_id>_frame_<n> frames",
+            "help": "the video: a video file, a frame folder, FOLDER/<video_id> for a folder of "
+            "<video_id>_frame_<n> frames, or a sequence id of the cache (<class>/<video_id>[@start-end])",
             "positional": True,
         },
     )
@@ -84,10 +84,15 @@ def run_show(cfg: ShowConfig) -> Path:
         raise BadInputError("show: choose what to draw: --masks, --boxes, --attention and/or --landmarks")
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
-    video = resolve_video(Path(cfg.video[0]))
     sources = _available(chosen, manifest, cache_dir)  # overlay -> the fields it draws from
     fields = {f for names in sources.values() for f in names}
-    arrays = cached_arrays(video, manifest, cache_dir, fields)
+    named = _cached_sequence(str(cfg.video[0]), manifest, cache_dir)
+    if named is not None:  # a sequence id: its row, drawn over the corpus frames it was extracted from
+        video, (path, row) = named
+        arrays = _read_row(path, row, fields, video.video_id)
+    else:
+        video = resolve_video(Path(cfg.video[0]))
+        arrays = cached_arrays(video, manifest, cache_dir, fields)
     if arrays is None and not fields:  # nothing to draw (no landmarks): the frames alone
         arrays = {"frame_indices": sample_indices(video.num_frames, int(manifest["dims"]["frames"]))[0]}
     elif arrays is None:
@@ -134,13 +139,8 @@ def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> 
     return out
 
 
-def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[Path, int] | None:
-    """(split file, row) of the video's un-augmented sequence in the cache, or None.
-
-    Matched by ``<class>/<video_id>``, the class being the folder the video lies in; when no id matches
-    that, by a video id that only one sequence carries (formats whose class is not the folder)."""
-    wanted = f"{video.root.name}/{video.video_id}"
-    by_id: list[tuple[Path, int]] = []
+def _split_ids(manifest: dict[str, Any], cache_dir: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(split file, its sequence ids) for every non-empty split of the cache."""
     for entry in (manifest.get("splits") or {}).values():
         if not entry.get("count"):
             continue
@@ -152,12 +152,64 @@ def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[
             raise CacheError(
                 f"{path}: cannot read its sequence ids ({exc}); run `pipeline.py cache verify`"
             ) from None
+        yield path, ids
+
+
+def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[Path, int] | None:
+    """(split file, row) of the video's un-augmented sequence in the cache, or None.
+
+    Matched by ``<class>/<video_id>``, the class being the folder the video lies in; when no id matches
+    that, by a video id that only one sequence carries (formats whose class is not the folder)."""
+    wanted = f"{video.root.name}/{video.video_id}"
+    by_id: list[tuple[Path, int]] = []
+    for path, ids in _split_ids(manifest, cache_dir):
         for row, sid in enumerate(ids):
             if sid == wanted:
                 return path, row
             if "#a" not in sid and "@" not in sid and sid.rsplit("/", 1)[-1] == video.video_id:
                 by_id.append((path, row))
     return by_id[0] if len(by_id) == 1 else None
+
+
+def _cached_sequence(
+    name: str, manifest: dict[str, Any], cache_dir: Path
+) -> tuple[Video, tuple[Path, int]] | None:
+    """For a VIDEO that is no path but a sequence id of the cache (``G01/1CM1_1_R_#217@5-11``, as reports
+    and ``cache info`` name them): the corpus sample it was extracted from and its (split file, row).
+    None when ``name`` is a path, or no sequence has that id."""
+    if Path(name).exists() or Path(name).parent.is_dir():
+        return None
+    found = next(
+        ((path, ids.index(name)) for path, ids in _split_ids(manifest, cache_dir) if name in ids), None
+    )
+    if found is None:
+        return None
+    if "#a" in name:
+        raise BadInputError(
+            f"{name}: an augmented copy, whose pixels were flipped and warped; show draws over the corpus "
+            f"frames, so pass {name.split('#a')[0]}"
+        )
+    from train.plots import corpus_videos, source_config  # lazy: matplotlib only for a sequence id
+
+    config = source_config(manifest)
+    videos = corpus_videos(config, cache_dir.parent)
+    if videos is None:
+        raise BadInputError(
+            f"{name}: the cache holds this sequence, but its dataset {config.get('data')} is not there; "
+            "mount it where extract read it, or pass the video itself"
+        )
+    if name not in videos:
+        raise BadInputError(f"{name}: no longer in the dataset {config.get('data')}; pass the video itself")
+    return videos[name], found
+
+
+def _read_row(path: Path, row: int, fields: set[str], video_id: str) -> dict[str, np.ndarray]:
+    """``fields`` and ``frame_indices`` of one cached sequence."""
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return {name: f[name][row] for name in (*fields, "frame_indices")}
+    except (OSError, KeyError, ValueError) as exc:  # what h5py raises for a damaged chunk or field
+        raise CacheError(f"{path}: cannot read {video_id} ({exc}); run `pipeline.py cache verify`") from None
 
 
 def cached_arrays(
@@ -171,22 +223,15 @@ def cached_arrays(
             f"note: {video.video_id} is not in cache {cache_dir}; extracting what show draws", file=sys.stderr
         )
         return None
-    path, row = found
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            indices = f["frame_indices"][row]
-            out = {name: f[name][row] for name in fields}
-    except (OSError, KeyError, ValueError) as exc:  # what h5py raises for a damaged chunk or field
-        raise CacheError(
-            f"{path}: cannot read {video.video_id} ({exc}); run `pipeline.py cache verify`"
-        ) from None
+    out = _read_row(*found, fields, video.video_id)
+    indices = out["frame_indices"]
     if not np.array_equal(indices, sample_indices(video.num_frames, len(indices))[0]):
         print(
             f"note: cache {cache_dir} sampled {video.video_id} from another frame count; re-extracting",
             file=sys.stderr,
         )
         return None
-    return {**out, "frame_indices": indices}
+    return out
 
 
 def _extract(video: Video, manifest: dict[str, Any], fields: set[str], device: str) -> dict[str, np.ndarray]:
