@@ -348,7 +348,8 @@ def test_dino_attention_plot_finds_segments_of_recordings_in_the_corpus_format(t
     from PIL import Image
 
     from cache.schema import encode_id
-    from train.plots import plot_dino_attention, source_config
+    from train.corpus import source_config
+    from train.plots import plot_dino_attention
 
     corpus = tmp_path / "corpus"
     cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0})

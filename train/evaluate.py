@@ -23,6 +23,7 @@ from train.checkpoint import (
     load_checkpoint,
 )
 from train.config import EvaluateConfig
+from train.corpus import source_config
 from train.loop import EvalOutputs, evaluate_epoch
 from train.mask_plots import plot_attention_masks
 from train.metrics import attention_stats, classification_summary
@@ -31,7 +32,6 @@ from train.plots import (
     plot_confusion,
     plot_dino_attention,
     plot_tsne,
-    source_config,
 )
 from train.runtime import (
     make_loader,

@@ -18,11 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cache.manifest import dataset_format  # noqa: E402
 from cache.schema import decode_id  # noqa: E402
-from core.config import config_from_dict  # noqa: E402
 from core.errors import UserError  # noqa: E402
-from data.sequence import Video  # noqa: E402
+from train.corpus import corpus_videos  # noqa: E402
 
 DPI = 130
 
@@ -209,32 +207,6 @@ def _spread(candidates: np.ndarray, k: int) -> np.ndarray:
     if len(candidates) <= k:
         return candidates
     return candidates[np.linspace(0, len(candidates) - 1, k).round().astype(int)]
-
-
-def source_config(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The extraction config a plot re-reads the dataset with: the format extract detected (recorded in
-    the manifest's stream options) in place of ``auto``, so it is neither detected nor announced again."""
-    return {**(manifest.get("config") or {}), "format": dataset_format(manifest)}
-
-
-def corpus_videos(extract_config: dict[str, Any], cache_root: Path) -> dict[str, Video] | None:
-    """The cache's dataset as extract read it (``source_config``: its format, manifest and windows), by key
-    (``<class>/<video_id>[@start-end]``, a sequence id without ``#a<k>``); None when the dataset folder
-    is gone. Uses the folder listings kept under ``cache_root`` (the ``--cache-dir``), so a large corpus
-    is not listed again. Bad frames are skipped, not fatal: this only re-reads pixels to draw them."""
-    from dataclasses import replace
-
-    from data.config import DataConfig
-    from data.framelist import memo_path
-    from data.sequences import read_samples
-
-    nested = extract_config.get("data")  # an early manifest nested the data stage's options
-    flat = {**extract_config, **nested} if isinstance(nested, dict) else extract_config
-    cfg = config_from_dict(DataConfig, flat, "the cache's extraction config")
-    if cfg.data is None or not cfg.data.is_dir():
-        return None
-    cfg = replace(cfg, on_bad_frame="skip")
-    return {v.key: v for v in read_samples(cfg, memo_path(cache_root, cfg.data)).videos}
 
 
 def _load_frames(

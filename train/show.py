@@ -29,6 +29,7 @@ from data.sampling import sample_indices
 from data.sequence import Video
 from models.tracking import BOX_SOURCES
 from train.attention_masks import attention_mass
+from train.corpus import corpus_videos, source_config
 from train.runtime import open_manifest
 
 # overlay -> the cache fields it draws from: the first alternative the cache holds all of (boxes: the
@@ -189,7 +190,6 @@ def _cached_sequence(
             f"{name}: an augmented copy, whose pixels were flipped and warped; show draws over the corpus "
             f"frames, so pass {name.split('#a')[0]}"
         )
-    from train.plots import corpus_videos, source_config  # lazy: matplotlib only for a sequence id
 
     config = source_config(manifest)
     videos = corpus_videos(config, cache_dir.parent)
