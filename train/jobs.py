@@ -111,9 +111,13 @@ class _NamedLines(io.TextIOBase):
             self._out.flush()
         return len(text)
 
-    def flush(self) -> None:
-        if self._pending:
+    def flush(self) -> None:  # a partial line waits for its end: a flush must not split it
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._pending and not self.closed:
             self.write("\n")
+        super().close()
 
 
 def _run_in_worker(decoded_dir: str, job: Job) -> Path:
