@@ -168,7 +168,7 @@ def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys
     with h5py.File(runs.cache / "val.h5", "r") as f:
         items = [{k: f[k][i] for k in ("embeddings", "dino_cls", "swav", "valid")} for i in range(3)]
         for item, name in zip(items, "xyz", strict=True):
-            item["input"] = name
+            item["input"] = item["video_id"] = name
         labels = f["labels"][:3]
 
     def extract_inputs(paths, manifest, device):
@@ -225,7 +225,9 @@ def test_predict_notes_windows_at_another_time_scale_than_training(runs, tmp_pat
         item = {k: f[k][0] for k in ("embeddings", "dino_cls", "swav", "valid")}
     _fake_extract(
         monkeypatch,
-        lambda paths, manifest, device, **kw: iter([{**item, "input": "x", "start": 0, "end": 7}]),
+        lambda paths, manifest, device, **kw: iter(
+            [{**item, "input": "x", "video_id": "x", "start": 0, "end": 7}]
+        ),
     )
     ckpt = load_checkpoint(runs.a / "best.pt")
     ckpt["cache"]["config"]["windows"] = "16:8"

@@ -43,27 +43,26 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     from extract.single import extract_inputs, sample_only_fields  # lazy: only predict loads encoders
 
     windows = parse_windows(cfg.windows) if cfg.windows else None
-    _note_time_scale(cfg.checkpoint, dict(ckpt["cache"]).get("config") or {}, windows)
+    manifest = dict(ckpt["cache"])  # the cache's manifest, as the checkpoint recorded it
+    _note_time_scale(cfg.checkpoint, manifest.get("config") or {}, windows)
     if cfg.csv is not None and Path(cfg.csv).is_dir():
         raise BadInputError(f"--csv {cfg.csv}: is a folder; name the CSV file to write")
     extra = {"windows": windows} if windows else {}
     if cfg.landmarks_npz is not None:
         extra["landmarks_npz"] = cfg.landmarks_npz
-    items = extract_inputs([Path(p) for p in cfg.inputs], dict(ckpt["cache"]), device.type, **extra)
+    items = extract_inputs([Path(p) for p in cfg.inputs], manifest, device.type, **extra)
     class_names = list(ckpt["class_names"])
     k = min(cfg.top_k, len(class_names))
     precision = precision_for(device)
     results = []
     for item in items:  # encoded one at a time: only the (small) results are kept
         if not results:
-            _warn_sample_only(
-                cfg.checkpoint, sample_only_fields(dict(ckpt["cache"]), _stored_reads(model.fields, item))
-            )
+            _warn_sample_only(cfg.checkpoint, sample_only_fields(manifest, _stored_reads(model.fields, item)))
         path = item["input"]
         probs = _probabilities(model, item, device, precision)  # (classes,)
         order = np.argsort(-probs, kind="stable")[:k]
         top = [{"class": class_names[i], "probability": float(probs[i])} for i in order]
-        result = {"input": str(path), "id": str(item.get("video_id", Path(path).name))}
+        result = {"input": str(path), "id": str(item["video_id"])}
         result.update(prediction=top[0]["class"], top=top)
         results.append(result)
         if windows is not None:  # a timeline: one line per window
