@@ -287,6 +287,25 @@ def test_runs_groups_seeds_and_folds_filters_sorts_and_exports(tmp_path):
     )
 
 
+def test_runs_csv_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A runs table that fails half-written leaves the previous table intact and no partial file."""
+    for s, acc in enumerate((0.5, 0.7)):
+        _fake_run(tmp_path / "runs", f"all-s{s}", {"seed": s}, acc)
+    out_csv = tmp_path / "groups.csv"
+    compare_runs(RunsConfig(runs_dir=tmp_path / "runs", csv=out_csv))
+    before = out_csv.read_text()
+    _fake_run(tmp_path / "runs", "twelve-s0", {"streams": "twelve"}, 0.9)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("train.runs.np.std", interrupted)  # the first data row's statistics
+    with pytest.raises(KeyboardInterrupt):
+        compare_runs(RunsConfig(runs_dir=tmp_path / "runs", csv=out_csv))
+    assert out_csv.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["groups.csv", "runs"]
+
+
 def test_runs_takes_stream_combinations_spelled_with_comma_or_plus_as_one_experiment(tmp_path):
     """`train --streams twelve,hands` and a sweep's 'twelve+hands' train the same model: one group."""
     _fake_run(tmp_path, "a", {"streams": "twelve,hands", "seed": 0}, 0.6)

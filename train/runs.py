@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from core.atomic import atomic_path
 from core.config import split_names
 from core.errors import BadInputError
 from train.config import RunsConfig
@@ -205,8 +206,9 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _write_csv(path: Path, shown: list[str], table: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    """The compared table, written whole and atomically: an interrupted ``runs`` never leaves a
+    truncated table where a plotting script would read it as complete."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*shown, "n", *(f"{m}_{s}" for m in METRICS for s in ("mean", "std"))])
         for g in table:
