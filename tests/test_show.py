@@ -151,6 +151,18 @@ def test_show_reports_bad_input_in_one_line(shown, tmp_path, capsys, video, flag
     assert code == 2 and len(err) == 1 and message in err[0] and not out.exists()
 
 
+def test_show_given_a_mistyped_sequence_id_names_the_nearest_ids(shown, tmp_path, monkeypatch, capsys):
+    """A VIDEO that is neither a path nor an id of the cache: one line that offers the ids it resembles."""
+    monkeypatch.chdir(tmp_path)
+    cache = shown / "cache" / "synth0001"
+    with h5py.File(cache / "val.h5", "r") as f:
+        wanted = f["sequence_ids"][0].decode()  # '<class>/<video_id>'
+    code = main(["show", wanted[:-1], "--cache", str(cache), "--out", str(tmp_path / "x.mp4"), "--boxes"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "nor a sequence id of the cache" in err[0] and f"did you mean {wanted}" in err[0], err
+
+
 def test_show_refuses_an_overlay_the_cache_cannot_give(tmp_path, capsys):
     cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 0, "test": 0})
     write_frames(cache, tmp_path / "data", FRAME, size=SIZE)

@@ -9,6 +9,7 @@ An overlay whose stream the cache was never extracted with cannot be computed fr
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -178,13 +179,23 @@ def _cached_sequence(
     """For a VIDEO that is no path but a sequence id of the cache (``G01/1CM1_1_R_#217@5-11``, as reports
     and ``cache info`` name them): the corpus sample it was extracted from and its (split file, row).
     None when ``name`` is a path, or no sequence has that id."""
-    if Path(name).exists() or Path(name).parent.is_dir():
+    if Path(name).exists():
         return None
-    found = next(
-        ((path, ids.index(name)) for path, ids in _split_ids(manifest, cache_dir) if name in ids), None
-    )
+    split_ids = list(_split_ids(manifest, cache_dir))
+    found = next(((path, ids.index(name)) for path, ids in split_ids if name in ids), None)
+    if found is None and Path(name).parent != Path(".") and Path(name).parent.is_dir():
+        return None  # FOLDER/<video_id>
     if found is None:
-        return None
+        plain = sorted({sid for _, ids in split_ids for sid in ids if "#a" not in sid})
+        near = difflib.get_close_matches(name, plain, n=3)
+        hint = (
+            f"did you mean {', '.join(near)}?" if near else f"its ids read like {plain[0]}" if plain else ""
+        )
+        raise BadInputError(
+            f"{name}: neither a file or folder nor a sequence id of the cache ({hint}); pass a video "
+            "file, a frame folder, FOLDER/<video_id>, or <class>/<video_id>[@start-end] as evaluate's "
+            "misclassified list names them"
+        )
     if "#a" in name:
         raise BadInputError(
             f"{name}: an augmented copy, whose pixels were flipped and warped; show draws over the corpus "
