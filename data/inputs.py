@@ -8,10 +8,12 @@ Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from core.errors import BadInputError, UserError
 from data.discovery import FRAME_NAME, input_videos
+from data.formats import sensor_video_owner
 from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
 from data.sequence import Video
 
@@ -53,6 +55,23 @@ def _id_list(path: Path) -> list[Video]:
     return videos
 
 
+def _colour_only(folder: Path, videos: list[Video]) -> list[Video]:
+    """``videos`` of a folder less a corpus recording's depth and infrared videos (NVGesture's
+    ``sk_depth.avi`` beside ``sk_color.avi``): a model trained on colour frames would classify them
+    as if they were colour. Named by path, such a video is still classified; so is a folder of them."""
+    kept = [v for v in videos if v.video_file is None or sensor_video_owner(v.video_id) is None]
+    left = sorted({v.video_file.name for v in videos if v not in kept})  # type: ignore[union-attr]
+    if left and kept:
+        owner = sensor_video_owner(Path(left[0]).stem)
+        print(
+            f"note: {folder}: left out {', '.join(left)} ({owner}'s depth and infrared videos; the model "
+            "reads colour frames); pass one by its path to classify it anyway",
+            file=sys.stderr,
+        )
+        return kept
+    return videos
+
+
 def predict_inputs(path: Path) -> list[Video]:
     """Unlabelled videos (label -1) for ``predict`` from one INPUT argument."""
     path = Path(path).expanduser()
@@ -62,8 +81,7 @@ def predict_inputs(path: Path) -> list[Video]:
         return [Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))]
     if path.is_dir():
         video = _numbered_folder(path)
-        if video is not None:
-            return [video]
+        return [video] if video is not None else _colour_only(path, input_videos(path))
     if not path.exists() and path.parent.is_dir():  # FOLDER/<video_id>: one video of a shared folder
         try:
             found = [v for v in input_videos(path.parent) if v.video_id == path.name]

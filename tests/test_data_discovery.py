@@ -177,3 +177,18 @@ def test_predict_takes_one_video_of_a_shared_frame_folder_by_its_id(tmp_path):
     assert [f.name for f in one.frames] == [f"s01_v002_frame_{n}.png" for n in range(5)]
     with pytest.raises(BadInputError, match=r"s01_v009: does not exist; .*FOLDER/<video_id>"):
         predict_inputs(tmp_path / "s01_v009")
+
+
+def test_predict_on_an_nvgesture_recording_folder_reads_the_colour_video_only(tmp_path, capsys):
+    """A recording folder holds sk_color.avi beside the depth and infrared videos: a colour model
+    classifies the colour one, says what it left out, and still takes a depth video named by path."""
+    from data.inputs import predict_inputs
+
+    for stem in ("sk_color", "sk_depth", "duo_left"):
+        write_video(tmp_path / f"{stem}.avi", [10, 20, 30])
+    assert [v.video_id for v in predict_inputs(tmp_path)] == ["sk_color"]
+    note = capsys.readouterr().err
+    assert "left out duo_left.avi, sk_depth.avi" in note and "nvgesture" in note
+    assert [v.video_id for v in predict_inputs(tmp_path / "sk_depth.avi")] == ["sk_depth"]
+    (tmp_path / "sk_color.avi").unlink()  # a folder of depth videos alone: the user means them
+    assert [v.video_id for v in predict_inputs(tmp_path)] == ["duo_left", "sk_depth"]

@@ -41,6 +41,9 @@ class Format:
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 10
     segments: ClassVar[bool] = False  # annotates gestures as segments of longer recordings
+    # Stems of the videos a recording folder holds beside its colour one (depth, infrared), which the
+    # format never reads: a folder ``predict`` is given leaves them out (data/inputs.py).
+    sensor_videos: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
@@ -150,6 +153,12 @@ def read_dataset(root: Path, fmt: str, options: FormatOptions) -> Dataset:
             memo.keep(signature, files, dataset)
         memo.save()
     return dataset
+
+
+def sensor_video_owner(stem: str) -> str | None:
+    """The format whose recordings hold a non-colour video named ``stem`` (``sk_depth``), or None."""
+    _import_all()
+    return next((cls.name for cls in FORMATS.values() if stem in cls.sensor_videos), None)
 
 
 def is_segment_format(name: str) -> bool:

@@ -5,7 +5,7 @@ Layout::
     nvgesture_train_correct_cvpr2016_v2.lst    lines like
         path:./Video_data/class_01/subject13_r0 depth:sk_depth:138:218 color:sk_color:138:218 ... label:1
     nvgesture_test_correct_cvpr2016_v2.lst
-    Video_data/class_01/subject13_r0/sk_color.avi
+    Video_data/class_01/subject13_r0/sk_color.avi     (beside sk_depth.avi and duo_left.avi, never read)
 
 The colour stream's ``start:end`` is the segment, read as the dataset's own loader reads it:
 ``range(start, end)``, 0-based with ``end`` exclusive. Labels are the class numbers 1..25. The subject is
@@ -30,6 +30,7 @@ _SUBJECT = re.compile(r"(subject\d+)", re.IGNORECASE)
 class NVGesture(Format):
     name = "nvgesture"
     segments = True
+    sensor_videos = ("sk_depth", "duo_left")  # the depth camera's and the infrared stereo camera's
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
