@@ -255,6 +255,23 @@ def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, mo
     assert (tmp_path / "study" / "optimization_history.png").stat().st_size > 0
 
 
+def test_tune_without_a_space_searches_the_default_options_and_says_so(subject_cache, tmp_path, capsys):
+    """No --space: the trials vary lr, weight decay, hidden size and dropout, and each run trains with
+    the values its trial drew."""
+    import optuna
+
+    from train.tune import run_tune
+
+    base = TrainConfig(cache=subject_cache, out=tmp_path, name="study", **TINY)
+    run_tune(TuneConfig(base, trials=2))
+    assert "space: lr, weight_decay, hidden, dropout (the default" in capsys.readouterr().out
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}")
+    for trial in study.trials:
+        assert set(trial.params) == {"lr", "weight_decay", "hidden", "dropout"}
+        ran = yaml.safe_load((tmp_path / "study" / f"trial-{trial.number:04d}" / "config.yaml").read_text())
+        assert {k: ran[k] for k in trial.params} == trial.params
+
+
 def _fake_run(root: Path, name: str, cfg: dict, val_acc: float, fold: int | None = None) -> None:
     d = root / name
     d.mkdir(parents=True)

@@ -33,4 +33,8 @@ class TuneConfig:
 
     train: TrainConfig
     trials: int = _f(20, "finished trials the study should hold (a resumed study counts its old ones)")
-    space: Path | None = _f(None, "YAML search space: flag: {low, high[, log]} or flag: [choices]")
+    space: Path | None = _f(
+        None,
+        "YAML search space: flag: {low, high[, log]} or flag: [choices]; without it lr, weight_decay, "
+        "hidden and dropout are searched",
+    )

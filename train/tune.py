@@ -38,6 +38,12 @@ def run_tune(cfg: TuneConfig) -> Path:
     if base.folds:
         raise BadInputError("--folds does not combine with tune; cross-validate the best config afterwards")
     space = read_space(cfg.space, base)
+    if cfg.space is None:
+        print(
+            f"space: {', '.join(space)} (the default; pass --space FILE to search others, such as "
+            "streams and fusion)",
+            flush=True,
+        )
     study_dir = Path(base.out) / (base.name or f"tune-{base.streams}-{base.metric}")
     study_dir.mkdir(parents=True, exist_ok=True)
     db = study_dir / "study.db"

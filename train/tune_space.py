@@ -20,6 +20,14 @@ from core.errors import BadInputError
 from train.config import TrainConfig
 
 FIXED = ("cache", "out", "name", "folds")
+# Searched when no --space is given: the optimiser and head options every cache can train. Streams and
+# fusion depend on what the cache holds, so they are searched only when a space file names them.
+DEFAULT_SPACE = {
+    "lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True},
+    "weight_decay": {"low": 1.0e-6, "high": 1.0e-2, "log": True},
+    "hidden": [64, 128, 256],
+    "dropout": {"low": 0.0, "high": 0.5},
+}
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,11 @@ class Param:
 
 
 def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
-    """Parse and check the space file; ``base`` supplies the streams when ``streams`` is not searched."""
-    if path is None:
-        raise BadInputError(
-            "--space is required: a YAML file such as 'lr: {low: 1e-4, high: 1e-2, log: true}'"
-        )
-    src = str(path)
+    """Parse and check the space file (None: ``DEFAULT_SPACE``); ``base`` supplies the streams when
+    ``streams`` is not searched."""
+    src = str(path) if path is not None else "the default space"
     what = "train flags to {low, high} ranges or lists"
-    data = read_yaml_mapping(path, what)
+    data = read_yaml_mapping(path, what) if path is not None else DEFAULT_SPACE
     if not data:
         raise BadInputError(f"{path}: expected a mapping of {what}")
     space = {}
