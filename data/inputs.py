@@ -8,6 +8,7 @@ Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def _id_list(path: Path) -> list[Video]:
         folder = next(
             (f for f in (path.parent / clip, path.parent / JESTER_FRAMES / clip) if f.is_dir()), None
         )
+        fields = re.split(r"[,;\t ]+", line.strip())
+        if folder is None and len(fields) > 2:  # a header or an annotation row (IPN's, NVGesture's lists)
+            raise BadInputError(
+                f"{path}:{number}: reads as an annotation table, not a list of clip ids ({fields[0]!r} is no "
+                "frame folder); to classify the gestures a dataset annotates, extract it and run "
+                "`pipeline.py evaluate --split test`, or pass the videos themselves"
+            )
         if folder is None:
             raise BadInputError(
                 f"{path}:{number}: id {clip!r} has no frame folder beside the list or under "

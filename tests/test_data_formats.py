@@ -177,6 +177,9 @@ def test_predict_runs_over_the_jester_test_csv_and_numbered_folders(tmp_path):
     (tmp_path / "ids.txt").write_text("1\n77\n")
     with pytest.raises(Exception, match=r"ids.txt:2: id '77' has no frame folder"):
         predict_inputs(tmp_path / "ids.txt")
+    (tmp_path / "Annot_List.txt").write_text("video,label,id,t_start,t_end,frames\n1,a,1,1,3,3\n")  # IPN's
+    with pytest.raises(Exception, match=r"Annot_List.txt:1: reads as an annotation table.*evaluate"):
+        predict_inputs(tmp_path / "Annot_List.txt")
 
 
 @pytest.mark.parametrize(
