@@ -8,6 +8,7 @@ Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/
 
 from __future__ import annotations
 
+import glob
 import re
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from data.discovery import FRAME_NAME, input_videos
 from data.formats import sensor_video_owner
 from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
 from data.sequence import Video
+from data.video import VIDEO_EXTENSIONS
 
 ID_LIST_SUFFIXES = frozenset({".csv", ".txt", ".lst"})
 JESTER_FRAMES = "20bn-jester-v1"
@@ -63,6 +65,10 @@ def _id_list(path: Path) -> list[Video]:
     return videos
 
 
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
+
+
 def _colour_only(folder: Path, videos: list[Video]) -> list[Video]:
     """``videos`` of a folder less a corpus recording's depth and infrared videos (NVGesture's
     ``sk_depth.avi`` beside ``sk_color.avi``): a model trained on colour frames would classify them
@@ -91,6 +97,9 @@ def predict_inputs(path: Path) -> list[Video]:
         video = _numbered_folder(path)
         return [video] if video is not None else _colour_only(path, input_videos(path))
     if not path.exists() and path.parent.is_dir():  # FOLDER/<video_id>: one video of a shared folder
+        named = sorted(f for f in path.parent.glob(f"{glob.escape(path.name)}.*") if _is_video(f))
+        if len(named) == 1:  # its video file: no need to open every other video of the folder
+            return input_videos(named[0])
         try:
             found = [v for v in input_videos(path.parent) if v.video_id == path.name]
         except UserError:

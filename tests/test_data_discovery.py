@@ -192,3 +192,15 @@ def test_predict_on_an_nvgesture_recording_folder_reads_the_colour_video_only(tm
     assert [v.video_id for v in predict_inputs(tmp_path / "sk_depth.avi")] == ["sk_depth"]
     (tmp_path / "sk_color.avi").unlink()  # a folder of depth videos alone: the user means them
     assert [v.video_id for v in predict_inputs(tmp_path)] == ["duo_left", "sk_depth"]
+
+
+def test_predict_folder_video_id_opens_that_video_alone(tmp_path):
+    """`predict videos/<video_id>` in a folder of thousands of videos (WLASL's) opens that one: a broken
+    neighbour neither fails it nor is probed."""
+    from data.inputs import predict_inputs
+
+    write_video(tmp_path / "69241.mp4", [10, 20, 30, 40])
+    write_video(tmp_path / "69242.mp4", [10, 20])
+    (tmp_path / "69243.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    [one] = predict_inputs(tmp_path / "69241")
+    assert (one.video_id, one.num_frames, one.video_file) == ("69241", 4, tmp_path / "69241.mp4")
