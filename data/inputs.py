@@ -1,5 +1,6 @@
 """What ``predict`` and ``show`` run over: video files, still images, frame folders in any numeric naming,
-``FOLDER/<video_id>`` (one video of a folder of ``<video_id>_frame_<n>`` frames), id lists.
+folders of such frame folders (one clip each), ``FOLDER/<video_id>`` (one video of a folder of
+``<video_id>_frame_<n>`` frames), id lists.
 
 An id list is a text file (``.csv``, ``.txt``, ``.lst``) with one clip a line, the first ``;`` or ``,``
 field naming a frame folder beside the list or under its ``20bn-jester-v1/`` folder, which is how the
@@ -9,9 +10,11 @@ Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/
 from __future__ import annotations
 
 import glob
+import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.errors import BadInputError, UserError
 from data.discovery import FRAME_NAME, input_videos
@@ -32,6 +35,29 @@ def _numbered_folder(folder: Path) -> Video | None:
         return None
     frames = number_frames(folder, names)
     return Video("?", -1, folder.name, len(frames), folder.parent, frames=frames)
+
+
+def _natural(name: str) -> list[Any]:
+    """Sort key that puts clip 2 before clip 10 and rgb2 before rgb10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _clip_folders(folder: Path) -> list[Video] | None:
+    """Each clip of a folder that holds only numbered-frame folders (Jester's ``20bn-jester-v1/``,
+    EgoGesture's ``Color/``), in natural order; None when the folder holds files (or nothing)."""
+    names = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=_natural)
+    if not names or not all((folder / name).is_dir() for name in names):
+        return None
+    videos = []
+    for name in names:
+        video = _numbered_folder(folder / name)
+        if video is None:
+            raise BadInputError(
+                f"{folder / name}: holds no numbered frames; {folder} is read as a folder of clip folders, "
+                "each holding one clip's frames (00001.jpg, ...): move it out or pass the clips one by one"
+            )
+        videos.append(video)
+    return videos
 
 
 def _id_list(path: Path) -> list[Video]:
@@ -95,7 +121,10 @@ def predict_inputs(path: Path) -> list[Video]:
         return [Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))]
     if path.is_dir():
         video = _numbered_folder(path)
-        return [video] if video is not None else _colour_only(path, input_videos(path))
+        if video is not None:
+            return [video]
+        clips = _clip_folders(path)
+        return clips if clips is not None else _colour_only(path, input_videos(path))
     if not path.exists() and path.parent.is_dir():  # FOLDER/<video_id>: one video of a shared folder
         named = sorted(f for f in path.parent.glob(f"{glob.escape(path.name)}.*") if _is_video(f))
         if len(named) == 1:  # its video file: no need to open every other video of the folder

@@ -204,3 +204,19 @@ def test_predict_folder_video_id_opens_that_video_alone(tmp_path):
     (tmp_path / "69243.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     [one] = predict_inputs(tmp_path / "69241")
     assert (one.video_id, one.num_frames, one.video_file) == ("69241", 4, tmp_path / "69241.mp4")
+
+
+def test_predict_on_a_folder_of_clip_folders_takes_each_clip_in_natural_order(tmp_path):
+    """Jester's 20bn-jester-v1/ or EgoGesture's Color/ (rgb1, rgb2, ...): every clip folder is an input;
+    a subfolder without frames is named in one error."""
+    from data.inputs import predict_inputs
+
+    for clip, count in (("10", 2), ("2", 3), ("1", 4)):
+        (tmp_path / "clips" / clip).mkdir(parents=True)
+        for n in range(1, count + 1):
+            write_frame(tmp_path / "clips" / clip / f"{n:05d}.jpg", n)
+    videos = predict_inputs(tmp_path / "clips")
+    assert [(v.video_id, v.num_frames) for v in videos] == [("1", 4), ("2", 3), ("10", 2)]
+    (tmp_path / "clips" / "notes").mkdir()
+    with pytest.raises(BadInputError, match=r"clips/notes: holds no numbered frames"):
+        predict_inputs(tmp_path / "clips")

@@ -82,8 +82,8 @@ class PredictConfig:
     inputs: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "video files, frame folders, FOLDER/<video_id> (one video of a folder of "
-            "<video_id>_frame_<n> frames) or id lists (.csv/.txt) to classify",
+            "help": "video files, frame folders, folders of frame folders (one clip each), FOLDER/<video_id> "
+            "(one video of a folder of <video_id>_frame_<n> frames) or id lists (.csv/.txt) to classify",
             "positional": True,
         },
     )
