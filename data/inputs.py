@@ -91,8 +91,9 @@ def _id_list(path: Path) -> list[Video]:
     return videos
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
+def _is_media(path: Path) -> bool:
+    """A video file or a still image (HaGRID's ``<class>/<image_id>.jpg``)."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS | IMAGE_SUFFIXES and path.is_file()
 
 
 def _colour_only(folder: Path, videos: list[Video]) -> list[Video]:
@@ -126,9 +127,9 @@ def predict_inputs(path: Path) -> list[Video]:
         clips = _clip_folders(path)
         return clips if clips is not None else _colour_only(path, input_videos(path))
     if not path.exists() and path.parent.is_dir():  # FOLDER/<video_id>: one video of a shared folder
-        named = sorted(f for f in path.parent.glob(f"{glob.escape(path.name)}.*") if _is_video(f))
-        if len(named) == 1:  # its video file: no need to open every other video of the folder
-            return input_videos(named[0])
+        named = sorted(f for f in path.parent.glob(f"{glob.escape(path.name)}.*") if _is_media(f))
+        if len(named) == 1:  # its video or image file: no need to open every other video of the folder
+            return predict_inputs(named[0])
         try:
             found = [v for v in input_videos(path.parent) if v.video_id == path.name]
         except UserError:

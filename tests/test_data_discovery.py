@@ -204,6 +204,9 @@ def test_predict_folder_video_id_opens_that_video_alone(tmp_path):
     (tmp_path / "69243.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     [one] = predict_inputs(tmp_path / "69241")
     assert (one.video_id, one.num_frames, one.video_file) == ("69241", 4, tmp_path / "69241.mp4")
+    write_frame(tmp_path / "00a1b2.jpg", 9)  # a HaGRID image beside them, named by its id
+    [image] = predict_inputs(tmp_path / "00a1b2")
+    assert (image.video_id, image.num_frames, image.frames[0]) == ("00a1b2", 1, tmp_path / "00a1b2.jpg")
 
 
 def test_predict_on_a_folder_of_clip_folders_takes_each_clip_in_natural_order(tmp_path):
