@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from train.show import ShowConfig
+from train.config import ShowConfig
 
 
 def cmd_show(cfg: ShowConfig) -> int:

@@ -145,3 +145,16 @@ def test_package_graph_is_acyclic():
 )
 def test_cycle_finder(graph, cycle):
     assert package_cycle(graph) == cycle
+
+
+def test_the_command_line_parser_imports_no_torch():
+    """`pipeline.py --help` and a mistyped flag answer at once: building the parser (every command's
+    config) loads neither torch nor h5py, which take seconds to import on a small machine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline; pipeline.build_parser(); print(sorted({'torch', 'h5py'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -118,3 +118,32 @@ class RunsConfig:
         default=(), metadata={"help": "keep runs whose config has these values", "metavar": "FLAG=VALUE"}
     )
     csv: Path | None = _f(None, "also write the grouped table to this CSV file")
+
+
+@dataclass
+class ShowConfig:
+    """`pipeline.py show`: one video's frames with the chosen overlays, as an MP4."""
+
+    cache: Path = field(metadata={"help": "cache key directory (holds manifest.json)"})
+    out: Path = field(metadata={"help": "the MP4 file to write"})
+    video: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "the video: a video file, a frame folder, FOLDER/<video_id> for a folder of "
+            "<video_id>_frame_<n> frames, or a sequence id of the cache (<class>/<video_id>[@start-end])",
+            "positional": True,
+        },
+    )
+    masks: bool = field(default=False, metadata={"help": "draw the hand masks"})
+    boxes: bool = field(
+        default=False,
+        metadata={"help": "draw the hand detector's boxes (else the dataset's annotated ones, if cached)"},
+    )
+    attention: bool = field(default=False, metadata={"help": "draw DINO's attention and its crop region"})
+    landmarks: bool = field(
+        default=False, metadata={"help": "draw the hand landmarks, when the cache has them"}
+    )
+    fps: float = field(default=8.0, metadata={"help": "frames per second of the MP4"})
+    device: str = field(
+        default="auto", metadata={"help": "compute device for re-extraction: auto, cpu, cuda"}
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from data.sampling import sample_indices
 from data.sequence import Video
 from models.tracking import BOX_SOURCES
 from train.attention_masks import attention_mass
+from train.config import ShowConfig
 from train.corpus import corpus_videos, source_config
 from train.runtime import open_manifest
 
@@ -42,35 +42,6 @@ OVERLAY_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "landmarks": (("landmarks", "landmark_valid"),),
 }
 WHAT = {"attention": "DINO attention", "masks": "hand masks", "boxes": "hand boxes", "landmarks": "landmarks"}
-
-
-@dataclass
-class ShowConfig:
-    """`pipeline.py show`: one video's frames with the chosen overlays, as an MP4."""
-
-    cache: Path = field(metadata={"help": "cache key directory (holds manifest.json)"})
-    out: Path = field(metadata={"help": "the MP4 file to write"})
-    video: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "the video: a video file, a frame folder, FOLDER/<video_id> for a folder of "
-            "<video_id>_frame_<n> frames, or a sequence id of the cache (<class>/<video_id>[@start-end])",
-            "positional": True,
-        },
-    )
-    masks: bool = field(default=False, metadata={"help": "draw the hand masks"})
-    boxes: bool = field(
-        default=False,
-        metadata={"help": "draw the hand detector's boxes (else the dataset's annotated ones, if cached)"},
-    )
-    attention: bool = field(default=False, metadata={"help": "draw DINO's attention and its crop region"})
-    landmarks: bool = field(
-        default=False, metadata={"help": "draw the hand landmarks, when the cache has them"}
-    )
-    fps: float = field(default=8.0, metadata={"help": "frames per second of the MP4"})
-    device: str = field(
-        default="auto", metadata={"help": "compute device for re-extraction: auto, cpu, cuda"}
-    )
 
 
 def run_show(cfg: ShowConfig) -> Path:
