@@ -11,6 +11,11 @@ def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _inputs(help: str) -> Any:
+    """The positional INPUT arguments of a command (none by default)."""
+    return field(default=(), metadata={"help": help, "positional": True})
+
+
 @dataclass
 class TrainConfig:
     """`pipeline.py train`: fit the heads on one extraction key's cache."""
@@ -79,13 +84,9 @@ class PredictConfig:
     """`pipeline.py predict`: classify videos or frame folders with a checkpoint."""
 
     checkpoint: Path = field(metadata={"help": "checkpoint file (best.pt of a run)"})
-    inputs: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "video files, frame folders, folders of frame folders (one clip each), FOLDER/<video_id> "
-            "(one video of a folder of <video_id>_frame_<n> frames) or id lists (.csv/.txt) to classify",
-            "positional": True,
-        },
+    inputs: tuple[str, ...] = _inputs(
+        "video files, frame folders, folders of frame folders (one clip each), FOLDER/<video_id> "
+        "(one video of a folder of <video_id>_frame_<n> frames) or id lists (.csv/.txt) to classify"
     )
     windows: str | None = _f(
         None, "W:S: classify sliding windows of W frames every S frames; prints a timeline"
@@ -126,13 +127,9 @@ class ShowConfig:
 
     cache: Path = field(metadata={"help": "cache key directory (holds manifest.json)"})
     out: Path = field(metadata={"help": "the MP4 file to write"})
-    video: tuple[str, ...] = field(
-        default=(),
-        metadata={
-            "help": "the video: a video file, a frame folder, FOLDER/<video_id> for a folder of "
-            "<video_id>_frame_<n> frames, or a sequence id of the cache (<class>/<video_id>[@start-end])",
-            "positional": True,
-        },
+    video: tuple[str, ...] = _inputs(
+        "the video: a video file, a frame folder, FOLDER/<video_id> for a folder of "
+        "<video_id>_frame_<n> frames, or a sequence id of the cache (<class>/<video_id>[@start-end])"
     )
     masks: bool = field(default=False, metadata={"help": "draw the hand masks"})
     boxes: bool = field(
