@@ -49,15 +49,19 @@ class Dataset:
 class _Problems:
     """One code path for both policies: raise the first bad input, or record it and carry on."""
 
-    def __init__(self, on_bad: str) -> None:
+    def __init__(self, on_bad: str, skippable: bool = True) -> None:
+        """``skippable``: reading a dataset, where ``--on-bad-frame skip`` would leave the bad sample out
+        (the error says so: one bad line of a 20k-line annotation file need not stop a corpus)."""
         if on_bad not in ("error", "skip"):
             raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}")
         self.on_bad = on_bad
+        self.skippable = skippable
         self.skipped: list[str] = []
 
     def report(self, message: str) -> None:
         if self.on_bad == "error":
-            raise BadInputError(message)
+            hint = " (or pass --on-bad-frame skip to leave out and list every such sample)"
+            raise BadInputError(message + hint if self.skippable else message)
         self.skipped.append(message)
 
 
@@ -303,7 +307,7 @@ def input_videos(path: Path) -> list[Video]:
             f"{path}: does not exist; pass a video file, a folder of frames, or FOLDER/<video_id> for one "
             "video of a folder of <video_id>_frame_<n> frames"
         )
-    problems = _Problems("error")
+    problems = _Problems("error", skippable=False)  # predict's inputs: the user named each one
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             raise BadInputError(f"{path}: not a video file ({', '.join(sorted(VIDEO_EXTENSIONS))})")
