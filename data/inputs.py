@@ -3,8 +3,9 @@ folders of such frame folders (one clip each), ``FOLDER/<video_id>`` (one video 
 ``<video_id>_frame_<n>`` frames), id lists.
 
 An id list is a text file (``.csv``, ``.txt``, ``.lst``) with one clip a line, the first ``;`` or ``,``
-field naming a frame folder beside the list or under its ``20bn-jester-v1/`` folder, which is how the
-Jester test CSV (ids only) is classified: ``predict --checkpoint best.pt jester/jester-v1-test.csv``.
+field naming a frame folder beside the list or in a ``20bn-jester-v1/`` folder beside the list or its
+folder (the CSVs may sit in ``label/``), which is how the Jester test CSV (ids only) is classified:
+``predict --checkpoint best.pt jester/jester-v1-test.csv``.
 """
 
 from __future__ import annotations
@@ -70,9 +71,8 @@ def _id_list(path: Path) -> list[Video]:
         clip = line.replace(",", ";").split(";", 1)[0].strip()
         if not clip:
             continue
-        folder = next(
-            (f for f in (path.parent / clip, path.parent / JESTER_FRAMES / clip) if f.is_dir()), None
-        )
+        places = (path.parent, path.parent / JESTER_FRAMES, path.parent.parent / JESTER_FRAMES)
+        folder = next((place / clip for place in places if (place / clip).is_dir()), None)
         fields = re.split(r"[,;\t ]+", line.strip())
         if folder is None and len(fields) > 2:  # a header or an annotation row (IPN's, NVGesture's lists)
             raise BadInputError(
@@ -82,8 +82,8 @@ def _id_list(path: Path) -> list[Video]:
             )
         if folder is None:
             raise BadInputError(
-                f"{path}:{number}: id {clip!r} has no frame folder beside the list or under "
-                f"{JESTER_FRAMES}/; fix the line or add the frames"
+                f"{path}:{number}: id {clip!r} has no frame folder beside the list or in a "
+                f"{JESTER_FRAMES}/ beside it or its folder; fix the line or add the frames"
             )
         videos.extend(predict_inputs(folder))
     if not videos:

@@ -73,6 +73,26 @@ def test_ipn_lists_where_its_annotation_archive_unpacks_them_are_found(tmp_path)
     assert f"G03/{IPN_A}@5-11" in samples(read_samples(DataConfig(data=tmp_path), memo_path=memo))
 
 
+def test_jester_csvs_in_a_label_folder_are_found_and_its_test_csv_predicts(tmp_path):
+    """The TSM code base keeps Jester's CSVs in ``label/`` beside ``20bn-jester-v1/``: --data at the root
+    reads the same samples, an edit to a moved CSV is seen by a kept parse, and predict takes the test
+    CSV from there."""
+    from data.inputs import predict_inputs
+
+    expected = jester(tmp_path)
+    (tmp_path / "label").mkdir()
+    for csv in tmp_path.glob("jester-v1-*.csv"):
+        csv.rename(tmp_path / "label" / csv.name)
+    memo = tmp_path / "memo.pkl"
+    dataset = read_samples(DataConfig(data=tmp_path), memo_path=memo)
+    assert dataset.format == "jester" and samples(dataset) == expected
+    train = tmp_path / "label" / "jester-v1-train.csv"
+    train.write_text(train.read_text().replace("2;Thumb Up", "2;Swiping Left"))
+    assert "Swiping Left/2" in samples(read_samples(DataConfig(data=tmp_path), memo_path=memo))
+    [clip] = predict_inputs(tmp_path / "label" / "jester-v1-test.csv")
+    assert clip.num_frames == 3 and clip.frames[0] == tmp_path / "20bn-jester-v1" / "4" / "00001.jpg"
+
+
 def test_egogesture_as_it_unpacks_lower_case_labels_and_frames_in_several_parts(tmp_path):
     """EgoGesture's label folders come spelt ``subject01``/``group1.csv`` while its frames sit in
     ``Subject01`` folders spread over the archive's parts (``images_320-240_1``, ``_2``, ...), and some

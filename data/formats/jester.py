@@ -8,7 +8,9 @@ Layout::
     jester-v1-test.csv              lines '<id>' (no labels: run `predict` over it, see README)
     20bn-jester-v1/<id>/00001.jpg   the frames of clip <id>
 
-Train and validation are the official split, taken as given; the test CSV is not extracted.
+The CSVs may also sit in a ``label/`` (or ``labels/``, ``annotations/``) folder beside ``20bn-jester-v1/``,
+as the TSM code base lays the corpus out. Train and validation are the official split, taken as given;
+the test CSV is not extracted.
 Each clip folder is read once (names only); the listing memo makes a second plan of an unchanged tree cheap.
 """
 
@@ -26,6 +28,14 @@ LABELS = "jester-v1-labels.csv"
 SPLIT_FILES = {"train": "jester-v1-train.csv", "val": "jester-v1-validation.csv"}
 TEST_FILE = "jester-v1-test.csv"
 FRAMES = "20bn-jester-v1"
+
+
+LABEL_DIRS = ("", "label", "labels", "annotations")
+
+
+def _labels_dir(root: Path) -> Path:
+    """The folder that holds the label CSVs: the root itself, else its first label folder that does."""
+    return next((root / d for d in LABEL_DIRS if (root / d / LABELS).is_file()), root)
 
 
 def read_lines(path: Path) -> list[str]:
@@ -47,14 +57,16 @@ class Jester(Format):
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
-        return (root / LABELS).is_file() and (root / FRAMES).is_dir()
+        return (_labels_dir(root) / LABELS).is_file() and (root / FRAMES).is_dir()
 
     @classmethod
     def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
-        return [root / LABELS, *(root / name for name in SPLIT_FILES.values())]
+        lists = _labels_dir(root)
+        return [lists / LABELS, *(lists / name for name in SPLIT_FILES.values())]
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
-        labels_path = root / LABELS
+        lists = _labels_dir(root)
+        labels_path = lists / LABELS
         if not labels_path.is_file():
             raise BadInputError(f"{labels_path}: label list missing; this is not a Jester root")
         classes = [line.strip() for line in read_lines(labels_path) if line.strip()]
@@ -62,7 +74,7 @@ class Jester(Format):
         frames_root = str(root / FRAMES)  # strings: Path arithmetic per clip costs more than the listing
         raws: list[RawSample] = []
         for split, name in SPLIT_FILES.items():
-            path = root / name
+            path = lists / name
             if not path.is_file():
                 continue
             for number, line in enumerate(read_lines(path), 1):
