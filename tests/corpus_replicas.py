@@ -133,6 +133,8 @@ def hagrid(root: Path) -> Expected:
 def wlasl(root: Path) -> Expected:
     video(root / "videos" / "00001.mp4", 10)
     video(root / "videos" / "00003.mp4", 8)
+    video(root / "videos" / "00004.mp4", 6)  # a YouTube instance as preprocessing cut it: 6 frames
+    youtube = "https://www.youtube.com/watch?v=0UsjUE-TXns"
     index = [
         {
             "gloss": "book",
@@ -145,6 +147,14 @@ def wlasl(root: Path) -> Expected:
             "gloss": "drink",
             "instances": [
                 {"video_id": "00003", "frame_start": 1, "frame_end": -1, "signer_id": 9, "split": "test"},
+                {
+                    "video_id": "00004",
+                    "frame_start": 1201,
+                    "frame_end": 1206,
+                    "signer_id": 9,
+                    "split": "train",
+                    "url": youtube,
+                },
             ],
         },
     ]
@@ -152,6 +162,7 @@ def wlasl(root: Path) -> Expected:
     return {
         "book/00001@1-4": ("book", 1, 4, "7", "train"),
         "drink/00003": ("drink", 0, 7, "9", "test"),
+        "drink/00004": ("drink", 0, 5, "9", "train"),
     }
 
 

@@ -127,9 +127,9 @@ def test_hagrid_annotations_ride_on_the_sample(tmp_path):
 
 
 def test_wlasl_lists_instances_without_video_and_goes_on(tmp_path):
-    wlasl(tmp_path)
+    expected = wlasl(tmp_path)
     dataset = read_samples(DataConfig(data=tmp_path))
-    assert len(dataset.videos) == 2
+    assert len(dataset.videos) == len(expected)
     assert any("1 instance(s) have no video" in note and "00002" in note for note in dataset.notes)
 
 
