@@ -7,9 +7,9 @@ Layout::
     videos/<video_id>.mp4
 
 ``frame_start`` is 1-based, ``frame_end`` inclusive and -1 means to the end. The corpus' own preprocessing
-(``start_kit/preprocess.py``) writes a YouTube instance with a ``frame_end`` as ``videos/<video_id>.mp4``
-holding just those frames of the source video, so such a file is read whole, as the corpus' own loader
-reads it (from frame 0); other instances' bounds apply to their video. ``signer_id`` is the subject,
+(``start_kit/preprocess.py``) writes a YouTube instance as ``videos/<video_id>.mp4`` holding just its frames
+of the source video, so such a file is read whole, as the corpus' own loader reads it (from frame 0);
+other instances' bounds apply to their video. ``signer_id`` is the subject,
 ``split`` (train/val/test) the official split. Instances whose video is missing (many links of the
 corpus are dead) are counted and listed, not fatal.
 """
@@ -29,8 +29,9 @@ INDEX = "WLASL_v0.3.json"
 SPLITS = {"train": "train", "val": "val", "test": "test"}
 
 
-def _trimmed(instance: dict) -> bool:
-    """True for a YouTube instance, whose video preprocessing cut out of a longer source video."""
+def _from_youtube(instance: dict) -> bool:
+    """True for a YouTube instance: preprocessing cut its video out of the source video (or, without a
+    ``frame_end``, copied the source whole), and the corpus' loader reads that file from frame 0."""
     url = instance.get("url")
     return isinstance(url, str) and ("youtube" in url or "youtu.be" in url)
 
@@ -94,7 +95,7 @@ class WLASL(Format):
                 if start < 0:
                     problems.report(f"{here}: frame_start must be 1 or more (1-based); fix it")
                     continue
-                if end != -1 and _trimmed(inst):  # the file is the instance: its bounds were the source's
+                if _from_youtube(inst):  # the file is the instance: its bounds were the source video's
                     start, end = 0, -1
                 signer = inst.get("signer_id")
                 raws.append(
