@@ -46,9 +46,14 @@ def _natural(name: str) -> list[Any]:
 def _clip_folders(folder: Path) -> list[Video] | None:
     """Each clip of a folder that holds only numbered-frame folders (Jester's ``20bn-jester-v1/``,
     EgoGesture's ``Color/``), in natural order; None when the folder holds files (or nothing)."""
-    names = sorted((n for n in os.listdir(folder) if not n.startswith(".")), key=_natural)
-    if not names or not all((folder / name).is_dir() for name in names):
+    try:
+        with os.scandir(folder) as scan:
+            entries = [(e.name, e.is_dir()) for e in scan if not e.name.startswith(".")]
+    except OSError as error:
+        raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
+    if not entries or not all(is_dir for _, is_dir in entries):
         return None
+    names = sorted((name for name, _ in entries), key=_natural)
     videos = []
     for name in names:
         video = _numbered_folder(folder / name)
@@ -100,8 +105,9 @@ def _colour_only(folder: Path, videos: list[Video]) -> list[Video]:
     """``videos`` of a folder less a corpus recording's depth and infrared videos (NVGesture's
     ``sk_depth.avi`` beside ``sk_color.avi``): a model trained on colour frames would classify them
     as if they were colour. Named by path, such a video is still classified; so is a folder of them."""
-    kept = [v for v in videos if v.video_file is None or sensor_video_owner(v.video_id) is None]
-    left = sorted({v.video_file.name for v in videos if v not in kept})  # type: ignore[union-attr]
+    sensor = [v.video_file is not None and sensor_video_owner(v.video_id) is not None for v in videos]
+    kept = [v for v, other in zip(videos, sensor, strict=True) if not other]
+    left = sorted(v.video_file.name for v, other in zip(videos, sensor, strict=True) if other)  # type: ignore[union-attr]
     if left and kept:
         owner = sensor_video_owner(Path(left[0]).stem)
         print(

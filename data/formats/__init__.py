@@ -7,6 +7,7 @@ Every module in this package is imported on first use, so adding a format is add
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import sys
@@ -107,7 +108,9 @@ def register(cls: type[Format]) -> type[Format]:
     return cls
 
 
+@functools.cache
 def _import_all() -> None:
+    """Import every format module once (each registers itself); later calls cost nothing."""
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
 
