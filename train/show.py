@@ -147,9 +147,10 @@ def _find_row(video: Video, manifest: dict[str, Any], cache_dir: Path) -> tuple[
 def _cached_sequence(
     name: str, manifest: dict[str, Any], cache_dir: Path
 ) -> tuple[Video, tuple[Path, int]] | None:
-    """For a VIDEO that is no path but a sequence id of the cache (``G01/1CM1_1_R_#217@5-11``, as reports
-    and ``cache info`` name them): the corpus sample it was extracted from and its (split file, row).
-    None when ``name`` is a path, or no sequence has that id."""
+    """For a VIDEO that is no path but a sequence id of the cache (``G01/1CM1_1_R_#217@5-11``, as
+    evaluate's reports name them): the corpus sample it was extracted from and its (split file, row).
+    None when ``name`` is a path (or FOLDER/<video_id>); a name that is neither a path nor an id is bad
+    input, naming the ids it resembles."""
     if Path(name).exists():
         return None
     split_ids = list(_split_ids(manifest, cache_dir))
