@@ -20,6 +20,7 @@ from train_fixtures import write_synthetic_cache
 import pipeline
 import train.fit
 from cache.schema import decode_id, encode_id
+from core.errors import UserError
 from train.config import RunsConfig, TrainConfig
 from train.experiment_config import SweepConfig, TuneConfig
 from train.folds import make_folds
@@ -256,20 +257,27 @@ def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, mo
 
 
 def test_tune_without_a_space_searches_the_default_options_and_says_so(subject_cache, tmp_path, capsys):
-    """No --space: the trials vary lr, weight decay, hidden size and dropout, and each run trains with
-    the values its trial drew."""
+    """No --space: the trials vary lr, weight decay, hidden size and dropout, less those given a value of
+    their own (TINY fixes hidden and dropout), and each run trains with the values its trial drew."""
     import optuna
 
     from train.tune import run_tune
 
     base = TrainConfig(cache=subject_cache, out=tmp_path, name="study", **TINY)
     run_tune(TuneConfig(base, trials=2))
-    assert "space: lr, weight_decay, hidden, dropout (the default" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "space: lr, weight_decay (the default, less hidden, dropout as given" in out
     study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}")
     for trial in study.trials:
-        assert set(trial.params) == {"lr", "weight_decay", "hidden", "dropout"}
+        assert set(trial.params) == {"lr", "weight_decay"}
         ran = yaml.safe_load((tmp_path / "study" / f"trial-{trial.number:04d}" / "config.yaml").read_text())
         assert {k: ran[k] for k in trial.params} == trial.params
+        assert (ran["hidden"], ran["dropout"]) == (TINY["hidden"], TINY["dropout"])
+    fixed = TrainConfig(
+        cache=subject_cache, out=tmp_path, name="none", **{**TINY, "lr": 0.01, "weight_decay": 0.0}
+    )
+    with pytest.raises(UserError, match="was given a value; pass --space FILE"):
+        run_tune(TuneConfig(fixed, trials=1))
 
 
 def _fake_run(root: Path, name: str, cfg: dict, val_acc: float, fold: int | None = None) -> None:

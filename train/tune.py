@@ -20,7 +20,7 @@ from core.errors import BadInputError
 from train.arrays import cache_fields, decode_cache
 from train.experiment_config import TuneConfig
 from train.jobs import Job, run_job
-from train.tune_space import overrides, possible_streams, read_space
+from train.tune_space import DEFAULT_SPACE, overrides, possible_streams, read_space
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -39,8 +39,10 @@ def run_tune(cfg: TuneConfig) -> Path:
         raise BadInputError("--folds does not combine with tune; cross-validate the best config afterwards")
     space = read_space(cfg.space, base)
     if cfg.space is None:
+        kept = ", ".join(name for name in DEFAULT_SPACE if name not in space)
+        less = f", less {kept} as given" if kept else ""
         print(
-            f"space: {', '.join(space)} (the default; pass --space FILE to search others, such as "
+            f"space: {', '.join(space)} (the default{less}; pass --space FILE to search others, such as "
             "streams and fusion)",
             flush=True,
         )

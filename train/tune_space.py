@@ -11,7 +11,7 @@ an empty range or an empty list of choices is refused: each one a one-line error
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,12 @@ def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
     ``streams`` is not searched."""
     src = str(path) if path is not None else "the default space"
     what = "train flags to {low, high} ranges or lists"
-    data = read_yaml_mapping(path, what) if path is not None else DEFAULT_SPACE
+    data = read_yaml_mapping(path, what) if path is not None else _default_space(base)
+    if not data and path is None:
+        raise BadInputError(
+            f"every option tune searches by default ({', '.join(DEFAULT_SPACE)}) was given a value; "
+            "pass --space FILE to choose what to search"
+        )
     if not data:
         raise BadInputError(f"{path}: expected a mapping of {what}")
     space = {}
@@ -64,6 +69,12 @@ def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
         space[name] = _param(name, spec, src)
     _check_fusion(space, base, src)
     return space
+
+
+def _default_space(base: TrainConfig) -> dict[str, Any]:
+    """``DEFAULT_SPACE`` less the options given a value of their own (``--hidden 64`` stays fixed)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return {name: spec for name, spec in DEFAULT_SPACE.items() if getattr(base, name) == defaults[name]}
 
 
 def _param(name: str, spec: Any, src: str) -> Param:
