@@ -163,6 +163,24 @@ def test_evaluate_refuses_a_mismatched_cache(runs, tmp_path, change):
     assert "\n" not in str(exc.value) and str(other) in str(exc.value)
 
 
+def test_evaluate_on_jester_test_points_to_predict_over_its_unlabelled_list(runs, tmp_path):
+    """Jester's test clips ship without labels, so its cache has an empty test split: evaluate says how to
+    classify them instead; a corpus without such a list gets the plain error."""
+    other = write_synthetic_cache(tmp_path / "cache", counts={"train": 3, "val": 3, "test": 0})
+    manifest = json.loads((other / "manifest.json").read_text())
+    for fmt, hint in (("jester", True), ("ipn", False)):
+        manifest["config"] = {**manifest["config"], "format": fmt}
+        (other / "manifest.json").write_text(json.dumps(manifest))
+        cfg = EvaluateConfig(
+            checkpoint=runs.a / "best.pt", cache=other, split="test", device="cpu", out=tmp_path
+        )
+        with pytest.raises(CacheError) as exc:
+            run_evaluate(cfg)
+        message = str(exc.value)
+        assert "empty 'test' split" in message and "\n" not in message
+        assert ("pipeline.py predict" in message and "jester-v1-test.csv" in message) == hint, message
+
+
 def test_predict_extracts_with_the_checkpoint_manifest(runs, monkeypatch, capsys):
     seen = {}
     with h5py.File(runs.cache / "val.h5", "r") as f:

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from cache.manifest import dataset_format
 from core.atomic import write_json_atomic
 from core.device import resolve_device
-from core.errors import CacheError
+from core.errors import CacheError, UserError
 from models.heads.model import GestureModel
 from train.attention_masks import attention_mass, split_agreement
 from train.checkpoint import (
@@ -287,6 +288,23 @@ def _trained_cache(ckpt: dict[str, Any]) -> Path:
     return given if given.is_dir() or not absolute else Path(absolute)
 
 
+def _unlabelled_test_hint(manifest: dict[str, Any], cfg: EvaluateConfig) -> str:
+    """Where the corpus ships its test clips unlabelled (Jester), how to classify them instead."""
+    from data.formats import format_class
+
+    fmt = dataset_format(manifest)
+    try:
+        listed = format_class(fmt).unlabelled_test if fmt != "auto" else ""
+    except UserError:  # a format this version no longer knows
+        return ""
+    if not listed:
+        return ""
+    return (
+        f" ({fmt}'s test set is unlabelled: classify it with `pipeline.py predict --checkpoint "
+        f"{cfg.checkpoint} {listed} --csv FILE`)"
+    )
+
+
 def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """Evaluate ``cfg.checkpoint`` on ``cfg.split``; write report.json + plots; print a summary.
 
@@ -304,7 +322,10 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
     report = evaluate_split(model, ckpt, cache_dir, manifest, cfg.split, device, out_dir, cfg.checkpoint)
     if report is None:
-        raise CacheError(f"cache {cache_dir} has an empty '{cfg.split}' split; evaluate another --split")
+        raise CacheError(
+            f"cache {cache_dir} has an empty '{cfg.split}' split; evaluate another --split"
+            + (_unlabelled_test_hint(manifest, cfg) if cfg.split == "test" else "")
+        )
     print(format_summary(report))
     print(f"report: {out_dir / 'report.json'}")
     return report

@@ -45,6 +45,9 @@ class Format:
     # Stems of the videos a recording folder holds beside its colour one (depth, infrared), which the
     # format never reads: a folder ``predict`` is given leaves them out (data/inputs.py).
     sensor_videos: ClassVar[tuple[str, ...]] = ()
+    # The corpus' list of test clips it ships without labels (Jester's test CSV): not extracted, but
+    # classified with ``predict LIST``, as ``evaluate --split test`` says.
+    unlabelled_test: ClassVar[str] = ""
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:

@@ -54,6 +54,7 @@ def clip_ids(path: Path) -> list[str]:
 @register
 class Jester(Format):
     name = "jester"
+    unlabelled_test = TEST_FILE
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
