@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from corpus_replicas import IPN_A, egogesture, frame, hagrid, ipn, jester, manifest, nvgesture, wlasl
+from corpus_replicas import (
+    IPN_A,
+    IPN_B,
+    egogesture,
+    frame,
+    hagrid,
+    ipn,
+    jester,
+    manifest,
+    nvgesture,
+    video,
+    wlasl,
+)
 
 from data.config import DataConfig
 from data.formats.hagrid import annotation_arrays
@@ -91,6 +103,23 @@ def test_jester_csvs_in_a_label_folder_are_found_and_its_test_csv_predicts(tmp_p
     assert "Swiping Left/2" in samples(read_samples(DataConfig(data=tmp_path), memo_path=memo))
     [clip] = predict_inputs(tmp_path / "label" / "jester-v1-test.csv")
     assert clip.num_frames == 3 and clip.frames[0] == tmp_path / "20bn-jester-v1" / "4" / "00001.jpg"
+
+
+def test_ipn_reads_its_videos_where_there_are_no_frame_folders(tmp_path):
+    """IPN Hand also ships its recordings as videos/<video>.avi: without frames/, the same segments are read
+    from them (t_start..t_end counted from 1), and the frames are the segment's own."""
+    import shutil
+
+    expected = ipn(tmp_path)
+    shutil.rmtree(tmp_path / "frames")
+    for name, count in {IPN_A: 12, IPN_B: 9}.items():
+        video(tmp_path / "videos" / f"{name}.avi", count)  # frame i has the value 20 * i
+    dataset = read_samples(DataConfig(data=tmp_path))
+    assert dataset.format == "ipn" and samples(dataset) == expected
+    segment = next(v for v in dataset.videos if v.key == f"G02/{IPN_A}@5-11")
+    assert (segment.start, segment.end) == (5, 11)  # of the source: t_start 6 .. t_end 12
+    pixels = read_frames(segment, np.array([segment.start, segment.end]))  # (2, H, W, 3)
+    assert np.allclose(pixels[:, 0, 0, 0], [100, 220], atol=8)
 
 
 def test_egogesture_as_it_unpacks_lower_case_labels_and_frames_in_several_parts(tmp_path):

@@ -3,30 +3,36 @@
 Layout::
 
     frames/<video>/<video>_000001.jpg    the frames of each recording
+    videos/<video>.avi                   or, where there is no frames/ folder, the recordings themselves
     Annot_List.txt                       header 'video,label,id,t_start,t_end,frames', one segment a line
     Annot_TrainList.txt, Annot_TestList.txt   (optional) the official split, same columns
 
 The lists may also sit in ``annotations/``, where the dataset's annotation archive unpacks them.
 
-``t_start``/``t_end`` are 1-based and inclusive, the numbers in the frames' names (a missing frame shifts
-nothing). The subject is the recording name up to its first '_' (e.g. ``1CM1`` of ``1CM1_1_R_#217``);
-``--group-regex`` overrides it. When the train/test lists exist they are the official split (validation
-then comes from the training part); otherwise ``Annot_List.txt`` is read.
+``t_start``/``t_end`` are 1-based and inclusive: the numbers in the frames' names (a missing frame shifts
+nothing), or a video's frames counted from 1. The subject is the recording name up to its first '_'
+(e.g. ``1CM1`` of ``1CM1_1_R_#217``); ``--group-regex`` overrides it. When the train/test lists exist
+they are the official split (validation then comes from the training part); otherwise
+``Annot_List.txt`` is read.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.errors import BadInputError
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
 from data.formats.jester import read_lines
+from data.framelist import FrameList
 from data.samples import Problems, RawSample, build_dataset
+from data.video import VIDEO_EXTENSIONS
 
 ALL = "Annot_List.txt"
 SPLIT_LISTS = {"train": "Annot_TrainList.txt", "test": "Annot_TestList.txt"}
 ANNOTATIONS = "annotations"
+FRAMES, VIDEOS = "frames", "videos"
 HEADER = ("video", "label", "id", "t_start", "t_end", "frames")
 
 
@@ -36,6 +42,19 @@ def _lists_dir(root: Path) -> Path | None:
         if any((folder / name).is_file() for name in (ALL, *SPLIT_LISTS.values())):
             return folder
     return None
+
+
+def _video_files(folder: Path) -> dict[str, Path]:
+    """Recording name -> its video file in ``folder``, from one listing."""
+    try:
+        with os.scandir(folder) as entries:
+            return {
+                Path(e.name).stem: Path(e.path)
+                for e in entries
+                if Path(e.name).suffix.lower() in VIDEO_EXTENSIONS
+            }
+    except OSError as error:
+        raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
 
 
 def subject_of(video: str) -> str:
@@ -49,10 +68,12 @@ class IPNHand(Format):
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
-        return (root / "frames").is_dir() and _lists_dir(root) is not None
+        return ((root / FRAMES).is_dir() or (root / VIDEOS).is_dir()) and _lists_dir(root) is not None
 
     @classmethod
     def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        if not (root / FRAMES).is_dir():
+            return None  # read from videos/: their lengths are probed each time, never kept
         lists = _lists_dir(root) or root
         return [lists / ALL, *(lists / name for name in SPLIT_LISTS.values())]
 
@@ -68,6 +89,7 @@ class IPNHand(Format):
                 "this is not an IPN Hand root"
             )
         listing = options.listing()
+        videos = None if (root / FRAMES).is_dir() else _video_files(root / VIDEOS)
         raws: list[RawSample] = []
         for split, path in files:
             for number, line in enumerate(read_lines(path), 1):
@@ -91,11 +113,17 @@ class IPNHand(Format):
                     problems.report(f"{where}: t_start must be 1 or more (frames are 1-based); fix the line")
                     continue
                 video = cells[0]
-                try:
-                    frames = listing.frames(root / "frames" / video)
-                except BadInputError as error:
-                    problems.report(f"{where}: video {video!r} has no frame folder ({error})")
-                    continue
-                start, end = frames.positions(start + 1, end + 1)  # the frames named t_start..t_end
-                raws.append(RawSample(cells[1], video, frames, where, start, end, subject_of(video), split))
+                if videos is not None:  # the recording's video file: frame t is index t - 1
+                    if video not in videos:
+                        problems.report(f"{where}: video {video!r} has no file in {root / VIDEOS}")
+                        continue
+                    source: FrameList | Path = videos[video]
+                else:
+                    try:
+                        source = listing.frames(root / FRAMES / video)
+                    except BadInputError as error:
+                        problems.report(f"{where}: video {video!r} has no frame folder ({error})")
+                        continue
+                    start, end = source.positions(start + 1, end + 1)  # the frames named t_start..t_end
+                raws.append(RawSample(cells[1], video, source, where, start, end, subject_of(video), split))
         return build_dataset(root, self.name, raws, problems)
