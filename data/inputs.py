@@ -66,7 +66,7 @@ def _clip_folders(folder: Path) -> list[Video] | None:
     return videos
 
 
-def _id_list(path: Path) -> list[Video]:
+def _id_list(path: Path, stills: bool) -> list[Video]:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -90,7 +90,7 @@ def _id_list(path: Path) -> list[Video]:
                 f"{path}:{number}: id {clip!r} has no frame folder beside the list or in a "
                 f"{JESTER_FRAMES}/ beside it or its folder; fix the line or add the frames"
             )
-        videos.extend(predict_inputs(folder))
+        videos.extend(predict_inputs(folder, stills))
     if not videos:
         raise BadInputError(f"{path}: lists no ids; put one clip id a line")
     return videos
@@ -119,13 +119,22 @@ def _colour_only(folder: Path, videos: list[Video]) -> list[Video]:
     return videos
 
 
-def predict_inputs(path: Path) -> list[Video]:
-    """Unlabelled videos (label -1) for ``predict`` from one INPUT argument."""
+def _still(path: Path) -> Video:
+    """One image as a one-frame video (HaGRID)."""
+    return Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))
+
+
+def predict_inputs(path: Path, stills: bool = False) -> list[Video]:
+    """Unlabelled videos (label -1) for ``predict`` from one INPUT argument. ``stills``: the model reads
+    single images (a cache of ``--frames 1``), so a folder of images is that many inputs (a HaGRID class
+    folder), not the frames of one video."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix.lower() in ID_LIST_SUFFIXES:
-        return _id_list(path)
+        return _id_list(path, stills)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:  # a still image (HaGRID): one frame
-        return [Video("?", -1, path.stem, 1, path.parent, frames=FrameList(path.parent, (path.name,)))]
+        return [_still(path)]
+    if path.is_dir() and stills and (images := frame_names(path)):
+        return [_still(path / name) for name in sorted(images, key=_natural)]
     if path.is_dir():
         video = _numbered_folder(path)
         if video is not None:

@@ -136,7 +136,7 @@ def extract_inputs(
     videos = [
         (video, isinstance(path, Video) or landmarks_npz is not None)
         for path in paths
-        for video in ([path] if isinstance(path, Video) else predict_inputs(Path(path)))
+        for video in ([path] if isinstance(path, Video) else predict_inputs(Path(path), stills=frames == 1))
     ]
     return _encoded(
         videos, encoder, SequenceAugmenter(image_size, flip=False), frames, windows, dtype, floats

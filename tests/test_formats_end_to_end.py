@@ -116,3 +116,8 @@ def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_pat
         )
     )
     assert result["prediction"] in ("call", "like")
+    # A class folder of images, to a model of single images: each image is an input of its own.
+    results = run_predict(
+        PredictConfig(checkpoint=run_dir / "best.pt", inputs=(str(root / "hagrid_dataset" / "call"),))
+    )
+    assert [r["id"] for r in results] == ["a1", "a2", "c1"]
