@@ -162,7 +162,8 @@ def _encoded(
             out = encoder(torch.from_numpy(clip), samples)
             # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
             out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
-            name = str(video.video_file or video.root / video.video_id)
+            still = video.video_file is None and len(video.frames) == 1  # an image: name the file
+            name = str(video.video_file or (video.frames[0] if still else video.root / video.video_id))
             out.update(valid=valid, frame_indices=indices, input=name, video_id=video.video_id)
             out.update(start=start, end=end)
             yield out

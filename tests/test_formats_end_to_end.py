@@ -121,3 +121,6 @@ def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_pat
         PredictConfig(checkpoint=run_dir / "best.pt", inputs=(str(root / "hagrid_dataset" / "call"),))
     )
     assert [r["id"] for r in results] == ["a1", "a2", "c1"]
+    assert [r["input"] for r in results] == [
+        str(root / "hagrid_dataset" / "call" / f"{i}.jpg") for i in ("a1", "a2", "c1")
+    ]
