@@ -89,7 +89,8 @@ def group_of(video_id: str, pattern: re.Pattern[str] | None) -> str:
     return match.group(0) or video_id
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
+    """Dot files and the OS's folder litter (Thumbs.db, desktop.ini): never frames, videos or clips."""
     return name.startswith(".") or name in _JUNK_NAMES
 
 
@@ -97,7 +98,7 @@ def _entries(folder: Path, problems: _Problems) -> list[os.DirEntry[str]]:
     """Visible entries of ``folder`` sorted by name; unreadable folders become bad input."""
     try:
         with os.scandir(folder) as iterator:
-            entries = [entry for entry in iterator if not _is_hidden(entry.name)]
+            entries = [entry for entry in iterator if not is_hidden(entry.name)]
     except OSError as error:
         problems.report(f"{folder}: cannot list folder ({error.strerror or error}); check its permissions")
         return []

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInputError, UserError
-from data.discovery import FRAME_NAME, input_videos
+from data.discovery import FRAME_NAME, input_videos, is_hidden
 from data.formats import sensor_video_owner
 from data.framelist import IMAGE_SUFFIXES, FrameList, frame_names, number_frames
 from data.sequence import Video
@@ -48,7 +48,7 @@ def _clip_folders(folder: Path) -> list[Video] | None:
     EgoGesture's ``Color/``), in natural order; None when the folder holds files (or nothing)."""
     try:
         with os.scandir(folder) as scan:
-            entries = [(e.name, e.is_dir()) for e in scan if not e.name.startswith(".")]
+            entries = [(e.name, e.is_dir()) for e in scan if not is_hidden(e.name)]
     except OSError as error:
         raise BadInputError(f"{folder}: cannot list folder ({error.strerror or error}); check it") from None
     if not entries or not all(is_dir for _, is_dir in entries):

@@ -218,6 +218,7 @@ def test_predict_on_a_folder_of_clip_folders_takes_each_clip_in_natural_order(tm
         (tmp_path / "clips" / clip).mkdir(parents=True)
         for n in range(1, count + 1):
             write_frame(tmp_path / "clips" / clip / f"{n:05d}.jpg", n)
+    (tmp_path / "clips" / "Thumbs.db").write_bytes(b"\x00")  # Windows' folder litter is no clip
     videos = predict_inputs(tmp_path / "clips")
     assert [(v.video_id, v.num_frames) for v in videos] == [("1", 4), ("2", 3), ("10", 2)]
     (tmp_path / "clips" / "notes").mkdir()
