@@ -130,6 +130,32 @@ def hagrid(root: Path) -> Expected:
     return expected
 
 
+def hagrid_v1(root: Path) -> Expected:
+    """HaGRID v1 as its 30k sample unpacks: ``ann_train_val/`` and ``ann_test/`` (the annotations of every
+    class), ``hagrid_30k/train_val_<class>/`` and ``hagrid_30k/test/<class>/`` (images of the classes
+    downloaded). ``dislike`` was annotated but its archive not unpacked, and ``call``'s ``a9`` has no file."""
+    notes = {
+        ("ann_train_val", "train_val_call", "call"): {"a1": "u1", "a2": "u2", "a9": "u2"},
+        ("ann_train_val", "train_val_like", "like"): {"b1": "u3"},
+        ("ann_train_val", "train_val_dislike", "dislike"): {"d1": "u1", "d2": "u5"},
+        ("ann_test", "test/call", "call"): {"c1": "u4"},
+    }
+    expected: Expected = {}
+    for (folder, images, label), ids in notes.items():
+        split = "test" if folder == "ann_test" else "train"
+        data = {}
+        for i, (image, user) in enumerate(ids.items()):
+            data[image] = {"bboxes": [[0.1, 0.2, 0.3, 0.4]], "labels": [label], "user_id": user}
+            if label == "dislike" or image == "a9":
+                continue
+            frame(root / "hagrid_30k" / images / f"{image}.jpg", 40 * i + 20)
+            expected[f"{label}/{image}"] = (label, 0, 0, user, split)
+        path = root / folder / f"{label}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    return expected
+
+
 def wlasl(root: Path) -> Expected:
     video(root / "videos" / "00001.mp4", 10)
     video(root / "videos" / "00003.mp4", 8)

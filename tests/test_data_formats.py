@@ -10,6 +10,7 @@ from corpus_replicas import (
     egogesture,
     frame,
     hagrid,
+    hagrid_v1,
     ipn,
     jester,
     manifest,
@@ -153,6 +154,18 @@ def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     assert np.allclose(arrays["annotated_landmarks"][0, 20], [0.15, 0.25])
     assert arrays["annotated_landmarks_valid"].tolist() == [1, 0, 0]  # the second hand has no points
     assert not arrays["annotated_landmarks"][1].any() and not arrays["annotated_boxes"][2].any()
+
+
+def test_hagrid_v1_folders_are_read_and_images_not_unpacked_are_left_out_with_a_note(tmp_path):
+    """HaGRID v1 ships ann_train_val/ and ann_test/ for every class and one image archive per class: the
+    images unpacked are the samples, and what was annotated but not unpacked is counted, not an error."""
+    expected = hagrid_v1(tmp_path)
+    dataset = read_samples(DataConfig(data=tmp_path))  # --format auto
+    assert dataset.format == "hagrid" and samples(dataset) == expected
+    assert dataset.classes == ["call", "like"]
+    absent, partial = dataset.notes
+    assert "dislike" in absent and "2 annotated" in absent
+    assert "1 annotated image(s)" in partial and "call/a9" in partial
 
 
 def test_wlasl_lists_instances_without_video_and_goes_on(tmp_path):

@@ -1,9 +1,19 @@
 """``hagrid``: HaGRID still images, each a one-frame sample, with annotated boxes and landmarks.
 
-Layout::
+Layout (HaGRIDv2, and HaGRID v1 since its test split)::
 
-    hagrid_dataset/<class>/<image_id>.jpg          (or <class>/ directly under --data)
+    hagrid_dataset/<class>/<image_id>.jpg          (or hagrid_dataset_512/, or <class>/ under --data)
     annotations/{train,val,test}/<class>.json      {image_id: {bboxes, labels, user_id, ...}}
+
+HaGRID v1 as its first release and its 30k sample unpack::
+
+    ann_train_val/<class>.json, ann_test/<class>.json    (or under annotations/)
+    train_val_<class>/<image_id>.jpg, test/<class>/      (or under hagrid_30k/, as the 30k sample has them)
+    ann_subsample/<class>.json + subsample/<class>/      (read only when neither set above is there)
+
+``ann_train_val`` is the training part (validation is taken from it by subject) and ``ann_test`` the test
+part. The annotations cover every class while images come in one archive per class, so, as the corpus'
+own loader does, an annotated image without its file is left out and counted in a note.
 
 ``bboxes`` are normalised (x, y, w, h), one per hand, with ``labels`` beside them; HaGRID (v1) annotates
 points per hand as ``landmarks``, HaGRIDv2 as ``hand_landmarks`` and adds ``united_bbox`` and
@@ -32,7 +42,10 @@ from data.samples import Problems, RawSample, build_dataset
 from data.sequence import Video
 from data.warp import Warp, warp_boxes, warp_points
 
-SPLITS = {"train": "train", "val": "val", "test": "test"}
+SPLITS = {"train": "train", "val": "val", "test": "test"}  # annotations/<folder>: the split it holds
+V1_SPLITS = {"ann_train_val": "train", "ann_test": "test"}  # HaGRID v1's folders, beside or in annotations/
+SUBSAMPLE = "ann_subsample"  # v1's 100 images per class: unsplit, read only when nothing else is there
+IMAGE_ROOTS = ("hagrid_dataset", "hagrid_dataset_512", "hagrid_30k")  # where the image archives unpack
 LANDMARKS = 21  # points per hand (MediaPipe layout)
 FIELDS = (
     "bboxes",
@@ -155,17 +168,18 @@ class HaGRID(Format):
 
     @classmethod
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
-        notes = root / "annotations"
-        return notes.is_dir() and any((notes / s).is_dir() for s in SPLITS) and not (root / "frames").is_dir()
+        return bool(_annotation_folders(root)) and not (root / "frames").is_dir()
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
-        images_root = root / "hagrid_dataset" if (root / "hagrid_dataset").is_dir() else root
+        folders = _annotation_folders(root)
+        if not folders:
+            raise BadInputError(
+                f"{root}: no HaGRID annotations (annotations/{{train,val,test}}/ or ann_train_val/, "
+                "ann_test/); point --data at the corpus root"
+            )
         raws: list[RawSample] = []
-        listed: dict[str, dict[str, str]] = {}
-        for folder, split in SPLITS.items():
-            split_dir = root / "annotations" / folder
-            if not split_dir.is_dir():
-                continue
+        images = _ImageFolders(root)
+        for split_dir, split in folders:
             for path in sorted(split_dir.glob("*.json")):
                 label = path.stem
                 try:
@@ -183,26 +197,91 @@ class HaGRID(Format):
                         f"{path}: expected an object keyed by image id, got {type(data).__name__}"
                     )
                     continue
-                if label not in listed:
-                    listed[label] = _images(images_root / label)
                 for image_id, entry in data.items():
                     where = f"{path}: image '{image_id}'"
                     wrong = check_entry(entry)
                     if wrong is not None:
                         problems.report(f"{where}: {wrong}; fix the annotation")
                         continue
-                    name = listed[label].get(image_id)
-                    if name is None:
-                        problems.report(
-                            f"{where}: has no image {images_root / label / image_id}.jpg; "
-                            "download it or drop the entry"
-                        )
+                    found = images.find(label, image_id)
+                    if found is None:
                         continue
                     notes = {k: entry[k] for k in FIELDS if k in entry}
-                    frames = FrameList(images_root / label, (name,))
                     raws.append(
-                        RawSample(label, image_id, frames, where, 0, 0, entry.get("user_id"), split, notes)
+                        RawSample(label, image_id, found, where, 0, 0, entry.get("user_id"), split, notes)
                     )
+        if not raws and not problems.skipped and not images.missing:
+            raise BadInputError(f"{folders[0][0]}: no <class>.json annotations found")
         if not raws and not problems.skipped:
-            raise BadInputError(f"{root / 'annotations'}: no train/val/test <class>.json annotations found")
-        return build_dataset(root, self.name, raws, problems)
+            raise BadInputError(
+                f"{root}: none of the {images.total_missing()} annotated images has its file (looked for "
+                f"{images.where()}); unpack the image archives there"
+            )
+        return build_dataset(root, self.name, raws, problems, notes=images.notes())
+
+
+def _annotation_folders(root: Path) -> list[tuple[Path, str | None]]:
+    """(folder of <class>.json, the split it holds): HaGRIDv2's annotations/<split>/, else HaGRID v1's
+    ann_train_val/ and ann_test/ (at the root or in annotations/), else v1's unsplit ann_subsample/."""
+    notes = root / "annotations"
+    found = [(notes / name, split) for name, split in SPLITS.items() if (notes / name).is_dir()]
+    for base in (root, notes):
+        if not found:
+            found = [(base / name, split) for name, split in V1_SPLITS.items() if (base / name).is_dir()]
+    for base in (root, notes):
+        if not found and (base / SUBSAMPLE).is_dir():
+            found = [(base / SUBSAMPLE, None)]
+    return found
+
+
+class _ImageFolders:
+    """Finds an annotated image's file among the folders HaGRID's image archives unpack to, each folder
+    listed once; counts per class the annotated images that have none."""
+
+    FOLDERS = ("{}", "train_val_{}", "test/{}", "subsample/{}")  # a class's images, in each base
+
+    def __init__(self, root: Path) -> None:
+        self.bases = [root] + [root / name for name in IMAGE_ROOTS if (root / name).is_dir()]
+        self.listed: dict[str, dict[str, tuple[Path, str]]] = {}  # class -> image id -> (folder, file name)
+        self.missing: dict[str, list[str]] = {}  # class -> its annotated image ids without a file
+
+    def where(self) -> str:
+        forms = ", ".join(f.format("<class>") + "/" for f in self.FOLDERS)
+        return f"{forms} in {', '.join(str(base) for base in self.bases)}"
+
+    def find(self, label: str, image_id: str) -> FrameList | None:
+        if label not in self.listed:
+            files: dict[str, tuple[Path, str]] = {}
+            for base in reversed(self.bases):  # the first base and form listed win
+                for form in reversed(self.FOLDERS):
+                    folder = base / form.format(label)
+                    files.update((stem, (folder, name)) for stem, name in _images(folder).items())
+            self.listed[label] = files
+        found = self.listed[label].get(image_id)
+        if found is None:
+            self.missing.setdefault(label, []).append(image_id)
+            return None
+        folder, name = found
+        return FrameList(folder, (name,))
+
+    def total_missing(self) -> int:
+        return sum(map(len, self.missing.values()))
+
+    def notes(self) -> list[str]:
+        """One line for the classes with no image at all, one for the images missing from the others."""
+        lines = []
+        absent = sorted(label for label in self.missing if not self.listed[label])
+        if absent:
+            count = sum(len(self.missing[label]) for label in absent)
+            lines.append(
+                f"hagrid: class(es) {', '.join(absent)} have no image folder ({count} annotated images "
+                f"left out; looked for {self.where()})"
+            )
+        partial = {label: ids for label, ids in self.missing.items() if self.listed[label]}
+        if partial:
+            first = [f"{label}/{i}" for label, ids in sorted(partial.items()) for i in ids][:3]
+            lines.append(
+                f"hagrid: {sum(map(len, partial.values()))} annotated image(s) have no file in their class "
+                f"folder and are left out (first: {', '.join(first)})"
+            )
+        return lines
