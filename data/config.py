@@ -54,6 +54,13 @@ class DataConfig:
             "egogesture, nvgesture, hagrid, wlasl (see README, Bringing your corpus)"
         },
     )
+    classes: str | None = field(
+        default=None,
+        metadata={
+            "help": "keep only these classes: N (the first N in the corpus's label order; for WLASL its "
+            "glosses by frequency, so 100 is WLASL100) or names joined by ','"
+        },
+    )
     manifest: Path | None = field(
         default=None,
         metadata={"help": "CSV or JSONL of path,label[,start,end,subject,split] (paths relative to --data)"},
@@ -93,6 +100,10 @@ class DataConfig:
             )
         if self.augment_copies < 0:
             raise UserError(f"--augment-copies must be 0 or more, got {self.augment_copies}")
+        if self.classes is not None:
+            from data.class_subset import parse_classes
+
+            parse_classes(self.classes)
         if self.windows is not None:
             from data.windows import parse_windows
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import BadInputError, UserError
+from data.class_subset import select_classes
 from data.config import DataConfig
 from data.discovery import Dataset
 from data.formats import FormatOptions, is_segment_format, read_dataset
@@ -67,7 +68,8 @@ class PreparedData:
 
 def read_samples(cfg: DataConfig, memo_path: Path | None = None) -> Dataset:
     """The dataset at ``cfg.data`` in its format (``--format``, detected for ``auto``), cut into sliding
-    windows when ``cfg.windows`` asks for them. ``memo_path`` persists folder listings between runs."""
+    windows when ``cfg.windows`` asks for them, cut down to ``cfg.classes``. ``memo_path`` persists folder
+    listings between runs."""
     if cfg.data is None:
         raise UserError("no dataset given; pass --data DIR")
     options = FormatOptions(
@@ -85,6 +87,9 @@ def read_samples(cfg: DataConfig, memo_path: Path | None = None) -> Dataset:
                 f"not {dataset.format}"
             )
         dataset = make_windows(dataset, cfg.windows, cfg.background_label)
+    if cfg.classes is not None:  # after windowing: a window over a left-out gesture is not background
+        keep = (cfg.background_label,) if cfg.windows is not None else ()
+        dataset = select_classes(dataset, cfg.classes, keep)
     return dataset
 
 

@@ -11,7 +11,8 @@ Layout::
 of the source video, so such a file is read whole, as the corpus' own loader reads it (from frame 0);
 other instances' bounds apply to their video. ``signer_id`` is the subject,
 ``split`` (train/val/test) the official split. Instances whose video is missing (many links of the
-corpus are dead) are counted and listed, not fatal.
+corpus are dead) are counted and listed, not fatal. Labels follow the index's order, glosses by frequency,
+so ``--classes 100`` is WLASL100 (the subset ``nslt_100.json`` lists).
 """
 
 from __future__ import annotations
@@ -116,4 +117,11 @@ class WLASL(Format):
                 f"wlasl: {len(missing)} instance(s) have no video in {root / 'videos'} and are left "
                 f"out: {', '.join(missing)}"
             )
-        return build_dataset(root, self.name, raws, problems, notes=notes)
+        # Labels in the index's order (glosses by frequency, as WLASL100/300/1000/2000 take its first N),
+        # among the glosses with a video.
+        used = {raw.label for raw in raws}
+        glosses = list(dict.fromkeys(item["gloss"] for item in data if isinstance(item, dict)))
+        classes = [gloss for gloss in glosses if gloss in used]
+        return build_dataset(
+            root, self.name, raws, problems, classes=classes, label_file=str(path), notes=notes
+        )
