@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.errors import BadInputError, UserError
+from data.framelist import ListingMemo
 from data.frames import probe_video
 from data.sequence import MAX_VIDEO_KEY_BYTES, Video
 from data.video import VIDEO_EXTENSIONS
@@ -209,9 +210,12 @@ def _scan_class(folder: Path, class_name: str, problems: _Problems) -> dict[str,
     return videos
 
 
-def discover(root: Path, group_regex: str | None = None, on_bad: str = "error") -> Dataset:
+def discover(
+    root: Path, group_regex: str | None = None, on_bad: str = "error", memo: ListingMemo | None = None
+) -> Dataset:
     """Find every video under ``root``; bad input raises ``BadInputError`` or, with ``on_bad="skip"``, is
-    skipped and listed in ``Dataset.skipped``. Frame contents are checked later, by ``read_frames``."""
+    skipped and listed in ``Dataset.skipped``. Frame contents are checked later, by ``read_frames``. With
+    ``memo``, a video file's frame count is probed once while the file is unchanged."""
     root = Path(root).expanduser()
     pattern = compile_group_regex(group_regex)
     problems = _Problems(on_bad)
@@ -263,7 +267,7 @@ def discover(root: Path, group_regex: str | None = None, on_bad: str = "error") 
             continue
         if isinstance(source, Path):
             try:
-                num_frames = probe_video(source)
+                num_frames = memo.video_length(source) if memo is not None else probe_video(source)
             except BadInputError as error:
                 problems.report(str(error))
                 continue

@@ -218,7 +218,8 @@ class ListingMemo:
     """Folder listings persisted between runs, each valid while its folder's mtime is unchanged.
 
     Adding, removing or renaming a frame changes the folder's mtime, so the folder is listed again; a frame
-    rewritten in place keeps the listing right (its name did not change). Without a path it only lists.
+    rewritten in place keeps the listing right (its name did not change). Video files' frame counts are
+    kept the same way, each while its size and mtime are unchanged. Without a path it only lists.
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -230,6 +231,8 @@ class ListingMemo:
         # signature -> (annotation file stamps, consulted folder mtimes, the parsed result)
         self.results: dict[str, tuple[tuple, dict[str, int], Any]] = _load(self.results_path)
         self.consulted: dict[str, int] = {}  # folder -> mtime_ns (-1: missing) seen by this run
+        self.lengths_path = self.path.with_name(self.path.name + ".lengths") if self.path else None
+        self._lengths: dict[str, tuple[int, int, int]] | None = None  # video -> (size, mtime_ns, frames)
         self.changed = False
 
     @property
@@ -279,6 +282,27 @@ class ListingMemo:
         self.changed = True
         return listing
 
+    def video_length(self, path: Path) -> int:
+        """Frames of the video file ``path`` (``probe_video``), kept while its size and mtime_ns are
+        unchanged: planning a corpus of videos again opens none of them (a container without a frame count
+        is decoded whole to count it). A video that fails to probe is never kept, so it fails again."""
+        from data.frames import probe_video  # lazy: listing frame folders needs no decoder
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            return probe_video(path)  # says what is wrong with the path
+        if self._lengths is None:
+            self._lengths = _load(self.lengths_path)
+        key = os.fspath(path)
+        known = self._lengths.get(key)
+        if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+            return known[2]
+        count = probe_video(path)
+        self._lengths[key] = (st.st_size, st.st_mtime_ns, count)
+        self.changed = True
+        return count
+
     def save(self) -> None:
         """Write the memo atomically (tmp + replace); a read-only place just means no memo."""
         if self.path is None or not self.changed:
@@ -289,6 +313,8 @@ class ListingMemo:
             return
         if self._entries is not None:
             _dump(self.path, self._entries)
+        if self._lengths is not None:
+            _dump(self.lengths_path, self._lengths)
         _dump(self.results_path, self.results)
 
 

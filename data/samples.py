@@ -14,7 +14,7 @@ from typing import Any
 
 from core.errors import BadInputError
 from data.discovery import Dataset, _Problems
-from data.framelist import FrameList
+from data.framelist import FrameList, ListingMemo
 from data.frames import probe_video
 from data.sequence import MAX_VIDEO_KEY_BYTES, Video
 
@@ -38,16 +38,18 @@ class RawSample:
 
 
 class _Lengths:
-    """Frames per source, probing each video file once however many segments it holds."""
+    """Frames per source, probing each video file once however many segments it holds, and, with a
+    ``memo``, once while the file is unchanged (``ListingMemo.video_length``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memo: ListingMemo | None = None) -> None:
         self.known: dict[Path, int] = {}
+        self.probe = memo.video_length if memo is not None else probe_video
 
     def __call__(self, source: Path | FrameList) -> int:
         if isinstance(source, FrameList):
             return len(source)
         if source not in self.known:
-            self.known[source] = probe_video(source)
+            self.known[source] = self.probe(source)
         return self.known[source]
 
 
@@ -59,6 +61,7 @@ def build_dataset(
     classes: list[str] | None = None,
     label_file: str = "the label list",
     notes: list[str] | None = None,
+    memo: ListingMemo | None = None,
 ) -> Dataset:
     """Check every raw sample and turn it into a ``Video``. ``classes`` fixes the label order (a corpus's
     label file); without it the classes are the sorted label names that occur."""
@@ -70,7 +73,7 @@ def build_dataset(
     else:
         fixed = True
     label_of = {name: index for index, name in enumerate(classes)}
-    lengths = _Lengths()
+    lengths = _Lengths(memo)
     videos: list[Video] = []
     seen: dict[str, str] = {}
     for raw in raws:

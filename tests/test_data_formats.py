@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from corpus_replicas import (
@@ -19,6 +21,7 @@ from corpus_replicas import (
     wlasl,
 )
 
+from core.errors import BadInputError
 from data.config import DataConfig
 from data.formats.hagrid import annotation_arrays
 from data.frames import read_frames
@@ -210,6 +213,31 @@ def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged
         frame(tmp_path / "frames" / IPN_A / f"{IPN_A}_{n:06d}.jpg", n)
     grown = next(v for v in read_samples(cfg, memo_path=memo).videos if v.video_id == IPN_A)
     assert grown.source_length == 14
+
+
+def test_video_lengths_are_kept_while_the_file_is_unchanged_and_probed_again_when_it_changes(
+    tmp_path, monkeypatch
+):
+    """Planning a corpus of videos again opens none of them; a video rewritten with another length is
+    probed again, so its samples never keep a stale length; a video that fails to probe fails again."""
+    import data.frames
+
+    wlasl(tmp_path)
+    memo, cfg = tmp_path / "memo.pkl", DataConfig(data=tmp_path)
+    first = {v.key: v.num_frames for v in read_samples(cfg, memo_path=memo).videos}
+    opened: list[str] = []
+    probe = data.frames.probe_video
+    monkeypatch.setattr(
+        data.frames, "probe_video", lambda path: opened.append(Path(path).name) or probe(path)
+    )
+    assert {v.key: v.num_frames for v in read_samples(cfg, memo_path=memo).videos} == first and not opened
+    video(tmp_path / "videos" / "00003.mp4", 5)  # re-encoded shorter: was 8 frames
+    again = {v.key: v.num_frames for v in read_samples(cfg, memo_path=memo).videos}
+    assert opened == ["00003.mp4"] and again == {**first, "drink/00003": 5}
+    (tmp_path / "videos" / "00003.mp4").write_bytes(b"not a video")
+    for _ in range(2):
+        with pytest.raises(BadInputError, match="00003.mp4"):
+            read_samples(cfg, memo_path=memo)
 
 
 @pytest.mark.parametrize("name", ["ipn", "egogesture"])

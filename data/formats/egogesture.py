@@ -141,4 +141,4 @@ class EgoGesture(Format):
                         start, end = frames.positions(start + 1, end + 1)  # the frames so numbered
                         raws.append(RawSample(label, recording, frames, where, start, end, subject, split))
         classes = sorted({raw.label for raw in raws}, key=lambda s: (len(s), s))  # numeric order of ids
-        return build_dataset(root, self.name, raws, problems, classes if raws else None)
+        return build_dataset(root, self.name, raws, problems, classes if raws else None, memo=options.memo)

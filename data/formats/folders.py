@@ -29,5 +29,5 @@ class Folders(Format):
         return True
 
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
-        dataset = discover(root, group_regex=options.group_regex, on_bad=problems.on_bad)
+        dataset = discover(root, group_regex=options.group_regex, on_bad=problems.on_bad, memo=options.memo)
         return replace(dataset, format=self.name)

@@ -217,7 +217,7 @@ class HaGRID(Format):
                 f"{root}: none of the {images.total_missing()} annotated images has its file (looked for "
                 f"{images.where()}); unpack the image archives there"
             )
-        return build_dataset(root, self.name, raws, problems, notes=images.notes())
+        return build_dataset(root, self.name, raws, problems, notes=images.notes(), memo=options.memo)
 
 
 def _annotation_folders(root: Path) -> list[tuple[Path, str | None]]:

@@ -126,4 +126,4 @@ class IPNHand(Format):
                         continue
                     start, end = source.positions(start + 1, end + 1)  # the frames named t_start..t_end
                 raws.append(RawSample(cells[1], video, source, where, start, end, subject_of(video), split))
-        return build_dataset(root, self.name, raws, problems)
+        return build_dataset(root, self.name, raws, problems, memo=options.memo)

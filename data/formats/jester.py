@@ -95,4 +95,6 @@ class Jester(Format):
                 raws.append(RawSample(label, clip, frames, where, split=split))
         if not raws and not problems.skipped:
             raise BadInputError(f"{root}: neither {' nor '.join(SPLIT_FILES.values())} lists a clip")
-        return build_dataset(root, self.name, raws, problems, classes, label_file=str(labels_path))
+        return build_dataset(
+            root, self.name, raws, problems, classes, label_file=str(labels_path), memo=options.memo
+        )

@@ -163,4 +163,4 @@ class Manifest(Format):
                 "line a split, or none"
             )
             raws = with_split
-        return build_dataset(root, self.name, raws, problems)
+        return build_dataset(root, self.name, raws, problems, memo=options.memo)

@@ -70,4 +70,4 @@ class NVGesture(Format):
                     )
                 )
         classes = sorted({raw.label for raw in raws}, key=int)
-        return build_dataset(root, self.name, raws, problems, classes if raws else None)
+        return build_dataset(root, self.name, raws, problems, classes if raws else None, memo=options.memo)

@@ -119,9 +119,14 @@ class WLASL(Format):
             )
         # Labels in the index's order (glosses by frequency, as WLASL100/300/1000/2000 take its first N),
         # among the glosses with a video.
-        used = {raw.label for raw in raws}
-        glosses = list(dict.fromkeys(item["gloss"] for item in data if isinstance(item, dict)))
-        classes = [gloss for gloss in glosses if gloss in used]
+        classes = list(dict.fromkeys(raw.label for raw in raws))  # raws are in the index's order
         return build_dataset(
-            root, self.name, raws, problems, classes=classes, label_file=str(path), notes=notes
+            root,
+            self.name,
+            raws,
+            problems,
+            classes=classes,
+            label_file=str(path),
+            notes=notes,
+            memo=options.memo,
         )
