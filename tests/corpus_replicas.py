@@ -130,10 +130,12 @@ def hagrid(root: Path) -> Expected:
     return expected
 
 
-def hagrid_v1(root: Path) -> Expected:
+def hagrid_v1(root: Path, download_script: bool = False) -> Expected:
     """HaGRID v1 as its 30k sample unpacks: ``ann_train_val/`` and ``ann_test/`` (the annotations of every
     class), ``hagrid_30k/train_val_<class>/`` and ``hagrid_30k/test/<class>/`` (images of the classes
-    downloaded). ``dislike`` was annotated but its archive not unpacked, and ``call``'s ``a9`` has no file."""
+    downloaded); or, ``download_script``, as its download.py saves the archives: ``train/ann_train_val/``,
+    ``train/train_val_<class>/``, ``test/ann_test/``, ``test/<class>/``. ``dislike`` was annotated but its
+    archive not unpacked, and ``call``'s ``a9`` has no file."""
     notes = {
         ("ann_train_val", "train_val_call", "call"): {"a1": "u1", "a2": "u2", "a9": "u2"},
         ("ann_train_val", "train_val_like", "like"): {"b1": "u3"},
@@ -143,14 +145,18 @@ def hagrid_v1(root: Path) -> Expected:
     expected: Expected = {}
     for (folder, images, label), ids in notes.items():
         split = "test" if folder == "ann_test" else "train"
+        part = root / split if download_script else root
+        images_at = (
+            part / (label if split == "test" else images) if download_script else root / "hagrid_30k" / images
+        )
         data = {}
         for i, (image, user) in enumerate(ids.items()):
             data[image] = {"bboxes": [[0.1, 0.2, 0.3, 0.4]], "labels": [label], "user_id": user}
             if label == "dislike" or image == "a9":
                 continue
-            frame(root / "hagrid_30k" / images / f"{image}.jpg", 40 * i + 20)
+            frame(images_at / f"{image}.jpg", 40 * i + 20)
             expected[f"{label}/{image}"] = (label, 0, 0, user, split)
-        path = root / folder / f"{label}.json"
+        path = part / folder / f"{label}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data))
     return expected

@@ -159,10 +159,13 @@ def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     assert not arrays["annotated_landmarks"][1].any() and not arrays["annotated_boxes"][2].any()
 
 
-def test_hagrid_v1_folders_are_read_and_images_not_unpacked_are_left_out_with_a_note(tmp_path):
+@pytest.mark.parametrize("download_script", [False, True])
+def test_hagrid_v1_folders_are_read_and_images_not_unpacked_are_left_out_with_a_note(
+    tmp_path, download_script
+):
     """HaGRID v1 ships ann_train_val/ and ann_test/ for every class and one image archive per class: the
     images unpacked are the samples, and what was annotated but not unpacked is counted, not an error."""
-    expected = hagrid_v1(tmp_path)
+    expected = hagrid_v1(tmp_path, download_script)
     dataset = read_samples(DataConfig(data=tmp_path))  # --format auto
     assert dataset.format == "hagrid" and samples(dataset) == expected
     assert dataset.classes == ["call", "like"]

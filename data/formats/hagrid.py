@@ -7,8 +7,8 @@ Layout (HaGRIDv2, and HaGRID v1 since its test split)::
 
 HaGRID v1 as its first release and its 30k sample unpack::
 
-    ann_train_val/<class>.json, ann_test/<class>.json    (or under annotations/)
-    train_val_<class>/<image_id>.jpg, test/<class>/      (or under hagrid_30k/, as the 30k sample has them)
+    ann_train_val/<class>.json, ann_test/<class>.json    (or in annotations/, or in train/ and test/)
+    train_val_<class>/<image_id>.jpg, test/<class>/      (or in hagrid_30k/, train/, test/)
     ann_subsample/<class>.json + subsample/<class>/      (read only when neither set above is there)
 
 ``ann_train_val`` is the training part (validation is taken from it by subject) and ``ann_test`` the test
@@ -45,7 +45,10 @@ from data.warp import Warp, warp_boxes, warp_points
 SPLITS = {"train": "train", "val": "val", "test": "test"}  # annotations/<folder>: the split it holds
 V1_SPLITS = {"ann_train_val": "train", "ann_test": "test"}  # HaGRID v1's folders, beside or in annotations/
 SUBSAMPLE = "ann_subsample"  # v1's 100 images per class: unsplit, read only when nothing else is there
-IMAGE_ROOTS = ("hagrid_dataset", "hagrid_dataset_512", "hagrid_30k")  # where the image archives unpack
+# Where the image archives unpack: v2's folders, the v1 30k sample's, and v1's download script's
+# (it saves the archives of each part in train/, test/ and subsample/).
+IMAGE_ROOTS = ("hagrid_dataset", "hagrid_dataset_512", "hagrid_30k", "train", "test", "subsample")
+V1_PLACES = ("", "annotations", "train", "test", "subsample")  # where v1's ann_* folders may be
 LANDMARKS = 21  # points per hand (MediaPipe layout)
 FIELDS = (
     "bboxes",
@@ -220,17 +223,21 @@ class HaGRID(Format):
         return build_dataset(root, self.name, raws, problems, notes=images.notes(), memo=options.memo)
 
 
+def _v1_folder(root: Path, name: str) -> Path | None:
+    """Where one of HaGRID v1's annotation folders is: at the root, in annotations/, or, as its download
+    script saves each archive, in train/, test/ or subsample/."""
+    return next((root / place / name for place in V1_PLACES if (root / place / name).is_dir()), None)
+
+
 def _annotation_folders(root: Path) -> list[tuple[Path, str | None]]:
     """(folder of <class>.json, the split it holds): HaGRIDv2's annotations/<split>/, else HaGRID v1's
-    ann_train_val/ and ann_test/ (at the root or in annotations/), else v1's unsplit ann_subsample/."""
+    ann_train_val/ and ann_test/, else v1's unsplit ann_subsample/."""
     notes = root / "annotations"
     found = [(notes / name, split) for name, split in SPLITS.items() if (notes / name).is_dir()]
-    for base in (root, notes):
-        if not found:
-            found = [(base / name, split) for name, split in V1_SPLITS.items() if (base / name).is_dir()]
-    for base in (root, notes):
-        if not found and (base / SUBSAMPLE).is_dir():
-            found = [(base / SUBSAMPLE, None)]
+    if not found:
+        found = [(folder, split) for name, split in V1_SPLITS.items() if (folder := _v1_folder(root, name))]
+    if not found and (folder := _v1_folder(root, SUBSAMPLE)) is not None:
+        found = [(folder, None)]
     return found
 
 
