@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from core.errors import BadInputError
 from data.augment import SequenceAugmenter
 from data.frames import read_segments, source_of
-from data.sequence import Sequence
+from data.sequence import Sequence, Video
 from data.sequences import augmentation_seed
 
 
@@ -46,6 +46,21 @@ class SequenceFrames(Dataset):
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a decode worker is sent: the sequences without the annotations their samples carry.
+        HaGRID's boxes and landmarks are ~7 KB of Python objects an image, ~4 GB over the corpus, and the
+        whole dataset is pickled to every worker; the streams that store annotations run in the main
+        process, on the plan's own sequences, and a worker only decodes and augments."""
+        bare: dict[int, Video] = {}  # by id: the segments and copies of one sample share its Video
+        sequences = []
+        for seq in self.sequences:
+            video = seq.video
+            if video.annotations is not None:
+                video = bare.setdefault(id(seq.video), replace(video, annotations=None))
+                seq = replace(seq, video=video)
+            sequences.append(seq)
+        return {**self.__dict__, "sequences": sequences}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.__getitems__([i])[0]

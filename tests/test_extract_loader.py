@@ -109,3 +109,32 @@ def test_sequences_decoded_out_of_order_land_as_inline_decoding_writes_them(smal
             assert set(a) == set(b)
             for name in a:
                 np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{split}/{name}")
+
+
+def test_decode_workers_are_sent_the_sequences_without_their_annotations(tmp_path):
+    """The dataset is pickled to every decode worker, and a worker only decodes and augments: HaGRID's
+    boxes and landmarks (GBs over the corpus, in every worker) stay in the main process, where the
+    annotation streams read them from the plan's own sequences."""
+    import pickle
+
+    from corpus_replicas import hagrid
+
+    from data.augment import SequenceAugmenter
+    from data.config import DataConfig
+    from data.sequences import prepare_sequences
+    from extract.source import SequenceFrames
+
+    hagrid(tmp_path)
+    prepared = prepare_sequences(
+        DataConfig(data=tmp_path, frames=1, augment_copies=1), check_duplicates=False
+    )
+    augmenter = SequenceAugmenter(32, True, (), prepared.dataset.classes)
+    source = SequenceFrames(prepared.sequences, augmenter, base_seed=0)
+    sent = pickle.loads(pickle.dumps(source))
+    assert [s.sequence_id for s in sent.sequences] == [s.sequence_id for s in source.sequences]
+    assert all(s.video.annotations is None for s in sent.sequences)
+    assert all(s.video.annotations is not None for s in source.sequences)  # the plan keeps them
+    copies = [s for s in sent.sequences if s.video.key == "call/a1"]
+    assert len(copies) == 2 and copies[0].video is copies[1].video  # one sample, one Video, still
+    first = sent[0]  # and a worker still decodes and augments what it was sent
+    assert first["frames"].shape == (1, 32, 32, 3) and first["label"] == source.sequences[0].label
