@@ -273,6 +273,8 @@ class ListingMemo:
             ) from None
         except OSError as error:
             raise BadInputError(f"{folder}: cannot be read ({error.strerror or error}); check it") from None
+        except ValueError:  # a NUL in the name, from an annotation file
+            raise BadInputError(f"{ascii(str(folder))}: not a valid folder name (a NUL byte)") from None
         self.consulted[key] = mtime
         known = self.entries.get(key)
         if known is not None and known[0] == mtime:

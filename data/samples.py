@@ -62,9 +62,11 @@ def build_dataset(
     label_file: str = "the label list",
     notes: list[str] | None = None,
     memo: ListingMemo | None = None,
+    source: Path | None = None,
 ) -> Dataset:
     """Check every raw sample and turn it into a ``Video``. ``classes`` fixes the label order (a corpus's
-    label file); without it the classes are the sorted label names that occur."""
+    label file); without it the classes are the sorted label names that occur. ``source``: the one
+    annotation file the samples come from, named when none of them is usable."""
     raws = list(raws)
     root = Path(root)  # one object shared by every sample (a memo pickles it once)
     if classes is None:
@@ -138,7 +140,7 @@ def build_dataset(
         videos.append(video)
     if not videos:
         example = f", e.g. {problems.skipped[0]}" if problems.skipped else ""
-        raise BadInputError(f"{root}: no usable samples in this {format_name} dataset{example}")
+        raise BadInputError(f"{source or root}: no usable samples in this {format_name} dataset{example}")
     used = sorted({video.class_name for video in videos})
     if not fixed and used != classes:  # a class whose samples were all skipped: relabel densely
         label_of = {name: index for index, name in enumerate(used)}

@@ -10,6 +10,7 @@ from conftest import tiny_extract_argv
 from corpus_replicas import IPN_A, egogesture, hagrid, ipn, jester, manifest
 
 import pipeline
+from core.errors import BadInputError
 from data.config import DataConfig
 from data.sequences import read_samples
 
@@ -69,6 +70,12 @@ def absolute_path(root: Path) -> tuple[str, str]:
     return "samples.csv:5", "escapes --data"
 
 
+def nul_in_name(root: Path) -> tuple[str, str]:
+    ipn(root)
+    _append(root / "Annot_List.txt", "1CM1\x00_1_R_#9,G01,3,1,4,4")  # a damaged byte in the video name
+    return "Annot_List.txt:5", "not a valid folder name"
+
+
 CASES = [
     malformed_line,
     unknown_label,
@@ -78,6 +85,7 @@ CASES = [
     json_wrong_shape,
     path_escapes,
     absolute_path,
+    nul_in_name,
 ]
 
 
@@ -106,3 +114,12 @@ def test_bad_annotation_is_a_counted_skip(tmp_path, case):
     dataset = read_samples(DataConfig(data=root, on_bad_frame="skip", **extra))
     assert len(dataset.skipped) == 1 and where in dataset.skipped[0]
     assert all(where not in v.video_id for v in dataset.videos)
+
+
+def test_an_annotation_file_without_samples_is_named(tmp_path):
+    """A manifest holding its header only (a truncated download, a filter that matched nothing) names
+    the manifest, not the data folder, as the file to fix."""
+    path, _ = manifest(tmp_path)
+    path.write_text("path,label,start,end,subject,split\n")
+    with pytest.raises(BadInputError, match=r"samples\.csv: no usable samples"):
+        read_samples(DataConfig(data=tmp_path, manifest=path))

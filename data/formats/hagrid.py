@@ -201,7 +201,7 @@ class HaGRID(Format):
                     )
                     continue
                 for image_id, entry in data.items():
-                    where = f"{path}: image '{image_id}'"
+                    where = f"{path}: image {image_id!r}"  # an id may hold any character, newlines too
                     wrong = check_entry(entry)
                     if wrong is not None:
                         problems.report(f"{where}: {wrong}; fix the annotation")

@@ -126,4 +126,11 @@ class IPNHand(Format):
                         continue
                     start, end = source.positions(start + 1, end + 1)  # the frames named t_start..t_end
                 raws.append(RawSample(cells[1], video, source, where, start, end, subject_of(video), split))
-        return build_dataset(root, self.name, raws, problems, memo=options.memo)
+        return build_dataset(
+            root,
+            self.name,
+            raws,
+            problems,
+            memo=options.memo,
+            source=files[0][1] if len(files) == 1 else None,
+        )

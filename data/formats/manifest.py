@@ -142,6 +142,11 @@ class Manifest(Format):
             except BadInputError as error:
                 problems.report(f"{where}: {error}")
                 continue
+            except OSError as error:  # a name the system refuses (too long, say)
+                problems.report(
+                    f"{where}: path {relative[:80]!r} cannot be read ({error.strerror or error}); fix it"
+                )
+                continue
             subject = str(row.get("subject") or "").strip() or None
             raws.append(
                 RawSample(
@@ -163,4 +168,4 @@ class Manifest(Format):
                 "line a split, or none"
             )
             raws = with_split
-        return build_dataset(root, self.name, raws, problems, memo=options.memo)
+        return build_dataset(root, self.name, raws, problems, memo=options.memo, source=manifest)

@@ -60,8 +60,14 @@ class NVGesture(Format):
                     continue
                 relative = fields["path"].removeprefix("./").strip("/")
                 video = root / relative / f"{color[0]}.avi"
-                if not video.is_file():
-                    problems.report(f"{where}: video {video} does not exist; check the path")
+                try:
+                    found = video.is_file()
+                except OSError as error:  # a name the system refuses (too long, say)
+                    found, why = False, f"cannot be read ({error.strerror or error})"
+                else:
+                    why = "does not exist"
+                if not found:
+                    problems.report(f"{where}: video {str(video)[:200]!r} {why}; check the path")
                     continue
                 subject = _SUBJECT.search(relative)
                 raws.append(

@@ -129,4 +129,5 @@ class WLASL(Format):
             label_file=str(path),
             notes=notes,
             memo=options.memo,
+            source=path,
         )
