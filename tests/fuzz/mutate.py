@@ -134,3 +134,61 @@ def _get(doc: Any, path: tuple) -> Any:
     for p in path:
         doc = doc[p]
     return doc
+
+
+# ---------------------------------------------------------------- tables with wrong lines and fields
+
+_FIELDS = st.one_of(
+    st.text(max_size=12),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-1",
+            "0",
+            "1.5",
+            "1e999",
+            "nan",
+            "2147483648",
+            "✋ wävé",
+            "\x00",
+            "\r",
+            '"',
+            "../../etc",
+            "a" * 300,
+        ]
+    ),
+)
+
+
+@st.composite
+def damaged_lines(draw, good: bytes, sep: str) -> bytes:
+    """An annotation table (CSV, a list file) with one to three edits of its lines and fields (a field
+    replaced, dropped or added; a line dropped, repeated or made up), or raw garbage, or nothing."""
+    choice = draw(st.sampled_from(["edit", "edit", "edit", "garbage", "empty"]))
+    if choice == "garbage":
+        return draw(st.binary(max_size=200))
+    if choice == "empty":
+        return draw(st.sampled_from([b"", b"\n", sep.encode(), b"\xef\xbb\xbf", b"\n\n\n"]))
+    rows = [line.split(sep) for line in good.decode("utf-8").splitlines()] or [[""]]
+    for _ in range(draw(st.integers(1, 3))):
+        r = draw(st.integers(0, len(rows) - 1))
+        row = list(rows[r])
+        action = draw(st.sampled_from(["field", "field", "drop field", "add field", "drop", "repeat", "new"]))
+        if action == "field":
+            row[draw(st.integers(0, len(row) - 1))] = draw(_FIELDS)
+        elif action == "drop field" and len(row) > 1:
+            row.pop(draw(st.integers(0, len(row) - 1)))
+        elif action == "add field":
+            row.insert(draw(st.integers(0, len(row))), draw(_FIELDS))
+        elif action == "repeat":
+            rows.insert(r, row)
+        elif action == "new":
+            rows.insert(r, [draw(_FIELDS) for _ in range(draw(st.integers(1, 6)))])
+            continue
+        if action == "drop" and len(rows) > 1:
+            rows.pop(r)
+        else:
+            rows[r] = row
+    return ("\n".join(sep.join(row) for row in rows) + "\n").encode("utf-8", "surrogatepass")

@@ -31,6 +31,7 @@ ROOT = HERE.parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from fuzz import annotations as _annotations  # noqa: E402,F401  (registers the annotation kinds)
 from fuzz import kinds as _kinds  # noqa: E402,F401  (registers the kinds)
 from fuzz.campaign import Tally, run_bytes, run_documents  # noqa: E402
 from fuzz.mutate import MUTATIONS  # noqa: E402

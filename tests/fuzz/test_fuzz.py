@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+import fuzz.annotations  # noqa: F401  (registers the annotation kinds)
 import fuzz.kinds  # noqa: F401  (registers the kinds)
 from fuzz.campaign import Tally, run_bytes, run_documents
 from fuzz.registry import KINDS, Prepared, prepare
