@@ -93,3 +93,36 @@ def _manifest(folder: Path) -> Sample:
 @fuzz_kind("manifest CSV (--manifest)", changed_ok=True, make=_manifest, text=_table(","))
 def consume_manifest_csv(sample: Sample) -> Any:
     return _samples(sample.folder, "manifest", sample.path)
+
+
+@fuzz_kind(
+    "Jester labels CSV", changed_ok=True, make=_replica(jester, "jester-v1-labels.csv"), text=_table(";")
+)
+def consume_jester_labels(sample: Sample) -> Any:
+    return _samples(sample.folder, "jester")
+
+
+def _manifest_jsonl(folder: Path) -> Sample:
+    """The replica's manifest as JSONL: one object per line, the CSV's empty cells left out."""
+    path, _ = manifest(folder)
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [{k: v for k, v in zip(header, line.split(","), strict=True) if v} for line in lines[1:]]
+    jsonl = path.with_suffix(".jsonl")
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    path.unlink()
+    return Sample(jsonl, folder)
+
+
+def _jsonl(good: bytes):
+    def dump(doc: Any) -> str:
+        return (
+            "".join(json.dumps(row, default=str) + "\n" for row in doc) if isinstance(doc, list) else str(doc)
+        )
+
+    return damaged_documents([json.loads(line) for line in good.decode().splitlines()], dump)
+
+
+@fuzz_kind("manifest JSONL (--manifest)", changed_ok=True, make=_manifest_jsonl, text=_jsonl)
+def consume_manifest_jsonl(sample: Sample) -> Any:
+    return _samples(sample.folder, "manifest", sample.path)
