@@ -250,7 +250,8 @@ class _ImageFolders:
     def __init__(self, root: Path) -> None:
         self.bases = [root] + [root / name for name in IMAGE_ROOTS if (root / name).is_dir()]
         self.listed: dict[str, dict[str, tuple[Path, str]]] = {}  # class -> image id -> (folder, file name)
-        self.missing: dict[str, list[str]] = {}  # class -> its annotated image ids without a file
+        self.missing: dict[str, int] = {}  # class -> its annotated images without a file
+        self.first_missing: list[str] = []  # a few of those, from classes that have images
 
     def where(self) -> str:
         forms = ", ".join(f.format("<class>") + "/" for f in self.FOLDERS)
@@ -266,29 +267,30 @@ class _ImageFolders:
             self.listed[label] = files
         found = self.listed[label].get(image_id)
         if found is None:
-            self.missing.setdefault(label, []).append(image_id)
+            self.missing[label] = self.missing.get(label, 0) + 1
+            if self.listed[label] and len(self.first_missing) < 3:
+                self.first_missing.append(f"{label}/{image_id}")
             return None
         folder, name = found
         return FrameList(folder, (name,))
 
     def total_missing(self) -> int:
-        return sum(map(len, self.missing.values()))
+        return sum(self.missing.values())
 
     def notes(self) -> list[str]:
         """One line for the classes with no image at all, one for the images missing from the others."""
         lines = []
         absent = sorted(label for label in self.missing if not self.listed[label])
         if absent:
-            count = sum(len(self.missing[label]) for label in absent)
+            count = sum(self.missing[label] for label in absent)
             lines.append(
                 f"hagrid: class(es) {', '.join(absent)} have no image folder ({count} annotated images "
                 f"left out; looked for {self.where()})"
             )
-        partial = {label: ids for label, ids in self.missing.items() if self.listed[label]}
+        partial = sum(n for label, n in self.missing.items() if self.listed[label])
         if partial:
-            first = [f"{label}/{i}" for label, ids in sorted(partial.items()) for i in ids][:3]
             lines.append(
-                f"hagrid: {sum(map(len, partial.values()))} annotated image(s) have no file in their class "
-                f"folder and are left out (first: {', '.join(first)})"
+                f"hagrid: {partial} annotated image(s) have no file in their class folder and are left "
+                f"out (first: {', '.join(self.first_missing)})"
             )
         return lines
