@@ -154,13 +154,20 @@ def test_plots_are_nonempty_pngs(runs):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
 
 
-@pytest.mark.parametrize("change", ["key", "classes"])
+@pytest.mark.parametrize("change", ["key", "classes", "order"])
 def test_evaluate_refuses_a_mismatched_cache(runs, tmp_path, change):
-    kw = {"key": "otherkey1"} if change == "key" else {"classes": ("fist", "palm", "stop")}
+    kw = {
+        "key": {"key": "otherkey1"},
+        "classes": {"classes": ("fist", "palm", "stop")},
+        "order": {"classes": tuple(reversed(CLASSES))},  # the labels would mean other classes
+    }[change]
     other = write_synthetic_cache(tmp_path, counts={"train": 3, "val": 3, "test": 0}, **kw)
     with pytest.raises(CacheError) as exc:
         run_evaluate(EvaluateConfig(checkpoint=runs.a / "best.pt", cache=other, device="cpu", out=tmp_path))
     assert "\n" not in str(exc.value) and str(other) in str(exc.value)
+    if change != "key":  # class subsets share a key directory: say how to restore the model's
+        assert "re-run extract with the --classes the model was trained with" in str(exc.value)
+    assert ("the same 3 classes in another order" in str(exc.value)) == (change == "order")
 
 
 def test_evaluate_on_jester_test_points_to_predict_over_its_unlabelled_list(runs, tmp_path):

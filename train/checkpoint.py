@@ -144,10 +144,10 @@ def check_compatible(
         want, got = record.get(key), manifest.get(key)
         if want != got:
             detail = _describe(key, want, got)
-            raise CacheError(
-                f"cache {cache_dir} does not match checkpoint {ckpt_path} ({detail}); "
-                "pass the cache the model was trained on with --cache"
-            )
+            advice = "pass the cache the model was trained on with --cache"
+            if key == "class_names":  # one key directory holds every class subset; extract re-assembles it
+                advice = f"re-run extract with the --classes the model was trained with, or {advice}"
+            raise CacheError(f"cache {cache_dir} does not match checkpoint {ckpt_path} ({detail}); {advice}")
 
 
 def trained_videos(sequence_ids: list[str]) -> list[str]:
@@ -181,6 +181,8 @@ def _describe(key: str, want: Any, got: Any) -> str:
     if key == "key":
         return f"key {got} != {want}"
     if isinstance(want, list) and isinstance(got, list):
+        if key == "class_names" and sorted(map(str, want)) == sorted(map(str, got)):
+            return f"the same {len(got)} classes in another order"
         return f"{key} {_short(got)} != {_short(want)}"
     return f"{key} differ"
 
