@@ -14,7 +14,7 @@ from typing import Any
 
 from corpus_replicas import egogesture, hagrid, ipn, jester, manifest, nvgesture, wlasl
 
-from fuzz.mutate import damaged_documents, damaged_lines
+from fuzz.mutate import damaged_documents, damaged_lines, json_documents
 from fuzz.registry import Sample, fuzz_kind
 
 
@@ -30,10 +30,6 @@ def _samples(folder: Path, fmt: str, manifest_path: Path | None = None) -> Any:
 
 def _table(sep: str):
     return lambda good: damaged_lines(good, sep)
-
-
-def _json(good: bytes):
-    return damaged_documents(json.loads(good), lambda d: json.dumps(d, indent=1, default=str))
 
 
 def _replica(write, name: str):
@@ -75,12 +71,12 @@ def consume_nvgesture(sample: Sample) -> Any:
 HAGRID_JSON = "annotations/train/call.json"
 
 
-@fuzz_kind("HaGRID annotation JSON", changed_ok=True, make=_replica(hagrid, HAGRID_JSON), text=_json)
+@fuzz_kind("HaGRID annotation JSON", changed_ok=True, make=_replica(hagrid, HAGRID_JSON), text=json_documents)
 def consume_hagrid(sample: Sample) -> Any:
     return _samples(sample.folder, "hagrid")
 
 
-@fuzz_kind("WLASL_v0.3.json", changed_ok=True, make=_replica(wlasl, "WLASL_v0.3.json"), text=_json)
+@fuzz_kind("WLASL_v0.3.json", changed_ok=True, make=_replica(wlasl, "WLASL_v0.3.json"), text=json_documents)
 def consume_wlasl(sample: Sample) -> Any:
     return _samples(sample.folder, "wlasl")
 

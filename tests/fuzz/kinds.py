@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import yaml
 
-from fuzz.mutate import damaged_documents
+from fuzz.mutate import damaged_documents, json_documents
 from fuzz.registry import Refused, Sample, fuzz_kind
 
 CLASSES = ["fist", "palm", "peace"]
@@ -84,17 +84,13 @@ def _manifest(folder: Path) -> Sample:
     return Sample(s.folder / "manifest.json", s.folder)
 
 
-def _json_docs(good: bytes):
-    return damaged_documents(json.loads(good), lambda d: json.dumps(d, indent=1, default=str))
-
-
 def _yaml_docs(good: bytes):
     return damaged_documents(
         yaml.safe_load(good), lambda d: yaml.safe_dump(d, allow_unicode=True, sort_keys=False)
     )
 
 
-@fuzz_kind("manifest.json", changed_ok=False, make=_manifest, text=_json_docs)
+@fuzz_kind("manifest.json", changed_ok=False, make=_manifest, text=json_documents)
 def consume_manifest(sample: Sample) -> Any:
     view = _cache_view(sample.folder)  # train/evaluate: open_cache refuses what it cannot use
     _verified(sample.folder)
@@ -147,7 +143,7 @@ def _key_json(folder: Path) -> Sample:
     return Sample(path, folder)
 
 
-@fuzz_kind("key.json", changed_ok=True, make=_key_json, text=_json_docs)
+@fuzz_kind("key.json", changed_ok=True, make=_key_json, text=json_documents)
 def consume_key_json(sample: Sample) -> Any:
     from extract.run import _load_dims
 
@@ -163,7 +159,7 @@ def _splits_json(folder: Path) -> Sample:
     return Sample(path, folder)
 
 
-@fuzz_kind("splits.json", changed_ok=True, make=_splits_json, text=_json_docs)
+@fuzz_kind("splits.json", changed_ok=True, make=_splits_json, text=json_documents)
 def consume_splits_json(sample: Sample) -> Any:
     from data.splits import load_splits
 

@@ -130,6 +130,11 @@ def damaged_documents(draw, good: Any, dump) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def json_documents(good: bytes):
+    """Damaged documents of a good JSON file, dumped as JSON (a strategy: see ``damaged_documents``)."""
+    return damaged_documents(json.loads(good), lambda d: json.dumps(d, indent=1, default=str))
+
+
 def _get(doc: Any, path: tuple) -> Any:
     for p in path:
         doc = doc[p]
