@@ -241,3 +241,30 @@ def test_show_draws_a_sequence_named_by_its_cache_id_over_its_own_segment(tmp_pa
     assert len(frames) == t
     red, green = frames[..., 0].mean(), frames[..., 1].mean()
     assert green > 150 and red < 60, (red, green)  # the segment's frames, not the recording's first
+
+
+def test_show_with_no_overlay_flag_draws_every_overlay_the_cache_holds(shown, tmp_path, monkeypatch, capsys):
+    _no_extraction(monkeypatch)
+    cache = shown / "cache" / "synth0001"
+    video = shown / "data" / "palm" / "val001"
+    plain, chosen = tmp_path / "plain.mp4", tmp_path / "chosen.mp4"
+    assert main(["show", str(video), "--cache", str(cache), "--out", str(plain)]) == 0
+    note = capsys.readouterr().err
+    assert "--masks" in note and "--attention" in note and "--boxes" in note and "--landmarks" not in note
+    assert (
+        main(
+            [
+                "show",
+                str(video),
+                "--cache",
+                str(cache),
+                "--out",
+                str(chosen),
+                "--masks",
+                "--attention",
+                "--boxes",
+            ]
+        )
+        == 0
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(_decode(plain), _decode(chosen), strict=True))

@@ -52,11 +52,9 @@ def run_show(cfg: ShowConfig) -> Path:
         raise BadInputError(f"--out {cfg.out}: show writes MP4; name the file FILE.mp4")
     if not cfg.fps > 0:
         raise BadInputError(f"--fps must be positive, got {cfg.fps}")
-    chosen = [name for name in OVERLAY_FIELDS if getattr(cfg, name)]
-    if not chosen:
-        raise BadInputError("show: choose what to draw: --masks, --boxes, --attention and/or --landmarks")
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
+    chosen = [name for name in OVERLAY_FIELDS if getattr(cfg, name)] or _everything_held(manifest, cache_dir)
     sources = _available(chosen, manifest, cache_dir)  # overlay -> the fields it draws from
     fields = {f for names in sources.values() for f in names}
     named = _cached_sequence(str(cfg.video[0]), manifest, cache_dir)
@@ -88,6 +86,16 @@ def resolve_video(path: Path) -> Video:
         ids = ", ".join(v.video_id for v in videos[:3])
         raise BadInputError(f"{path}: holds {len(videos)} videos ({ids}, ...); pass one as {path}/<video_id>")
     return videos[0]
+
+
+def _everything_held(manifest: dict[str, Any], cache_dir: Path) -> list[str]:
+    """With no overlay flag, every overlay the cache holds the fields of, named in a note: asking for
+    nothing should still show what the cache saw, not stop at an error."""
+    have = set((manifest.get("dims") or {}).get("fields") or {})
+    held = [name for name, options in OVERLAY_FIELDS.items() if any(set(f) <= have for f in options)]
+    what = ", ".join(f"--{name}" for name in held) or "no overlay: the frames alone"
+    print(f"note: no overlay chosen; drawing what cache {cache_dir} holds ({what})", file=sys.stderr)
+    return held
 
 
 def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> dict[str, tuple[str, ...]]:
