@@ -172,6 +172,7 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
     extract = _read(directory / f"extract-{preset}-{device}.json")
     hands = _read(directory / f"hands-every-{preset}-{device}.json")
     profile = _read(directory / f"profile-{preset}-{device}.json")
+    nms = _read(directory / f"nms-{device}.json")
     path = directory / f"compiled-{preset}-{device}.json"
     compiled = _read(path) if path.exists() else {"skipped": "not run (bench/device.sh with COMPILE=1)"}
     decodes = sorted(directory.glob(f"decode-*-{device}.json"))  # bench/decode.py at the run's video size
@@ -204,6 +205,7 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
         },
         "hands_every": hands,
         "profile": _profile(profile),
+        "nms": {k: nms[k] for k in ("skipped", "batch", "same_boxes", "seconds_per_batch") if k in nms},
         "compiled": compiled.get("encoders") or {"skipped": compiled.get("skipped", "not run")},
         "decode": {
             "recording": decode.get("recording"),
@@ -277,6 +279,18 @@ def render(s: dict[str, Any]) -> str:
     rows.append(f"| `--hands-every 4` over `1`, frames/s | {speedup} | |")
     rows.append(f"| `--encoders hands=none` over `--hands-every 1`, frames/s | {none} | |")
     rows.append(_profile_row(s.get("profile") or {"skipped": "not run"}))
+    nms = s.get("nms") or {"skipped": "not run"}
+    if "skipped" in nms:
+        rows.append(
+            f"| hand boxes from YOLO's outputs: NMS per image / batched | skipped: {nms['skipped']} | |"
+        )
+    else:
+        sec = nms["seconds_per_batch"]
+        rows.append(
+            f"| hand boxes from YOLO's outputs, {nms['batch']} frames with hands: ms per batch, NMS "
+            f"per image / batched (same boxes: {'yes' if nms['same_boxes'] else 'NO'}) | "
+            f"{_f(1e3 * sec['per_image'], 1)} / {_f(1e3 * sec['batched'], 1)} | |"
+        )
     compiled = s.get("compiled") or {"skipped": "not run"}
     if "skipped" in compiled:
         rows.append(f"| `--compile` over eager, encoders alone | skipped: {compiled['skipped']} | |")

@@ -9,7 +9,8 @@
 # Steps: the bf16 matmul peak; each encoder alone in images/s at its best batch; the pipeline end to end
 # with the encoders alone and the naive per-image loop beside it, and MFU (bench/extract.py); a profile of
 # the encoders on pipeline batches (bench/profile.py: device busy share, device time and TFLOP/s per role,
-# kernel launches, host-device syncs, the top kernels);
+# kernel launches, host-device syncs, the top kernels); YOLO's box selection on frames holding hands
+# (bench/nms.py: ultralytics' per-image NMS against the batched one; random weights find no hands);
 # --hands-every 1 against 4; torchcodec's decoder (NVDEC on the GPU) against PyAV's pixels at 1080p (skipped
 # without torchcodec: pip install ".[gpu-decode]"); the summary with the targets. Each step has its own
 # time limit; a step that fails or runs over is named at the end (exit 1) and the others still run.
@@ -21,13 +22,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$(command -v python || command -v python3)}
 if [[ "${1:-}" == "--dry-run" ]]; then
-    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 VIDEO=128x96
+    PRESET=tiny DEVICE=cpu FRAMES=4 NAIVE=4 HANDS=4 SECONDS_PER=0.05 SEQ=4 VIDEO=128x96 NMS_BATCH=8
     PROFILE=(--sequences 1 --image-size 128 --batches 1)
     LOADER=(--workers 0 --batch-size 1)
     OUT=${BENCH_OUT:-$(mktemp -d)}
     README=${BENCH_README:-}
 else
-    PRESET=full DEVICE=cuda FRAMES=4096 NAIVE=64 HANDS=512 SECONDS_PER=0.5 SEQ=32 VIDEO=1920x1080
+    PRESET=full DEVICE=cuda FRAMES=4096 NAIVE=64 HANDS=512 SECONDS_PER=0.5 SEQ=32 VIDEO=1920x1080 NMS_BATCH=128
     PROFILE=(--sequences 8 --image-size 640 --batches 3)  # the batch an extraction on CUDA runs
     LOADER=()  # the batch size and workers an extraction on this machine picks (extract/run.py)
     OUT=${BENCH_OUT:-bench/results}
@@ -67,6 +68,8 @@ step "pipeline end to end, encoders alone, naive loop, MFU" 240 \
 step "where the encoders' time goes: torch.profiler over pipeline batches" 120 \
     "$PY" -m bench.profile --device "$DEVICE" --preset "$PRESET" --seq-len "$SEQ" "${PROFILE[@]}" \
     --out "$OUT/profile-$PRESET-$DEVICE.json"
+step "hand boxes: per-image NMS against batched" 60 \
+    "$PY" -m bench.nms --device "$DEVICE" --batch "$NMS_BATCH" --out "$OUT/nms-$DEVICE.json"
 if [[ "${COMPILE:-0}" == 1 ]]; then  # opt-in: compiling the five networks may take minutes of its own
     step "--compile against eager, each encoder alone" 300 \
         "$PY" -m bench.device compiled --device "$DEVICE" --preset "$PRESET" --seconds "$SECONDS_PER" \

@@ -57,6 +57,9 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     profile = summary["profile"]  # the profiler splits the encoders' batch up by role, named ranges
     assert {"hands", "vit", "cnn", "dino", "swav"} <= set(profile["stages"]) and profile["frames"] == 4
     assert all(r["host_ms_per_frame"] > 0 for r in profile["stages"].values())
+    nms = summary["nms"]  # both box selections on frames with hands, which random weights never give
+    assert nms["same_boxes"] is True and nms["batch"] == 8
+    assert "| hand boxes from YOLO's outputs, 8 frames with hands:" in readme.read_text()
     compiled = summary["compiled"]  # each encoder alone through the product's compile_backbone
     assert set(compiled) == {"hands", "vit", "cnn", "dino", "swav"}
     assert all(r["compile_s"] > 0 and r["compiled_images_per_s"] > 0 for r in compiled.values())

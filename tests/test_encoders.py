@@ -350,6 +350,25 @@ def test_hand_boxes_are_normalised_sorted_and_zero_padded():
     torch.testing.assert_close(padded.boxes[:, :4], full.boxes)
 
 
+@pytest.mark.parametrize("classes", [1, 5])
+def test_batched_hand_nms_keeps_what_ultralytics_nms_keeps(classes):
+    from ultralytics.utils.nms import non_max_suppression
+
+    from bench.nms import hand_like_predictions
+    from models.encoders.hands import greedy_nms
+
+    for seed in range(3):
+        p = hand_like_predictions(batch=12, classes=classes, anchors=2100, seed=seed)
+        for max_det in (1, 4, 8):
+            reference = non_max_suppression(p.clone(), 0.25, 0.7, agnostic=True, max_det=max_det)
+            boxes, count = greedy_nms(p, 0.25, 0.7, max_det)
+            assert count.tolist() == [len(r) for r in reference]
+            assert count.max() == max_det and count[-1] == 0  # frames filled to max_det, and an empty one
+            for i, ref in enumerate(reference):
+                torch.testing.assert_close(boxes[i, : len(ref)], ref[:, :6], rtol=0, atol=0)
+                assert (boxes[i, len(ref) :] == 0).all()
+
+
 @pytest.mark.parametrize("name", REGISTRY)
 def test_encoders_are_frozen(name):
     enc = built(name)

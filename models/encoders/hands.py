@@ -1,7 +1,8 @@
 """The hands role: a YOLOv8x fine-tuned on hand gestures, run on whole batches of frames.
 
 ``YOLO.predict`` goes image by image through letterboxing and result objects; here the fused
-``DetectionModel`` runs on a (B, 3, S, S) batch and ultralytics' own ``non_max_suppression`` picks the boxes.
+``DetectionModel`` runs on a (B, 3, S, S) batch and a batched greedy NMS, equal to ultralytics' own
+``non_max_suppression`` for the few boxes kept, picks the boxes with no host-device synchronisation.
 Frames are resized (stretched) to S x S, so box coordinates divided by S are already normalised to the
 original frame.
 """
@@ -39,29 +40,53 @@ class YoloHands(Encoder):
         self.iou_threshold = 0.7
 
     def forward(self, x: torch.Tensor) -> HandOutput:
-        from ultralytics.utils.nms import non_max_suppression
-
         preds = self.model(x)  # ((B, 4 + nc, anchors) decoded xywh + class scores, raw head outputs)
         decoded = preds[0] if isinstance(preds, (tuple, list)) else preds
         with torch.autocast(x.device.type, enabled=False):  # NMS in fp32 even under bf16 autocast
-            detections = non_max_suppression(
-                decoded.float(),
-                conf_thres=self.conf_threshold,
-                iou_thres=self.iou_threshold,
-                agnostic=True,
-                max_det=self.max_hands,
-            )  # B x (n, 6): x1 y1 x2 y2 in pixels of x, conf, cls; sorted by conf
-        batch, height, width = x.shape[0], x.shape[-2], x.shape[-1]
+            boxes, count = greedy_nms(
+                decoded.float(), self.conf_threshold, self.iou_threshold, self.max_hands
+            )
+        height, width = x.shape[-2], x.shape[-1]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=x.device)
-        boxes = torch.zeros(batch, self.max_hands, 6, dtype=torch.float32, device=x.device)
-        count = torch.zeros(batch, dtype=torch.int64, device=x.device)
-        for i, det in enumerate(detections):
-            n = min(det.shape[0], self.max_hands)
-            det = det[:n, :6].float()
-            boxes[i, :n, :4] = (det[:, :4] / scale).clamp(0.0, 1.0)
-            boxes[i, :n, 4:] = det[:, 4:6]
-            count[i] = n
+        boxes[..., :4] = (boxes[..., :4] / scale).clamp(0.0, 1.0)  # padding rows stay zero
         return HandOutput(boxes=boxes, count=count)
+
+
+def greedy_nms(
+    prediction: torch.Tensor, conf_threshold: float, iou_threshold: float, max_det: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-agnostic greedy NMS over a whole batch at once: the first ``max_det`` boxes that ultralytics'
+    ``non_max_suppression(agnostic=True)`` keeps, in its order, from the same (B, 4 + nc, A) xywh + class
+    scores. Ultralytics goes image by image, each image a boolean-mask filter, a torchvision NMS call and
+    host-device synchronisations: ~20 kernel launches and 3 waits per frame, paid in every frame that
+    holds a hand. With a handful of boxes kept per frame, greedy NMS is ``max_det`` rounds of "take the
+    best box left, drop what overlaps it" over every anchor of every frame: a fixed number of batched
+    kernels and no synchronisation, so the device never waits on the host here.
+
+    Returns (B, max_det, 6) float32 rows x1 y1 x2 y2 (pixels) conf cls, most confident first, rows from
+    ``count`` on zero; and (B,) int64 ``count``."""
+    xywh = prediction[:, :4].transpose(1, 2)  # (B, A, 4)
+    half = xywh[..., 2:] / 2
+    boxes = torch.cat((xywh[..., :2] - half, xywh[..., :2] + half), -1)  # (B, A, 4) x1 y1 x2 y2
+    score, cls = prediction[:, 4:].max(1)  # (B, A): each anchor's best class, as ultralytics picks it
+    gone = torch.tensor(-1.0, device=prediction.device)  # below any threshold: a dropped anchor
+    score = torch.where(score > conf_threshold, score, gone)
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])  # (B, A)
+    batch = prediction.shape[0]
+    kept = torch.zeros(batch, max_det, 6, dtype=torch.float32, device=prediction.device)
+    count = torch.zeros(batch, dtype=torch.int64, device=prediction.device)
+    for slot in range(max_det):
+        best, index = score.max(1)  # (B,)
+        found = best > conf_threshold  # once a frame runs out, every later slot of it stays empty
+        box = boxes.gather(1, index[:, None, None].expand(-1, 1, 4))  # (B, 1, 4)
+        inter = torch.minimum(box[..., 2:], boxes[..., 2:]) - torch.maximum(box[..., :2], boxes[..., :2])
+        inter = inter.clamp(min=0).prod(-1)  # (B, A)
+        iou = inter / (area.gather(1, index[:, None]) + area - inter)  # torchvision's NMS formula
+        score = torch.where(iou > iou_threshold, gone, score).scatter_(1, index[:, None], -1.0)
+        row = torch.cat((box[:, 0], best[:, None], cls.gather(1, index[:, None]).float()), 1)  # (B, 6)
+        kept[:, slot] = torch.where(found[:, None], row, 0.0)
+        count += found
+    return kept, count
 
 
 def _decode_boxes_in_fp32(head: nn.Module) -> None:
