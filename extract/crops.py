@@ -64,25 +64,26 @@ def hand_views(boxes: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, 
     ``boxes`` (N, K, 6) normalised x1 y1 x2 y2 conf cls, sorted by confidence; ``count`` (N,).
     Returns left (N, 4), right (N, 4) and a (N, 2) bool mask of which views came from a detection.
     The two most confident hands are ordered by their centre x; one hand fills the side it is on.
+    Batched, with no per-frame loop and no host-device synchronisation: on CUDA a loop reading each
+    frame's count waited for the device once per frame.
     """
-    n = boxes.shape[0]
-    left = boxes.new_tensor([0.0, 0.0, 0.5, 1.0]).expand(n, 4).clone()
-    right = boxes.new_tensor([0.5, 0.0, 1.0, 1.0]).expand(n, 4).clone()
-    found = torch.zeros(n, 2, dtype=torch.bool, device=boxes.device)
-    for i in range(n):
-        k = int(min(count[i].item(), 2))
-        if k == 0:
-            continue
-        top = boxes[i, :k, :4]
-        cx = (top[:, 0] + top[:, 2]) / 2
-        top = top[cx.argsort()]
-        if k == 2:
-            left[i], right[i] = top[0], top[1]
-            found[i] = True
-        elif cx[0] < 0.5:
-            left[i], found[i, 0] = top[0], True
-        else:
-            right[i], found[i, 1] = top[0], True
+    n, k = boxes.shape[:2]
+    top = boxes[:, :2, :4]  # (N, <=2, 4): the two most confident
+    if k < 2:  # a detector keeping one box per frame
+        top = torch.cat([top, top.new_zeros(n, 2 - k, 4)], 1)
+    hands = count.clamp(max=2)[:, None]  # (N, 1)
+    cx = (top[..., 0] + top[..., 2]) / 2  # (N, 2)
+    swap = (cx[:, 1] < cx[:, 0])[:, None]  # two hands: the one further left takes the left view
+    lo, hi = torch.where(swap, top[:, 1], top[:, 0]), torch.where(swap, top[:, 0], top[:, 1])
+    one_left = (hands == 1) & (cx[:, :1] < 0.5)  # one hand fills the side its centre is on
+    one_right = (hands == 1) & ~one_left
+    left = torch.where(
+        hands == 2, lo, torch.where(one_left, top[:, 0], boxes.new_tensor([0.0, 0.0, 0.5, 1.0]))
+    )
+    right = torch.where(
+        hands == 2, hi, torch.where(one_right, top[:, 0], boxes.new_tensor([0.5, 0.0, 1.0, 1.0]))
+    )
+    found = torch.cat([(hands == 2) | one_left, (hands == 2) | one_right], 1)  # (N, 2)
     return left, right, found
 
 

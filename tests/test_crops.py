@@ -48,3 +48,23 @@ def test_hand_views_fall_back_to_halves_and_order_two_hands_by_x():
     torch.testing.assert_close(right[1], boxes[1, 0, :4])
     torch.testing.assert_close(left[2], boxes[2, 1, :4])
     torch.testing.assert_close(right[2], boxes[2, 0, :4])
+
+
+def test_hand_views_use_the_two_most_confident_hands_and_a_lone_left_hand_fills_the_left_view():
+    boxes = torch.zeros(3, 4, 6)
+    count = torch.tensor([1, 3, 2])
+    boxes[0, 0] = torch.tensor([0.1, 0.1, 0.3, 0.3, 0.9, 0])  # one hand on the left
+    boxes[1, :3, :4] = torch.tensor([[0.5, 0, 0.7, 1], [0.8, 0, 0.9, 1], [0.0, 0, 0.1, 1]])  # third ignored
+    boxes[2, :2, :4] = torch.tensor([[0.1, 0, 0.2, 1], [0.6, 0, 0.7, 1]])  # already left to right
+    left, right, found = hand_views(boxes, count)
+    assert found.tolist() == [[True, False], [True, True], [True, True]]
+    torch.testing.assert_close(left[0], boxes[0, 0, :4])
+    torch.testing.assert_close(right[0], torch.tensor([0.5, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(left[1], boxes[1, 0, :4])
+    torch.testing.assert_close(right[1], boxes[1, 1, :4])
+    torch.testing.assert_close(left[2], boxes[2, 0, :4])
+    torch.testing.assert_close(right[2], boxes[2, 1, :4])
+    # a detector keeping one box per frame
+    left, right, found = hand_views(boxes[:1, :1], count[:1])
+    assert found.tolist() == [[True, False]]
+    torch.testing.assert_close(left[0], boxes[0, 0, :4])
