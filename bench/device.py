@@ -46,15 +46,18 @@ def bf16_peak(device: str, n: int = 8192, repeats: int = 20) -> float:
     return matmul_peak_gflops(device, n, repeats, dtype="bfloat16")
 
 
-def _as_pipeline(device: Any) -> Any:
-    """The context the pipeline runs its encoders in: no autograd, bf16 autocast on CUDA."""
+def _as_pipeline(device: Any, cudnn_benchmark: bool = True) -> Any:
+    """The context the pipeline runs its encoders in: no autograd, then ``encoder_context`` (bf16 autocast
+    and cuDNN's algorithm search on CUDA)."""
     import contextlib
 
     import torch
 
+    from extract.encode import encoder_context
+
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode())
-    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"))
+    stack.enter_context(encoder_context(device, cudnn_benchmark))
     return stack
 
 
@@ -64,10 +67,10 @@ def _images(enc: Any, device: Any, batch: int) -> Any:
     return enc.prepare(torch.rand(batch, 3, *enc.preprocess.input_size, device=device))
 
 
-def encoder_rate(enc: Any, device: Any, batch: int, seconds: float) -> float:
+def encoder_rate(enc: Any, device: Any, batch: int, seconds: float, cudnn_benchmark: bool = True) -> float:
     """Images/s of ``enc`` alone at ``batch`` (bf16 autocast on CUDA, as the pipeline runs it)."""
     x = _images(enc, device, batch)
-    with _as_pipeline(device):
+    with _as_pipeline(device, cudnn_benchmark):
         enc(x)  # warm-up
         _sync(device)
         start, calls = time.perf_counter(), 0
@@ -102,6 +105,10 @@ def measure_encoders(preset: str, device_name: str, seconds: float) -> dict[str,
                     torch.cuda.empty_cache()
         best = max(rates, key=rates.get)
         out[role] = {"model": name, "images_per_s": rates, "best_batch": int(best), "best": rates[best]}
+        if device.type == "cuda":  # what cuDNN's algorithm search (the pipeline's setting) buys at that batch
+            heuristic = encoder_rate(enc, device, int(best), seconds, cudnn_benchmark=False)
+            out[role]["cudnn_heuristics_images_per_s"] = heuristic
+            out[role]["cudnn_benchmark_over_heuristics"] = rates[best] / heuristic
         del enc
     return out
 
@@ -193,7 +200,11 @@ def summarise(directory: Path, preset: str, device: str) -> dict[str, Any]:
         "bf16_peak_gflop_per_s": bf16,
         "peak_skipped": peak.get("skipped"),
         "encoders_alone_best": {
-            role: {"images_per_s": r["best"], "batch": r["best_batch"]}
+            role: {
+                "images_per_s": r["best"],
+                "batch": r["best_batch"],
+                "cudnn_benchmark_over_heuristics": r.get("cudnn_benchmark_over_heuristics"),
+            }
             for role, r in encoders.get("encoders", {}).items()
         },
         "frames_per_s": fps,
@@ -256,6 +267,10 @@ def render(s: dict[str, Any]) -> str:
     enc = ", ".join(
         f"{r} {_f(v['images_per_s'], 0)} (batch {v['batch']})" for r, v in s["encoders_alone_best"].items()
     )
+    search = ", ".join(
+        f"{r} {_f(v.get('cudnn_benchmark_over_heuristics'))}×".replace("–×", "–")
+        for r, v in s["encoders_alone_best"].items()
+    )
     if "skipped" in h:
         speedup = none = f"skipped: {h['skipped']}"
     else:  # a run before hands=none was measured has no such ratio
@@ -267,6 +282,7 @@ def render(s: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| bf16 matmul peak, GFLOP/s | {_f(s['bf16_peak_gflop_per_s'], 0)} | |",
         f"| encoders alone, images/s at the best batch | {enc} | |",
+        f"| cuDNN algorithm search over its heuristics, encoders alone at the best batch | {search} | |",
         f"| frames/s: naive / pipeline / encoders alone | {_f(fps.get('naive'))} / {_f(fps.get('pipeline'))}"
         f" / {_f(fps.get('compute_bound'))} | |",
     ]

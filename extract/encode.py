@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,24 @@ def default_micro_batch(device: torch.device) -> dict[str, int]:
 
 
 DEFAULT_MICRO_BATCH = {"cpu": 8, "cuda": 256}  # roles without a measured size
+
+
+@contextmanager
+def encoder_context(device: torch.device, cudnn_benchmark: bool = True) -> Iterator[None]:
+    """How the frozen encoders run on ``device``: on CUDA under bf16 autocast, and with cuDNN timing its
+    convolution algorithms once per input shape and keeping the fastest (extraction feeds the same few
+    shapes batch after batch, the case that search is for; left off, cuDNN picks by heuristics). The
+    flag is process-global, so it is set for the call and restored after. On CPU: nothing changes."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 class FrameEncoder:
@@ -99,11 +117,6 @@ class FrameEncoder:
                     torch.cuda.synchronize(self.device)  # kernels are async: time them, not their launch
                 self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
-    def _autocast(self) -> AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return nullcontext()
-
     def _run(self, role: str, images: torch.Tensor, *extra: torch.Tensor) -> object:
         """(N, 3, H, W) float in [0, 1] -> the encoder's output for all N, in micro-batches.
 
@@ -116,7 +129,7 @@ class FrameEncoder:
             self.forward_calls += 1
             with self._stage("preprocess"):
                 chunk = enc.prepare(chunk)
-            with self._stage(role), self._autocast():
+            with self._stage(role), encoder_context(self.device):
                 outs.append(self._calls[role](chunk, *rest))
         return _concat(outs)
 

@@ -68,6 +68,8 @@ def test_device_bench_dry_run_writes_every_step_the_summary_and_the_readme_rows(
     assert "skipped" in decode["torchcodec"] or decode["torchcodec"]["mean_abs_diff"] < 2
     text = readme.read_text()
     assert "old rows" not in text and text.endswith(f"{END}\n\ntail\n")
+    (row,) = [r for r in text.splitlines() if r.startswith("| cuDNN algorithm search over its heuristics")]
+    assert "hands – " in row or "hands –," in row  # a CUDA-only ratio: none made up on CPU
     assert "| pipeline / naive |" in text and "| MFU against the bf16 peak | – |" in text
     assert "| `--encoders hands=none` over `--hands-every 1`, frames/s |" in text
     assert "| torchcodec " in text and "| encoders on pipeline batches, profiled (4 frames)" in text

@@ -134,3 +134,22 @@ def test_hand_boxes_are_decoded_in_fp32_under_bf16_autocast():
         out = enc(enc.prepare(frames))
     assert decoded[0].dtype == torch.float32  # the convolutions ran in bf16, the decode did not
     assert out.boxes.dtype == torch.float32
+
+
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available.*")  # autocast("cuda") on a CPU-only box
+def test_cudnn_search_is_on_only_inside_the_encoders_calls_and_the_process_setting_comes_back():
+    from extract.encode import encoder_context
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False  # as training's deterministic run leaves it
+        with encoder_context(torch.device("cuda")):
+            assert torch.backends.cudnn.benchmark is True
+        assert torch.backends.cudnn.benchmark is False
+        with pytest.raises(RuntimeError), encoder_context(torch.device("cuda")):
+            raise RuntimeError("an encoder failed")
+        assert torch.backends.cudnn.benchmark is False
+        with encoder_context(torch.device("cpu")):
+            assert torch.backends.cudnn.benchmark is False  # nothing changes on CPU
+    finally:
+        torch.backends.cudnn.benchmark = before
