@@ -261,6 +261,15 @@ class ListingMemo:
         self.results[signature] = (_stamps(files), dict(self.consulted), result)
         self.changed = True
 
+    def watch(self, folder: str | Path) -> None:
+        """Make a parse kept from now on depend on ``folder``'s listing (a parse that listed it itself,
+        as HaGRID's per-class image folders are): reused only while its mtime is the same, or while it is
+        still missing."""
+        try:
+            self.consulted[os.fspath(folder)] = os.stat(folder).st_mtime_ns
+        except (OSError, ValueError):
+            self.consulted[os.fspath(folder)] = -1
+
     def frames(self, folder: str | Path) -> FrameList:
         """The numerically ordered frames of ``folder``, from the memo when the folder is unchanged."""
         key = os.fspath(folder)

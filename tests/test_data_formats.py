@@ -218,6 +218,33 @@ def test_a_kept_parse_is_reused_only_while_annotations_and_folders_are_unchanged
     assert grown.source_length == 14
 
 
+def test_a_kept_hagrid_parse_skips_its_json_and_is_redone_when_images_or_annotations_change(
+    tmp_path, monkeypatch
+):
+    """HaGRID's annotations are ~1.6 GB of JSON: an unchanged corpus is planned again without parsing them,
+    while an image unpacked since, a class archive unpacked since, or an edited JSON is seen."""
+    import data.formats.hagrid
+
+    expected = hagrid_v1(tmp_path)
+    memo, cfg = tmp_path / "memo.pkl", DataConfig(data=tmp_path)
+    first = read_samples(cfg, memo_path=memo)
+    parsed: list[int] = []
+    loads = data.formats.hagrid.json.loads
+    monkeypatch.setattr(data.formats.hagrid.json, "loads", lambda text: parsed.append(1) or loads(text))
+    again = read_samples(cfg, memo_path=memo)
+    assert samples(again) == samples(first) == expected and not parsed
+    assert again.notes == first.notes  # the notes of what was left out are said again
+    frame(tmp_path / "hagrid_30k" / "train_val_call" / "a9.jpg", 7)  # the missing image turns up
+    assert "call/a9" in samples(read_samples(cfg, memo_path=memo)) and parsed
+    frame(tmp_path / "hagrid_30k" / "train_val_dislike" / "d1.jpg", 9)  # dislike's archive unpacked
+    assert "dislike/d1" in samples(read_samples(cfg, memo_path=memo))
+    frame(tmp_path / "hagrid_dataset" / "dislike" / "d2.jpg", 11)  # into an image root new since
+    assert {"call/a9", "dislike/d1", "dislike/d2"} <= set(samples(read_samples(cfg, memo_path=memo)))
+    notes = tmp_path / "ann_test" / "call.json"
+    notes.write_text(notes.read_text().replace('"u4"', '"u7"'))  # same size, new subject
+    assert any(v.subject == "u7" for v in read_samples(cfg, memo_path=memo).videos)
+
+
 def test_video_lengths_are_kept_while_the_file_is_unchanged_and_probed_again_when_it_changes(
     tmp_path, monkeypatch
 ):

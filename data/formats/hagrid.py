@@ -36,7 +36,7 @@ from core.errors import BadInputError
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
 from data.formats.hagrid_hands import hand_slots, landmark_lists
-from data.framelist import IMAGE_SUFFIXES, FrameList
+from data.framelist import IMAGE_SUFFIXES, FrameList, ListingMemo
 from data.mirror import mirror_boxes, mirror_points
 from data.samples import Problems, RawSample, build_dataset
 from data.sequence import Video
@@ -114,8 +114,11 @@ def annotation_arrays(video: Video, max_hands: int = 4) -> dict[str, np.ndarray]
     }
 
 
-def _images(folder: Path) -> dict[str, str]:
-    """image id -> file name, from one directory read."""
+def _images(folder: Path, memo: ListingMemo | None) -> dict[str, str]:
+    """image id -> file name, from one directory read (watched by ``memo``, so a kept parse is redone
+    when the folder's files change)."""
+    if memo is not None:
+        memo.watch(folder)
     try:
         with os.scandir(folder) as entries:
             return {
@@ -173,6 +176,12 @@ class HaGRID(Format):
     def recognises(cls, root: Path, options: FormatOptions) -> bool:
         return bool(_annotation_folders(root)) and not (root / "frames").is_dir()
 
+    @classmethod
+    def annotation_files(cls, root: Path, options: FormatOptions) -> list[Path] | None:
+        """The class JSONs (HaGRID's full annotations are ~1.6 GB of JSON: parsing them is most of a
+        plan); the image folders a parse lists are watched by the memo as it lists them."""
+        return [path for folder, _ in _annotation_folders(root) for path in sorted(folder.glob("*.json"))]
+
     def read(self, root: Path, options: FormatOptions, problems: Problems) -> Dataset:
         folders = _annotation_folders(root)
         if not folders:
@@ -181,7 +190,7 @@ class HaGRID(Format):
                 "ann_test/); point --data at the corpus root"
             )
         raws: list[RawSample] = []
-        images = _ImageFolders(root)
+        images = _ImageFolders(root, options.memo)
         for split_dir, split in folders:
             for path in sorted(split_dir.glob("*.json")):
                 label = path.stem
@@ -247,7 +256,11 @@ class _ImageFolders:
 
     FOLDERS = ("{}", "train_val_{}", "test/{}", "subsample/{}")  # a class's images, in each base
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, memo: ListingMemo | None = None) -> None:
+        self.memo = memo
+        if memo is not None:  # an image root unpacked later (hagrid_dataset/, train/) changes the listing
+            for name in IMAGE_ROOTS:
+                memo.watch(root / name)
         self.bases = [root] + [root / name for name in IMAGE_ROOTS if (root / name).is_dir()]
         self.listed: dict[str, dict[str, tuple[Path, str]]] = {}  # class -> image id -> (folder, file name)
         self.missing: dict[str, int] = {}  # class -> its annotated images without a file
@@ -263,7 +276,7 @@ class _ImageFolders:
             for base in reversed(self.bases):  # the first base and form listed win
                 for form in reversed(self.FOLDERS):
                     folder = base / form.format(label)
-                    files.update((stem, (folder, name)) for stem, name in _images(folder).items())
+                    files.update((stem, (folder, name)) for stem, name in _images(folder, self.memo).items())
             self.listed[label] = files
         found = self.listed[label].get(image_id)
         if found is None:
