@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from core.config import coerce, leaf_fields, read_yaml_mapping, unwrap_optional
+from core.config import coerce, leaf_fields, mark_given, read_yaml_mapping, unwrap_optional
 from core.errors import UserError
 
 _UNSET = object()
@@ -87,7 +87,7 @@ def build_config(cls: type, ns: argparse.Namespace) -> Any:
         flags = ", ".join("--" + n.replace("_", "-") for n in missing)
         raise UserError(f"missing required option(s): {flags} (see --help)")
     try:
-        return _instantiate(cls, values)
+        return mark_given(_instantiate(cls, values), values)
     except UserError as e:  # a check in __post_init__ names the flag; the value may come from the file
         if getattr(ns, "config", None) is None:
             raise

@@ -63,6 +63,23 @@ def config_from_dict(cls: type, values: dict[str, Any], source: str) -> Any:
     return cls(**kwargs)
 
 
+_GIVEN = "_given_options"
+
+
+def mark_given(cfg: Any, names: typing.Iterable[str]) -> Any:
+    """Record on ``cfg`` which of its options the user set (a flag, or a key of its ``--config`` file),
+    for a command whose behaviour depends on it: ``tune`` leaves an option it would search fixed when it
+    was given, even at its default value. Returns ``cfg``."""
+    object.__setattr__(cfg, _GIVEN, frozenset(names))
+    return cfg
+
+
+def given_options(cfg: Any) -> frozenset[str] | None:
+    """The option names ``mark_given`` recorded; None for a config built in code, where only a value
+    that differs from its default tells that it was chosen."""
+    return getattr(cfg, _GIVEN, None)
+
+
 def split_names(text: str) -> list[str]:
     """A list option's text -> its names, joined by ',' or '+'. A sweep grid separates its values by
     commas, so '+' is how one value joins several names ('twelve+hands')."""

@@ -256,6 +256,27 @@ def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, mo
     assert (tmp_path / "study" / "optimization_history.png").stat().st_size > 0
 
 
+def test_tune_keeps_an_option_fixed_when_the_command_line_or_its_config_file_gives_it_even_at_its_default(
+    tmp_path,
+):
+    import argparse
+
+    from cli.config_args import add_config_args, build_config
+    from core.config import given_options
+    from train.tune_space import read_space
+
+    def space(*argv: str) -> set[str]:
+        parser = argparse.ArgumentParser()
+        add_config_args(parser, TuneConfig)
+        cfg = build_config(TuneConfig, parser.parse_args(["--cache", str(tmp_path), *argv]))
+        return set(read_space(None, cfg.train, given_options(cfg)))
+
+    assert space() == {"lr", "weight_decay", "hidden", "dropout"}
+    assert space("--hidden", "128") == {"lr", "weight_decay", "dropout"}  # 128 is the default
+    (tmp_path / "tune.yaml").write_text("dropout: 0.2\n")  # the default too
+    assert space("--config", str(tmp_path / "tune.yaml"), "--lr", "3e-3") == {"weight_decay", "hidden"}
+
+
 def test_tune_without_a_space_searches_the_default_options_and_says_so(subject_cache, tmp_path, capsys):
     """No --space: the trials vary lr, weight decay, hidden size and dropout, less those given a value of
     their own (TINY fixes hidden and dropout), and each run trains with the values its trial drew."""

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from core.config import given_options
 from core.errors import BadInputError
 from train.arrays import cache_fields, decode_cache
 from train.experiment_config import TuneConfig
@@ -37,7 +38,7 @@ def run_tune(cfg: TuneConfig) -> Path:
         raise BadInputError("--trials must be at least 1")
     if base.folds:
         raise BadInputError("--folds does not combine with tune; cross-validate the best config afterwards")
-    space = read_space(cfg.space, base)
+    space = read_space(cfg.space, base, given_options(cfg))
     if cfg.space is None:
         kept = ", ".join(name for name in DEFAULT_SPACE if name not in space)
         less = f", less {kept} as given" if kept else ""

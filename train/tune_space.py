@@ -48,12 +48,13 @@ class Param:
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
 
-def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
-    """Parse and check the space file (None: ``DEFAULT_SPACE``); ``base`` supplies the streams when
+def read_space(path: Path | None, base: TrainConfig, given: frozenset[str] | None = None) -> dict[str, Param]:
+    """Parse and check the space file (None: ``DEFAULT_SPACE`` less the options in ``given``, the ones the
+    user set; None there: less those that differ from their default); ``base`` supplies the streams when
     ``streams`` is not searched."""
     src = str(path) if path is not None else "the default space"
     what = "train flags to {low, high} ranges or lists"
-    data = read_yaml_mapping(path, what) if path is not None else _default_space(base)
+    data = read_yaml_mapping(path, what) if path is not None else _default_space(base, given)
     if not data and path is None:
         raise BadInputError(
             f"every option tune searches by default ({', '.join(DEFAULT_SPACE)}) was given a value; "
@@ -71,8 +72,11 @@ def read_space(path: Path | None, base: TrainConfig) -> dict[str, Param]:
     return space
 
 
-def _default_space(base: TrainConfig) -> dict[str, Any]:
-    """``DEFAULT_SPACE`` less the options given a value of their own (``--hidden 64`` stays fixed)."""
+def _default_space(base: TrainConfig, given: frozenset[str] | None) -> dict[str, Any]:
+    """``DEFAULT_SPACE`` less the options given a value of their own (``--hidden 64`` stays fixed, and so
+    does ``--hidden 128``, the default, when the command line says it)."""
+    if given is not None:
+        return {name: spec for name, spec in DEFAULT_SPACE.items() if name not in given}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     return {name: spec for name, spec in DEFAULT_SPACE.items() if getattr(base, name) == defaults[name]}
 
