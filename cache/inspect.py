@@ -138,7 +138,8 @@ def cache_info(key_dir: Path) -> str:
     out.append("channel layout: " + ", ".join(f"{i} {name}" for i, name in enumerate(layout)))
     out.append("config:")
     for k, v in sorted((manifest.get("config") or {}).items()):
-        out.append(f"  {k}: {json.dumps(v, sort_keys=True)}")
+        read_as = f"  (read as {dataset_format(manifest)})" if k == "format" and v == "auto" else ""
+        out.append(f"  {k}: {json.dumps(v, sort_keys=True)}{read_as}")
     out.append(f"sequences:  {_counts(manifest)}")
     out.extend(subject_lines(d))
     table = {}

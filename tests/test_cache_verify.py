@@ -159,6 +159,7 @@ def test_cache_ls_and_info_name_the_corpus_a_key_holds(key_dir: Path):
     path.write_text(json.dumps(manifest))
     assert "/corpora/IPN_Hand (ipn)" in cache_ls(key_dir.parent)
     assert "dataset:    /corpora/IPN_Hand (ipn)" in cache_info(key_dir).splitlines()
+    assert '  format: "auto"  (read as ipn)' in cache_info(key_dir).splitlines()  # as given, and read as
 
 
 def test_cache_ls_takes_the_root_as_extract_names_it(key_dir: Path, capsys):
