@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -91,14 +92,16 @@ def extract_inputs(
     windows: tuple[int, int] | None = None,
     fields: set[str] | None = None,
     landmarks_npz: Path | None = None,
+    per_call: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Per video found in ``paths``: the cache fields of one sequence, sampled and resized as the cache was;
     with ``windows`` (W, S), one per sliding window of W frames every S frames. With ``fields``, only the
     streams that compute them run (and what they need): ``show`` draws a few, predict needs them all.
 
     Every input is found, and the encoders built, before this returns, so a bad input or missing weights
-    fail at once; the sequences are then encoded one at a time as the iterator is read, so a test set of
-    thousands of clips is never held in memory whole.
+    fail at once; the sequences are then encoded a few at a time as the iterator is read (``per_call``,
+    default ``sequences_per_call``: one on CPU, a micro-batch's worth on CUDA), so a test set of thousands
+    of clips is never held in memory whole.
 
     Each dict also has ``"input"``, the readable name of the video it came from, ``"video_id"``, its id (a
     folder's name, a file's stem), and ``"start"``/``"end"``, the frame range (0-based, inclusive) it
@@ -139,8 +142,16 @@ def extract_inputs(
         for video in ([path] if isinstance(path, Video) else predict_inputs(Path(path), stills=frames == 1))
     ]
     return _encoded(
-        videos, encoder, SequenceAugmenter(image_size, flip=False), frames, windows, dtype, floats
+        videos, encoder, SequenceAugmenter(image_size, flip=False), frames, windows, dtype, floats, per_call
     )
+
+
+def sequences_per_call(encoder: FrameEncoder, frames: int) -> int:
+    """Sequences encoded together: on CUDA enough to fill the largest micro-batch (8 clips of 32 frames),
+    as extraction batches them; on CPU one, whose frames already fill the CPU micro-batches."""
+    if encoder.device.type != "cuda":
+        return 1
+    return max(1, math.ceil(max(encoder.micro_batch.values()) / frames))
 
 
 def _encoded(
@@ -151,19 +162,43 @@ def _encoded(
     windows: tuple[int, int] | None,
     dtype: np.dtype,
     floats: set[str],
+    per_call: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """``extract_inputs``'s sequences, encoded lazily; ``own_files``: pass the frames' origins to the
-    streams that read an input's own files (landmarks)."""
+    """``extract_inputs``'s sequences, encoded lazily, ``per_call`` at a time (default:
+    ``sequences_per_call``); ``own_files``: pass the frames' origins to the streams that read an input's
+    own files (landmarks)."""
+    per_call = per_call or sequences_per_call(encoder, frames)
     image_size = resize.image_size
-    for video, own_files in videos:
-        for indices, valid, start, end in _clips(video, frames, windows):
-            clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
-            samples = [(video, int(i)) for i in indices] if own_files else None
-            out = encoder(torch.from_numpy(clip), samples)
-            # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
-            out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in out.items()}
-            still = video.video_file is None and len(video.frames) == 1  # an image: name the file
-            name = str(video.video_file or (video.frames[0] if still else video.root / video.video_id))
-            out.update(valid=valid, frame_indices=indices, input=name, video_id=video.video_id)
-            out.update(start=start, end=end)
-            yield out
+    pending: list[tuple[Video, bool, np.ndarray, np.ndarray, int, int, np.ndarray]] = []
+    clips = ((video, own, *clip) for video, own in videos for clip in _clips(video, frames, windows))
+    for video, own_files, indices, valid, start, end in clips:
+        if pending and (len(pending) == per_call or pending[0][1] != own_files):
+            yield from _encode_together(pending, encoder, frames, dtype, floats)
+            pending = []
+        clip, _ = resize(read_frames(video, indices, image_size), -1, None)  # (T, S, S, 3)
+        pending.append((video, own_files, indices, valid, start, end, clip))
+    if pending:
+        yield from _encode_together(pending, encoder, frames, dtype, floats)
+
+
+def _encode_together(
+    pending: list[tuple[Video, bool, np.ndarray, np.ndarray, int, int, np.ndarray]],
+    encoder: FrameEncoder,
+    frames: int,
+    dtype: np.dtype,
+    floats: set[str],
+) -> Iterator[dict[str, np.ndarray]]:
+    """One encoder call over the pending clips (all with or all without their own files), split back."""
+    batch = torch.from_numpy(np.concatenate([p[6] for p in pending]))  # (G*T, S, S, 3)
+    own_files = pending[0][1]
+    samples = [(video, int(i)) for video, _, indices, *_ in pending for i in indices] if own_files else None
+    encoded = encoder(batch, samples, sequence_length=frames)
+    for g, (video, _, indices, valid, start, end, _) in enumerate(pending):
+        # Round through the storage dtype, so the model sees exactly what a cached sequence gives it.
+        part = {k: v[g * frames : (g + 1) * frames] for k, v in encoded.items()}  # this clip's T frames
+        out = {k: v.astype(dtype).astype(np.float32) if k in floats else v for k, v in part.items()}
+        still = video.video_file is None and len(video.frames) == 1  # an image: name the file
+        name = str(video.video_file or (video.frames[0] if still else video.root / video.video_id))
+        out.update(valid=valid, frame_indices=indices, input=name, video_id=video.video_id)
+        out.update(start=start, end=end)
+        yield out

@@ -120,3 +120,30 @@ def test_predict_cli_prints_top_k(demo_run):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("  1. ") >= 12  # one ranking per video of the class folder
+
+
+def test_inputs_encoded_several_at_a_time_get_the_features_the_cache_holds_for_them(demo_run):
+    """predict encodes a few clips per encoder call on CUDA; whatever the grouping, each clip's features
+    are the ones extract stored for that video (within float16 storage rounding)."""
+    import h5py
+    import numpy as np
+
+    from cache.schema import decode_id
+    from extract.single import extract_inputs
+
+    manifest = _manifest(demo_run)
+    cache = Path(json.loads((demo_run / "run.json").read_text())["cache"])
+    with h5py.File(cache / "val.h5", "r") as f:
+        ids = [decode_id(raw) for raw in f["sequence_ids"][:5]]
+        stored = {name: f[name][:5] for name in ("embeddings", "dino_cls", "swav")}
+    (demo_run.parent / "grouped").mkdir()
+    inputs = [_new_input(demo_run, sequence_id, demo_run.parent / "grouped") for sequence_id in ids]
+    one = list(extract_inputs(inputs, manifest, "cpu", per_call=1))
+    grouped = list(extract_inputs(inputs, manifest, "cpu", per_call=3))  # a group of 3, then of 2
+    assert [item["video_id"] for item in grouped] == [item["video_id"] for item in one] == [
+        i.split("/")[1] for i in ids
+    ]
+    for name, rows in stored.items():
+        for row, a, b in zip(rows, one, grouped, strict=True):
+            np.testing.assert_allclose(b[name], row.astype(np.float32), rtol=2e-3, atol=2e-3)
+            np.testing.assert_allclose(b[name], a[name], rtol=2e-3, atol=2e-3)

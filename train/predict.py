@@ -55,7 +55,7 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     k = min(cfg.top_k, len(class_names))
     precision = precision_for(device)
     results = []
-    for item in items:  # encoded one at a time: only the (small) results are kept
+    for item in items:  # encoded a few at a time: only the (small) results are kept
         if not results:
             _warn_sample_only(cfg.checkpoint, sample_only_fields(manifest, _stored_reads(model.fields, item)))
         path = item["input"]
