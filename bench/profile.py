@@ -10,8 +10,9 @@ step profiles the encoders alone, on pre-decoded random frames in the pipeline's
 a next change needs: how busy the device was (kernel time over wall time), device and host seconds per
 stage (``FrameEncoder``'s stages are profiler ranges: each encoder role, "preprocess", "crops", ...),
 each role's achieved TFLOP/s there, the kernel launches per frame, the host-device synchronisations per
-batch, and the kernels that took the most time. Random weights find no hands, so YOLO's NMS has nothing
-to do, as in every other device step. On CPU (``bench/device.sh --dry-run``) there are no device figures:
+batch, and the kernels that took the most time. Random weights find no hands; YOLO's box selection is
+one batched greedy NMS whose work does not depend on how many hands there are (bench/nms.py times it on
+outputs with hands). On CPU (``bench/device.sh --dry-run``) there are no device figures:
 host seconds only. Writes bench/results/profile-<preset>-<device>.json.
 """
 
