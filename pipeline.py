@@ -16,6 +16,10 @@ from pathlib import Path
 # Decode/augment workers share the cores with the encoders; busy-waiting OpenMP threads then slow
 # compute down many-fold. Must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# ultralytics is a model library here (the hand detector's network and loader): its console logging
+# (on first import a settings-file notice, three lines on stdout) would mix into the commands' stdout,
+# whose last line scripts read. YOLO_VERBOSE=True brings it back. Read when ultralytics is imported.
+os.environ.setdefault("YOLO_VERBOSE", "False")
 
 from cli.config_args import add_config_args, build_config  # noqa: E402
 from core.errors import UserError  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -126,9 +127,13 @@ def test_cli_prints_the_cache_dir_last_and_verify_passes(dataset, tmp_path):
         str(ROOT / "pipeline.py"),
         *tiny_extract_argv(dataset, tmp_path / "cache", workers=1),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # a first run on the machine: ultralytics (the hand detector's library) writes its settings file, and
+    # says so on stdout unless told not to; stdout stays the key directory alone
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "ultralytics-settings")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
-    key_dir = Path(proc.stdout.strip().splitlines()[-1])
+    [line] = proc.stdout.strip().splitlines()
+    key_dir = Path(line)
     assert key_dir.parent == tmp_path / "cache" and (key_dir / "manifest.json").exists()
     verify = subprocess.run(
         [sys.executable, str(ROOT / "pipeline.py"), "cache", "verify", str(key_dir)],
