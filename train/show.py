@@ -88,11 +88,20 @@ def resolve_video(path: Path) -> Video:
     return videos[0]
 
 
+def _cached_fields(manifest: dict[str, Any]) -> set[str]:
+    return set((manifest.get("dims") or {}).get("fields") or {})
+
+
+def _source(overlay: str, have: set[str]) -> tuple[str, ...] | None:
+    """The fields ``overlay`` draws from: its first alternative the cache holds all of; None: none."""
+    return next((names for names in OVERLAY_FIELDS[overlay] if set(names) <= have), None)
+
+
 def _everything_held(manifest: dict[str, Any], cache_dir: Path) -> list[str]:
     """With no overlay flag, every overlay the cache holds the fields of, named in a note: asking for
     nothing should still show what the cache saw, not stop at an error."""
-    have = set((manifest.get("dims") or {}).get("fields") or {})
-    held = [name for name, options in OVERLAY_FIELDS.items() if any(set(f) <= have for f in options)]
+    have = _cached_fields(manifest)
+    held = [name for name in OVERLAY_FIELDS if _source(name, have) is not None]
     what = ", ".join(f"--{name}" for name in held) or "no overlay: the frames alone"
     print(f"note: no overlay chosen; drawing what cache {cache_dir} holds ({what})", file=sys.stderr)
     return held
@@ -102,11 +111,11 @@ def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> 
     """The chosen overlays the cache's streams can give, each with the fields it draws from. Landmarks are
     optional (a note when absent); any other overlay without its fields is an error: the cache's encoders
     cannot compute it."""
-    have = set((manifest.get("dims") or {}).get("fields") or {})
+    have = _cached_fields(manifest)
     streams = sorted({spec.get("stream", "?") for spec in manifest["dims"]["fields"].values()})
     out: dict[str, tuple[str, ...]] = {}
     for name in chosen:
-        found = next((names for names in OVERLAY_FIELDS[name] if set(names) <= have), None)
+        found = _source(name, have)
         if found is not None:
             out[name] = found
         elif name == "landmarks":
