@@ -16,6 +16,8 @@
 # time limit; a step that fails or runs over is named at the end (exit 1) and the others still run.
 # With COMPILE=1 it also times each encoder alone compiled (--compile) against eager, and the seconds the
 # compilation takes (up to 5 more minutes).
+# A machine whose Python lacks the product's packages: run bench/device_wheels.sh first, where the package
+# registries answer, and carry the .whl/ it writes; they are installed here before the steps.
 # Environment: PYTHON (default: python, else python3), BENCH_OUT (result folder), BENCH_README (README to
 # rewrite), COMPILE (1: the --compile step).
 set -euo pipefail
@@ -35,6 +37,10 @@ else
     README=${BENCH_README:-README.md}
     "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
         || { echo "bench/device.sh: no CUDA device here; use --dry-run to check the script on CPU" >&2; exit 2; }
+    if compgen -G ".whl/*.whl" >/dev/null; then  # carried wheels (bench/device_wheels.sh) for what is missing
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    fi
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv || true
 fi
 mkdir -p "$OUT"
