@@ -88,7 +88,7 @@ def test_segments_are_sequences_in_their_bounds_and_an_edit_recomputes_one(tmp_p
         assert float(probability) == pytest.approx(result["top"][0]["probability"], abs=1e-4)
 
 
-def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_path, capsys):
+def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_path, capsys, monkeypatch):
     root = tmp_path / "hagrid"
     hagrid(root)
     argv = tiny_extract_argv(root, tmp_path / "cache", frames=1)
@@ -107,7 +107,15 @@ def test_hagrid_stills_with_one_frame_extract_train_evaluate_and_predict(tmp_pat
     assert verify_cache(key_dir) == []
     with h5py.File(key_dir / "val.h5", "r") as h5:
         assert [s.decode() for s in h5["sequence_ids"][...]] == ["like/b1"]
+    import data.sequences
+
+    reads, read_samples = [], data.sequences.read_samples
+    monkeypatch.setattr(
+        data.sequences, "read_samples", lambda *a, **k: reads.append(1) or read_samples(*a, **k)
+    )
     run_dir = _train(key_dir, tmp_path / "runs")
+    assert (run_dir / "dino_attention_val.png").exists() and (run_dir / "dino_attention_test.png").exists()
+    assert len(reads) == 1  # the figures of both splits drew over one read of the corpus
     report = run_evaluate(EvaluateConfig(checkpoint=run_dir / "best.pt", split="test", device="cpu"))
     assert report["confusion_matrix"] is not None
     [result] = run_predict(

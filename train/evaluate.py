@@ -24,7 +24,7 @@ from train.checkpoint import (
     load_checkpoint,
 )
 from train.config import EvaluateConfig
-from train.corpus import source_config
+from train.corpus import corpus_held, source_config
 from train.loop import EvalOutputs, evaluate_epoch
 from train.mask_plots import plot_attention_masks
 from train.metrics import attention_stats, classification_summary
@@ -320,7 +320,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out) if cfg.out is not None else Path(cfg.checkpoint).parent
     model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
-    report = evaluate_split(model, ckpt, cache_dir, manifest, cfg.split, device, out_dir, cfg.checkpoint)
+    with corpus_held():  # its figures draw over one read of the corpus
+        report = evaluate_split(model, ckpt, cache_dir, manifest, cfg.split, device, out_dir, cfg.checkpoint)
     if report is None:
         raise CacheError(
             f"cache {cache_dir} has an empty '{cfg.split}' split; evaluate another --split"

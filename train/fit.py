@@ -30,6 +30,7 @@ from train.checkpoint import (
     trained_videos,
 )
 from train.config import TrainConfig
+from train.corpus import corpus_held
 from train.distributed import (
     eval_sampler,
     gather_epoch,
@@ -378,14 +379,15 @@ def _final_reports(run: _Run) -> dict[str, dict[str, Any]]:
     if splits == ["train"]:
         print("warning: no val or test sequences; the report describes the train split", file=sys.stderr)
     reports = {}
-    for split in splits:
-        cache_dir = Path(run.cfg.cache)
-        best_pt = run.run_dir / "best.pt"
-        dataset = run.source.dataset(split, run.model.fields) if run.source is not None else None
-        report = evaluate_split(
-            run.model, run.base, cache_dir, run.manifest, split, run.device, run.run_dir, best_pt, dataset
-        )
-        if report is not None:
-            reports[split] = report
-            print(format_summary(report))
+    with corpus_held():  # the figures of both splits draw over one read of the corpus
+        for split in splits:
+            cache_dir = Path(run.cfg.cache)
+            best_pt = run.run_dir / "best.pt"
+            dataset = run.source.dataset(split, run.model.fields) if run.source is not None else None
+            report = evaluate_split(
+                run.model, run.base, cache_dir, run.manifest, split, run.device, run.run_dir, best_pt, dataset
+            )
+            if report is not None:
+                reports[split] = report
+                print(format_summary(report))
     return reports
