@@ -16,7 +16,7 @@ all frames and on the interpolated frames alone. A real detector's own errors co
 same prebuilt encoders, as frames/s and as ratios against K = 1. Each mode gets a fresh worker server,
 started and warmed before its clock: a CLI run starts the server first and has it ready by the time its
 encoders are built, and here the encoders are built once, outside the clock. Writes
-bench/results/hands_every-<preset>-cpu.json.
+bench/results/hands-every-<preset>-cpu.json.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info("cpu"),
     }
     suffix = "" if not args.skip_speed else "-fidelity"
-    path = args.out or RESULTS / f"hands_every-{args.preset}{suffix}-cpu.json"
+    path = args.out or RESULTS / f"hands-every-{args.preset}{suffix}-cpu.json"
 
     def save(partial: dict[str, Any]) -> None:
         write_result(path, {**result, "speed": partial})
