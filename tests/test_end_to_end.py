@@ -140,9 +140,11 @@ def test_inputs_encoded_several_at_a_time_get_the_features_the_cache_holds_for_t
     inputs = [_new_input(demo_run, sequence_id, demo_run.parent / "grouped") for sequence_id in ids]
     one = list(extract_inputs(inputs, manifest, "cpu", per_call=1))
     grouped = list(extract_inputs(inputs, manifest, "cpu", per_call=3))  # a group of 3, then of 2
-    assert [item["video_id"] for item in grouped] == [item["video_id"] for item in one] == [
-        i.split("/")[1] for i in ids
-    ]
+    assert (
+        [item["video_id"] for item in grouped]
+        == [item["video_id"] for item in one]
+        == [i.split("/")[1] for i in ids]
+    )
     for name, rows in stored.items():
         for row, a, b in zip(rows, one, grouped, strict=True):
             np.testing.assert_allclose(b[name], row.astype(np.float32), rtol=2e-3, atol=2e-3)
