@@ -45,6 +45,7 @@ def source_config(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def corpus_videos(extract_config: dict[str, Any], cache_root: Path) -> dict[str, Video] | None:
+    """``_read_corpus``, read once per corpus while ``corpus_held`` is active."""
     key = (json.dumps(to_plain(extract_config), sort_keys=True), str(cache_root))
     if _held is not None and key in _held:
         return _held[key]
