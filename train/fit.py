@@ -50,6 +50,7 @@ from train.runtime import (
     Precision,
     deterministic_run,
     make_loader,
+    make_optimizer,
     open_manifest,
     precision_for,
     split_count,
@@ -182,9 +183,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
         else None
     )
     params = [*model.parameters(), *(objective.parameters() if objective is not None else ())]
-    optimizer = torch.optim.RAdam(
-        params, lr=cfg.lr, weight_decay=cfg.weight_decay, decoupled_weight_decay=True
-    )
+    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=len(train_loader)
     )

@@ -12,7 +12,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +128,17 @@ def make_loader(
         drop_last=False,
     )
     return ThreadPrefetcher(loader) if workers == 0 else loader
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.RAdam:
+    """RAdam with decoupled weight decay, updating all parameters in one batch of kernels (``foreach``).
+
+    PyTorch batches the update only on CUDA by default; on a CPU its per-tensor loop over the head's 54
+    parameter tensors took a third of a training step, and the batched update is the same arithmetic.
+    """
+    return torch.optim.RAdam(
+        params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True, foreach=True
+    )
 
 
 def retain_freed_memory() -> None:
