@@ -27,13 +27,17 @@ def select_classes(dataset: Dataset, spec: str, keep: tuple[str, ...] = ()) -> D
     """The samples of the chosen classes (plus ``keep``: the background label of windows), labelled
     densely in the corpus's order; a note says what was kept."""
     wanted = parse_classes(spec)
+    absent: list[str] = []
     if isinstance(wanted, int):
-        if wanted > len(dataset.classes):
+        order = dataset.ranking or tuple(dataset.classes)
+        if wanted > len(order):
+            raise UserError(f"--classes {wanted}: {dataset.root} has {len(order)} classes; ask for fewer")
+        chosen = set(order[:wanted]) & set(dataset.classes)
+        absent = [name for name in order[:wanted] if name not in chosen]
+        if not chosen:
             raise UserError(
-                f"--classes {wanted}: {dataset.root} has {len(dataset.classes)} classes with samples; "
-                "ask for fewer"
+                f"--classes {wanted}: none of the first {wanted} classes of {dataset.root} has a sample"
             )
-        chosen = set(dataset.classes[:wanted])
     else:
         unknown = [name for name in wanted if name not in dataset.classes]
         if unknown:
@@ -49,7 +53,10 @@ def select_classes(dataset: Dataset, spec: str, keep: tuple[str, ...] = ()) -> D
     label_of = {name: index for index, name in enumerate(classes)}
     videos = [replace(v, label=label_of[v.class_name]) for v in dataset.videos if v.class_name in chosen]
     note = (
-        f"classes: {len(classes)} of {len(dataset.classes)} (--classes {spec}), "
+        f"classes: {len(classes)} of {len(dataset.ranking or dataset.classes)} (--classes {spec}), "
         f"{len(videos)} of {len(dataset.videos)} samples"
     )
+    if absent:
+        shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+        note += f"; {len(absent)} of them have no sample here and are left out: {shown}"
     return replace(dataset, classes=classes, videos=videos, notes=[*dataset.notes, note])

@@ -41,6 +41,9 @@ class Dataset:
     presplit: bool = False  # the samples carry an official split (split folders, a format's split files)
     format: str = "folders"
     notes: list[str] = field(default_factory=list)  # one-line remarks for stderr (e.g. missing videos)
+    # The corpus's own class order where it names classes no sample is left of (WLASL's glosses whose
+    # videos are dead links): ``--classes N`` counts in it, so N stays the published subset. () = classes.
+    ranking: tuple[str, ...] = ()
 
     @property
     def num_frames(self) -> int:

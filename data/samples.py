@@ -7,9 +7,10 @@ line naming the annotation file and line (or a counted skip under ``--on-bad-fra
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.errors import BadInputError
@@ -35,6 +36,7 @@ class RawSample:
     subject: str | None = None
     split: str | None = None
     annotations: Mapping[str, Any] | None = field(default=None, repr=False)
+    written: str | None = None  # the bounds as the line writes them ("t_start 5, t_end 2"), for messages
 
 
 class _Lengths:
@@ -77,7 +79,7 @@ def build_dataset(
     label_of = {name: index for index, name in enumerate(classes)}
     lengths = _Lengths(memo)
     videos: list[Video] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, int, int], tuple[str, str]] = {}  # segment -> where, label
     for raw in raws:
         if raw.label not in label_of:
             problems.report(
@@ -93,15 +95,18 @@ def build_dataset(
             problems.report(f"{raw.where}: {_name(raw.source)} holds no frames; add them or drop the line")
             continue
         end = length - 1 if raw.end is None else raw.end
-        if raw.start < 0 or raw.start > end:
-            problems.report(
-                f"{raw.where}: segment starts after it ends (start {raw.start} > end {end}); fix it"
-            )
+        # quoted as the annotation writes them: a 1-based corpus's user never sees the 0-based numbers
+        shown = raw.written or f"start {raw.start}, end {end}, 0-based"
+        if raw.start < 0:
+            problems.report(f"{raw.where}: segment starts before the first frame ({shown}); fix it")
+            continue
+        if raw.start > end:
+            problems.report(f"{raw.where}: segment starts after it ends ({shown}); fix it")
             continue
         if end >= length:
             problems.report(
-                f"{raw.where}: segment ends at frame {end}, past the end of {_name(raw.source)} "
-                f"({length} frames, last index {length - 1}); fix the bounds"
+                f"{raw.where}: segment ends past the end of {_name(raw.source)} ({shown}; it has {length} "
+                "frames); fix the bounds"
             )
             continue
         is_file = not isinstance(raw.source, FrameList)
@@ -131,16 +136,24 @@ def build_dataset(
                 "limit of cached ids; shorten the names"
             )
             continue
-        if video.key in seen:
+        # One segment of one recording is one sample, whatever its label: the same clip under two labels
+        # (in one split or across two) would teach both, or leak between splits.
+        segment = (raw.video_id, raw.start, end)
+        if segment in seen:
+            where, label = seen[segment]
             problems.report(
-                f"{raw.where}: sample '{video.key}' is already given at {seen[video.key]}; drop one"
+                f"{raw.where}: sample '{video.key}' is already given at {where}"
+                + ("; drop one" if label == raw.label else f" with label {label!r}; keep the right one")
             )
             continue
-        seen[video.key] = raw.where
+        seen[segment] = (raw.where, raw.label)
         videos.append(video)
     if not videos:
         example = f", e.g. {problems.skipped[0]}" if problems.skipped else ""
-        raise BadInputError(f"{source or root}: no usable samples in this {format_name} dataset{example}")
+        raise BadInputError(
+            f"{source or root}: no usable samples in this {format_name} dataset{example}; give its "
+            "annotations lines whose files are present"
+        )
     used = sorted({video.class_name for video in videos})
     if not fixed and used != classes:  # a class whose samples were all skipped: relabel densely
         label_of = {name: index for index, name in enumerate(used)}
@@ -155,6 +168,16 @@ def build_dataset(
         format=format_name,
         notes=list(notes or []),
     )
+
+
+def path_inside(root: Path, relative: str) -> Path | None:
+    """``root / relative`` when it stays inside root (no absolute path, no climbing out with ``..``)."""
+    if not relative or os.path.isabs(relative) or PurePosixPath(relative).is_absolute():
+        return None
+    normal = os.path.normpath(relative.replace("\\", "/"))
+    if normal == ".." or normal.startswith("../"):
+        return None
+    return root / normal
 
 
 def _name(source: Path | FrameList) -> str:

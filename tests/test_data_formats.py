@@ -126,6 +126,35 @@ def test_ipn_reads_its_videos_where_there_are_no_frame_folders(tmp_path):
     assert np.allclose(pixels[:, 0, 0, 0], [100, 220], atol=8)
 
 
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_annotations_saved_with_a_byte_order_mark_and_stray_system_files_read_the_same(tmp_path, name):
+    """Windows editors save UTF-8 with a BOM, and file managers leave .DS_Store or desktop.ini in every
+    folder they open: neither changes what a corpus holds."""
+    expected = WRITERS[name](tmp_path)
+    for path in [p for p in tmp_path.rglob("*") if p.suffix in (".json", ".csv", ".txt", ".lst")]:
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    for folder in [tmp_path, *(p for p in tmp_path.rglob("*") if p.is_dir())]:
+        (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    dataset = read_samples(DataConfig(data=tmp_path))
+    assert dataset.format == name and samples(dataset) == expected
+
+
+def test_wlasl_subsets_count_glosses_whose_videos_are_all_missing(tmp_path):
+    """WLASL100 is the index's first 100 glosses whether or not their links still work: ``--classes N``
+    counts in the index, and a gloss without any video is left out and named, not replaced by gloss N+1."""
+    import json
+
+    wlasl(tmp_path)
+    index = json.loads((tmp_path / "WLASL_v0.3.json").read_text())
+    gone = {"video_id": "09999", "frame_start": 1, "frame_end": -1, "signer_id": 1, "split": "train"}
+    index.insert(0, {"gloss": "gone", "instances": [gone]})
+    (tmp_path / "WLASL_v0.3.json").write_text(json.dumps(index))
+    assert read_samples(DataConfig(data=tmp_path)).classes == ["book", "drink"]
+    subset = read_samples(DataConfig(data=tmp_path, classes="2"))
+    assert subset.classes == ["book"] and {v.class_name for v in subset.videos} == {"book"}
+    assert any("left out: gone" in note for note in subset.notes)
+
+
 def test_egogesture_as_it_unpacks_lower_case_labels_and_frames_in_several_parts(tmp_path):
     """EgoGesture's label folders come spelt ``subject01``/``group1.csv`` while its frames sit in
     ``Subject01`` folders spread over the archive's parts (``images_320-240_1``, ``_2``, ...), and some

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_extract_argv
-from corpus_replicas import IPN_A, egogesture, hagrid, ipn, jester, manifest
+from corpus_replicas import IPN_A, egogesture, hagrid, ipn, jester, manifest, nvgesture, wlasl
 
 import pipeline
 from core.errors import BadInputError
@@ -34,13 +34,56 @@ def unknown_label(root: Path) -> tuple[str, str]:
 def start_after_end(root: Path) -> tuple[str, str]:
     path, _ = manifest(root)
     _append(path, "clips/take1.mp4,wave,6,2,s1,")
-    return "samples.csv:5", "start 6 > end 2"
+    return "samples.csv:5", "starts after it ends (start 6, end 2, 0-based)"
+
+
+def start_after_end_as_written(root: Path) -> tuple[str, str]:
+    """A 1-based corpus's bounds are quoted as its line writes them, not as the 0-based indices."""
+    ipn(root)
+    _append(root / "Annot_List.txt", f"{IPN_A},G01,3,5,2,4")
+    return "Annot_List.txt:5", "starts after it ends (t_start 5, t_end 2)"
+
+
+def negative_start(root: Path) -> tuple[str, str]:
+    nvgesture(root)
+    lst = root / "nvgesture_train_correct_cvpr2016_v2.lst"
+    _append(lst, "path:./Video_data/class_01/subject13_r0 color:sk_color:-1:5 label:1")
+    return "cvpr2016_v2.lst:2", "starts before the first frame (color sk_color:-1:5"
+
+
+def nvgesture_path_escapes(root: Path) -> tuple[str, str]:
+    nvgesture(root)
+    lst = root / "nvgesture_train_correct_cvpr2016_v2.lst"
+    _append(lst, "path:../../elsewhere/subject1_r0 color:sk_color:1:5 label:1")
+    return "cvpr2016_v2.lst:2", "leaves --data"
+
+
+def same_clip_two_labels(root: Path) -> tuple[str, str]:
+    """One Jester clip listed under two labels (here across train and validation) is a conflict."""
+    jester(root)
+    _append(root / "jester-v1-validation.csv", "1;Thumb Up")
+    return "jester-v1-validation.csv:2", "already given at"
+
+
+def not_a_video(root: Path) -> tuple[str, str]:
+    path, _ = manifest(root)
+    _append(path, "clips/notes.txt,wave,,,s1,")
+    (root / "clips" / "notes.txt").write_text("not a video")
+    return "samples.csv:5", "neither a frame folder nor a video file"
 
 
 def past_the_end(root: Path) -> tuple[str, str]:
     egogesture(root)
     _append(root / "labels-final-revised1" / "Subject01" / "Scene1" / "Group1.csv", "5,8,11")
-    return "Group1.csv:3", "past the end"
+    return "Group1.csv:3", "past the end of"
+
+
+def past_the_end_as_written(root: Path) -> tuple[str, str]:
+    wlasl(root)
+    index = json.loads((root / "WLASL_v0.3.json").read_text())
+    index[0]["instances"][0]["frame_end"] = 40  # 00001.mp4 has 10 frames
+    (root / "WLASL_v0.3.json").write_text(json.dumps(index))
+    return "('book') instance 0", "(frame_start 2, frame_end 40; it has 10 frames)"
 
 
 def id_without_folder(root: Path) -> tuple[str, str]:
@@ -80,7 +123,13 @@ CASES = [
     malformed_line,
     unknown_label,
     start_after_end,
+    start_after_end_as_written,
+    negative_start,
+    nvgesture_path_escapes,
+    same_clip_two_labels,
+    not_a_video,
     past_the_end,
+    past_the_end_as_written,
     id_without_folder,
     json_wrong_shape,
     path_escapes,
@@ -102,6 +151,7 @@ def test_bad_annotation_is_one_line_naming_file_and_line(tmp_path, case, capsys)
     assert pipeline.main(_argv(root, tmp_path / "cache")) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and where in err[0] and what in err[0], err
+    assert err[0].count(where) == 1 and err[0].count("--on-bad-frame skip") == 1, err  # said once
     assert "--on-bad-frame skip" in err[0], err  # the way past a bad line of a large corpus
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("*/manifest.json"))
 

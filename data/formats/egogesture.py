@@ -109,7 +109,7 @@ class EgoGesture(Format):
             split = official_split(subject)
             for scene in _folders(root / LABELS / spelt):
                 with os.scandir(root / LABELS / spelt / scene) as entries:
-                    groups = sorted(e.name for e in entries if e.is_file())
+                    groups = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
                 for name in groups:
                     group = _GROUP.match(name)
                     path = root / LABELS / spelt / scene / name
@@ -139,6 +139,11 @@ class EgoGesture(Format):
                             problems.report(f"{where}: recording has no frame folder ({error})")
                             continue
                         start, end = frames.positions(start + 1, end + 1)  # the frames so numbered
-                        raws.append(RawSample(label, recording, frames, where, start, end, subject, split))
+                        written = f"start {cells[1]}, end {cells[2]}"
+                        raws.append(
+                            RawSample(
+                                label, recording, frames, where, start, end, subject, split, written=written
+                            )
+                        )
         classes = sorted({raw.label for raw in raws}, key=lambda s: (len(s), s))  # numeric order of ids
         return build_dataset(root, self.name, raws, problems, classes if raws else None, memo=options.memo)

@@ -195,7 +195,7 @@ class HaGRID(Format):
             for path in sorted(split_dir.glob("*.json")):
                 label = path.stem
                 try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
+                    data = json.loads(path.read_text(encoding="utf-8-sig"))
                 except json.JSONDecodeError as error:
                     problems.report(
                         f"{path}:{error.lineno}: not valid JSON ({error.msg}); fix or re-download it"

@@ -125,7 +125,19 @@ class IPNHand(Format):
                         problems.report(f"{where}: video {video!r} has no frame folder ({error})")
                         continue
                     start, end = source.positions(start + 1, end + 1)  # the frames named t_start..t_end
-                raws.append(RawSample(cells[1], video, source, where, start, end, subject_of(video), split))
+                raws.append(
+                    RawSample(
+                        cells[1],
+                        video,
+                        source,
+                        where,
+                        start,
+                        end,
+                        subject_of(video),
+                        split,
+                        written=f"t_start {cells[3]}, t_end {cells[4]}",
+                    )
+                )
         return build_dataset(
             root,
             self.name,

@@ -71,6 +71,8 @@ class Jester(Format):
         if not labels_path.is_file():
             raise BadInputError(f"{labels_path}: label list missing; this is not a Jester root")
         classes = [line.strip() for line in read_lines(labels_path) if line.strip()]
+        if not classes:
+            raise BadInputError(f"{labels_path}: holds no labels (one per line); re-download it")
         listing = options.listing()
         frames_root = str(root / FRAMES)  # strings: Path arithmetic per clip costs more than the listing
         raws: list[RawSample] = []
@@ -94,7 +96,10 @@ class Jester(Format):
                     continue
                 raws.append(RawSample(label, clip, frames, where, split=split))
         if not raws and not problems.skipped:
-            raise BadInputError(f"{root}: neither {' nor '.join(SPLIT_FILES.values())} lists a clip")
+            raise BadInputError(
+                f"{lists}: neither {' nor '.join(SPLIT_FILES.values())} lists a clip; put the released "
+                "CSVs there"
+            )
         return build_dataset(
             root, self.name, raws, problems, classes, label_file=str(labels_path), memo=options.memo
         )

@@ -24,7 +24,7 @@ from typing import Any
 from core.errors import BadInputError, UserError
 from data.discovery import SPLIT_FOLDERS, VIDEO_EXTENSIONS, Dataset
 from data.formats import Format, FormatOptions, register
-from data.samples import Problems, RawSample, build_dataset
+from data.samples import Problems, RawSample, build_dataset, path_inside
 
 COLUMNS = ("path", "label", "start", "end", "subject", "split")
 
@@ -78,16 +78,6 @@ def _bound(row: dict[str, Any], name: str) -> int | None:
     return number
 
 
-def _inside(root: Path, relative: str) -> Path | None:
-    """``root / relative`` when it stays inside root (no absolute path, no climbing out with ``..``)."""
-    if not relative or os.path.isabs(relative) or PurePosixPath(relative).is_absolute():
-        return None
-    normal = os.path.normpath(relative.replace("\\", "/"))
-    if normal == ".." or normal.startswith("../"):
-        return None
-    return root / normal
-
-
 @register
 class Manifest(Format):
     name = "manifest"
@@ -109,6 +99,11 @@ class Manifest(Format):
             if isinstance(row, str):
                 problems.report(f"{where}: line {row}; fix it (columns {','.join(COLUMNS)})")
                 continue
+            text = {name: row.get(name) for name in ("path", "label", "subject", "split")}
+            wrong = [name for name, value in text.items() if not isinstance(value, str | int | None)]
+            if wrong or isinstance(text["path"], int):  # a JSONL list or object where a name belongs
+                problems.report(f"{where}: '{(wrong or ['path'])[0]}' must be a string; fix the line")
+                continue
             relative, label = str(row.get("path") or "").strip(), str(row.get("label") or "").strip()
             if not relative or not label:
                 problems.report(f"{where}: line lacks a path or a label; fill both in")
@@ -122,7 +117,7 @@ class Manifest(Format):
             if split is not None and split not in SPLIT_FOLDERS:
                 problems.report(f"{where}: split {split!r} is not train, val or test; fix the line")
                 continue
-            target = _inside(root, relative)
+            target = path_inside(root, relative)
             if target is None:
                 problems.report(
                     f"{where}: path {relative!r} escapes --data ({root}); give it relative to --data, "
@@ -135,10 +130,7 @@ class Manifest(Format):
                 elif target.suffix.lower() in VIDEO_EXTENSIONS and target.is_file():
                     source = target
                 else:
-                    problems.report(
-                        f"{where}: {target} is neither a frame folder nor a video file; fix the path"
-                    )
-                    continue
+                    source = None
             except BadInputError as error:
                 problems.report(f"{where}: {error}")
                 continue
@@ -147,11 +139,14 @@ class Manifest(Format):
                     f"{where}: path {relative[:80]!r} cannot be read ({error.strerror or error}); fix it"
                 )
                 continue
+            if source is None:
+                problems.report(f"{where}: {target} is neither a frame folder nor a video file; fix the path")
+                continue
             subject = str(row.get("subject") or "").strip() or None
             raws.append(
                 RawSample(
                     label,
-                    PurePosixPath(os.path.normpath(relative)).as_posix(),
+                    PurePosixPath(os.path.normpath(relative.replace("\\", "/"))).as_posix(),
                     source,
                     where,
                     start,

@@ -20,7 +20,7 @@ from pathlib import Path
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
 from data.formats.jester import read_lines
-from data.samples import Problems, RawSample, build_dataset
+from data.samples import Problems, RawSample, build_dataset, path_inside
 
 LISTS = {"train": "nvgesture_train_correct_cvpr2016_v2.lst", "test": "nvgesture_test_correct_cvpr2016_v2.lst"}
 _SUBJECT = re.compile(r"(subject\d+)", re.IGNORECASE)
@@ -58,8 +58,15 @@ class NVGesture(Format):
                         f"got {line.strip()[:80]!r}; fix the line"
                     )
                     continue
-                relative = fields["path"].removeprefix("./").strip("/")
-                video = root / relative / f"{color[0]}.avi"
+                relative = fields["path"].removeprefix("./").rstrip("/")
+                folder = path_inside(root, relative)
+                if folder is None:
+                    problems.report(
+                        f"{where}: path {relative[:80]!r} leaves --data ({root}); give it relative to the "
+                        "corpus root, as the released lists do (path:./Video_data/...)"
+                    )
+                    continue
+                video = folder / f"{color[0]}.avi"
                 try:
                     found = video.is_file()
                 except OSError as error:  # a name the system refuses (too long, say)
@@ -72,7 +79,15 @@ class NVGesture(Format):
                 subject = _SUBJECT.search(relative)
                 raws.append(
                     RawSample(
-                        label, relative, video, where, start, stop - 1, subject[1] if subject else None, split
+                        label,
+                        relative,
+                        video,
+                        where,
+                        start,
+                        stop - 1,
+                        subject[1] if subject else None,
+                        split,
+                        written=f"color {color[0]}:{start}:{stop}, frames range({start}, {stop})",
                     )
                 )
         classes = sorted({raw.label for raw in raws}, key=int)

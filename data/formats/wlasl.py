@@ -12,13 +12,15 @@ of the source video, so such a file is read whole, as the corpus' own loader rea
 other instances' bounds apply to their video. ``signer_id`` is the subject,
 ``split`` (train/val/test) the official split. Instances whose video is missing (many links of the
 corpus are dead) are counted and listed, not fatal. Labels follow the index's order, glosses by frequency,
-so ``--classes 100`` is WLASL100 (the subset ``nslt_100.json`` lists).
+so ``--classes 100`` is WLASL100 (the subset ``nslt_100.json`` lists): it counts in the whole index, so a
+gloss whose videos are all dead is left out of the subset, not replaced by the 101st.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from core.errors import BadInputError
@@ -28,6 +30,13 @@ from data.samples import Problems, RawSample, build_dataset
 
 INDEX = "WLASL_v0.3.json"
 SPLITS = {"train": "train", "val": "val", "test": "test"}
+
+
+def _whole(value: object) -> int:
+    """A frame number as the index writes it (an int, or its digits); ValueError for 1.7, true, "x"."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not a whole frame number: {value!r}")
+    return int(value)
 
 
 def _from_youtube(instance: dict) -> bool:
@@ -53,7 +62,7 @@ class WLASL(Format):
         if path is None:
             raise BadInputError(f"{root / INDEX}: index missing; this is not a WLASL root")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no reason to refuse it
         except json.JSONDecodeError as error:
             raise BadInputError(
                 f"{path}:{error.lineno}: not valid JSON ({error.msg}); re-download it"
@@ -61,13 +70,17 @@ class WLASL(Format):
         except (OSError, UnicodeDecodeError) as error:
             raise BadInputError(f"{path}: cannot be read ({error}); re-download it") from None
         if not isinstance(data, list):
-            raise BadInputError(f"{path}: expected a list of {{gloss, instances}}, got {type(data).__name__}")
+            raise BadInputError(
+                f"{path}: expected a list of {{gloss, instances}}, got a JSON {type(data).__name__}; "
+                "point --data at the WLASL root holding WLASL_v0.3.json as released"
+            )
         try:
             with os.scandir(root / "videos") as entries:
                 present = {e.name for e in entries}
         except OSError:
             present = set()
         raws: list[RawSample] = []
+        glossed: list[dict] = []  # the well-formed entries, in the index's order
         missing: list[str] = []
         for number, item in enumerate(data):
             where = f"{path}: entry {number}"
@@ -78,11 +91,12 @@ class WLASL(Format):
             ):
                 problems.report(f"{where}: expected {{'gloss': str, 'instances': [...]}}; fix the entry")
                 continue
+            glossed.append(item)
             for k, inst in enumerate(item["instances"]):
                 here = f"{where} ('{item['gloss']}') instance {k}"
                 try:
                     video_id = str(inst["video_id"])
-                    start, end = int(inst["frame_start"]) - 1, int(inst["frame_end"])
+                    start, end = _whole(inst["frame_start"]) - 1, _whole(inst["frame_end"])
                     split = SPLITS[str(inst.get("split", "train"))]
                 except (TypeError, KeyError, ValueError):
                     problems.report(
@@ -109,6 +123,7 @@ class WLASL(Format):
                         None if end == -1 else end - 1,
                         None if signer is None else str(signer),
                         split,
+                        written=f"frame_start {inst['frame_start']}, frame_end {inst['frame_end']}",
                     )
                 )
         notes = []
@@ -118,9 +133,9 @@ class WLASL(Format):
                 f"out: {', '.join(missing)}"
             )
         # Labels in the index's order (glosses by frequency, as WLASL100/300/1000/2000 take its first N),
-        # among the glosses with a video.
+        # among the glosses with a video; --classes N counts in the whole index, dead links or not.
         classes = list(dict.fromkeys(raw.label for raw in raws))  # raws are in the index's order
-        return build_dataset(
+        dataset = build_dataset(
             root,
             self.name,
             raws,
@@ -131,3 +146,5 @@ class WLASL(Format):
             memo=options.memo,
             source=path,
         )
+        ranking = tuple(dict.fromkeys(item["gloss"] for item in glossed))
+        return replace(dataset, ranking=ranking) if ranking != tuple(dataset.classes) else dataset
