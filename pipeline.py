@@ -136,8 +136,11 @@ def cmd_cache_info(cfg: CachePathConfig) -> int:
 
 
 def cmd_cache_verify(cfg: CachePathConfig) -> int:
-    from cache.verify import verify_cache, verify_notes
+    from cache.verify import unfinished_cache, verify_cache, verify_notes
 
+    if (reason := unfinished_cache(cfg.path)) is not None:  # not damage: extract finishes it
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
     faults = verify_cache(cfg.path)
     for fault in faults:
         print(f"FAULT {fault}")

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cache.manifest import MANIFEST_NAME, SPLITS, dataset_format, read_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, dataset_format, read_manifest, without_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
 from cache.subjects import subject_lines
 from cache.watchdog import watch_open
@@ -111,7 +111,7 @@ def cache_info(key_dir: Path) -> str:
     d = Path(key_dir)
     manifest = read_manifest(d) if d.is_dir() else None
     if manifest is None:
-        raise CacheError(f"{d}: no manifest.json, so not a cache key directory; see `pipeline.py cache ls`")
+        raise CacheError(without_manifest(d))
     classes = [str(c) for c in manifest.get("class_names", [])]
     dims = Dims.from_json(manifest["dims"])
     out = [

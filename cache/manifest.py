@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cache.schema import SHARD_DIR
 from core.atomic import write_json_atomic
 from core.errors import CacheError
 
@@ -72,6 +73,33 @@ def read_manifest(key_dir: Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise CacheError(f"{path}: expected a JSON object; re-run `pipeline.py extract` to rebuild it")
     return manifest
+
+
+def unfinished(key_dir: Path, manifest: dict[str, Any] | None) -> str | None:
+    """Why a key directory is not a finished cache when an extraction explains it (interrupted, or still
+    running): shards without a manifest, or a manifest not yet marked complete. Re-running extract is the
+    remedy, not deleting anything. None: finished, or not a cache at all."""
+    if manifest is None:
+        shards = Path(key_dir) / SHARD_DIR
+        if not shards.is_dir():
+            return None
+        stored = len(list(shards.glob("*.h5")))
+        state = f"{stored} shard(s) stored, no {MANIFEST_NAME} yet"
+    elif manifest.get("complete") is not True:
+        state = f"{MANIFEST_NAME} not marked complete"
+    else:
+        return None
+    return (
+        f"{key_dir}: incomplete cache: an extraction was interrupted or is still running ({state}); "
+        "re-run the same `pipeline.py extract` to finish it"
+    )
+
+
+def without_manifest(key_dir: Path) -> str:
+    """What to say of a key directory with no manifest."""
+    return unfinished(key_dir, None) or (
+        f"{key_dir}: no {MANIFEST_NAME}, so not a cache key directory; see `pipeline.py cache ls`"
+    )
 
 
 def write_manifest(key_dir: Path, manifest: dict[str, Any]) -> None:

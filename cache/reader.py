@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from cache.chunks import direct_reader
-from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest, unfinished, without_manifest
 from cache.schema import SCHEMA_VERSION, Dims, decode_id, field_specs, foreign_storage, read_attrs
 from cache.watchdog import watch_open
 from core.errors import CacheError, one_line
@@ -110,12 +110,9 @@ def open_cache(cache_dir: Path) -> CacheInfo:
         raise CacheError(f"{d}: cache directory not found; pass the directory `pipeline.py extract` printed")
     manifest = read_manifest(d)
     if manifest is None:
-        raise CacheError(f"{mpath}: missing, so this is not a finished cache; re-run `pipeline.py extract`")
-    if manifest.get("complete") is not True:
-        raise CacheError(
-            f"{mpath}: cache is incomplete (extraction was interrupted or is still running); "
-            "re-run `pipeline.py extract` to finish it"
-        )
+        raise CacheError(without_manifest(d))
+    if (reason := unfinished(d, manifest)) is not None:
+        raise CacheError(reason)
     version = manifest.get("schema_version")
     if not isinstance(version, int):
         raise CacheError(f"{mpath}: no valid schema_version; {hint}")

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cache.chunks import chunk_layout_fault
-from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest, unfinished, without_manifest
 from cache.reader import attr_text
 from cache.schema import (
     SCALAR_FIELDS,
@@ -226,6 +226,16 @@ def _verify_split(
     return faults, ids
 
 
+def unfinished_cache(cache_dir: Path) -> str | None:
+    """Why the cache is not finished yet, when an extraction explains it (``cache.manifest.unfinished``);
+    None for a finished cache, and for anything ``verify_cache`` reports as a fault."""
+    d = Path(cache_dir)
+    try:
+        return unfinished(d, read_manifest(d)) if d.is_dir() else None
+    except CacheError:
+        return None
+
+
 def verify_cache(cache_dir: Path) -> list[str]:
     """Every fault of one cache key directory, each naming its file and dataset; empty means OK."""
     d = Path(cache_dir)
@@ -236,12 +246,10 @@ def verify_cache(cache_dir: Path) -> list[str]:
     except CacheError as exc:
         return [f"{MANIFEST_NAME}: {exc}"]
     if manifest is None:
-        return [f"{MANIFEST_NAME}: missing"]
+        return [without_manifest(d)]
     faults = []
     if manifest.get("complete") is not True:
-        faults.append(
-            f"{MANIFEST_NAME}: complete is {manifest.get('complete')!r}; the cache was never finished"
-        )
+        faults.append(f"{MANIFEST_NAME}: complete is {manifest.get('complete')!r}; {unfinished(d, manifest)}")
     version = manifest.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         return faults + [f"{MANIFEST_NAME}: schema_version {version!r} is not one this toolkit reads"]

@@ -14,7 +14,7 @@ from test_cache_store import CLASSES, DIMS, LAYOUT, cid_of, make_record, meta_fo
 from cache.assemble import assemble_splits
 from cache.inspect import cache_info, cache_ls
 from cache.key import extraction_key
-from cache.reader import CacheDataset
+from cache.reader import CacheDataset, open_cache
 from cache.shards import ShardStore
 from cache.verify import verify_cache
 from core.errors import CacheError
@@ -127,8 +127,36 @@ def test_wrong_dtype_and_a_virtual_dataset(key_dir: Path, tmp_path: Path):
 
 def test_missing_manifest_and_dir(tmp_path: Path, key_dir: Path):
     assert verify_cache(tmp_path / "nope") == [f"{tmp_path / 'nope'}: cache directory not found"]
+    (key_dir / "shards").rename(tmp_path / "elsewhere")
     (key_dir / "manifest.json").unlink()
-    assert verify_cache(key_dir) == ["manifest.json: missing"]
+    assert verify_cache(key_dir) == [
+        f"{key_dir}: no manifest.json, so not a cache key directory; see `pipeline.py cache ls`"
+    ]
+
+
+@pytest.mark.parametrize("state", ["shards only", "marked incomplete"])
+def test_an_interrupted_extraction_is_called_unfinished_not_damaged(key_dir: Path, state: str, capsys):
+    """A key directory an interrupted extract left (its shards, and no manifest, or one not yet marked
+    complete) is resumed by re-running extract: info, verify and train say so, and verify blames no file."""
+    import pipeline
+    from cache.manifest import mark_incomplete
+
+    if state == "shards only":
+        for path in key_dir.glob("*.*"):
+            path.unlink()
+    else:
+        mark_incomplete(key_dir)
+    assert pipeline.main(["cache", "verify", str(key_dir)]) == 2
+    out, err = capsys.readouterr()
+    assert "FAULT" not in out and "delete" not in err
+    assert "incomplete cache" in err and "re-run the same `pipeline.py extract`" in err
+    with pytest.raises(CacheError, match="incomplete cache: an extraction was interrupted"):
+        open_cache(key_dir)  # what train and evaluate open
+    if state == "shards only":
+        with pytest.raises(CacheError, match="incomplete cache: an extraction was interrupted"):
+            cache_info(key_dir)
+    else:  # a manifest to describe: shown, marked
+        assert "complete:   NO (re-run extract)" in cache_info(key_dir).splitlines()
 
 
 # ---- cache ls / cache info (the read-only `cache` commands beside verify) ----
