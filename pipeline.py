@@ -7,6 +7,7 @@ Exit status: 0 success, 2 user error (one line on stderr), 1 bug (traceback).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -136,9 +137,9 @@ def cmd_cache_info(cfg: CachePathConfig) -> int:
 
 
 def cmd_cache_verify(cfg: CachePathConfig) -> int:
-    from cache.verify import unfinished_cache, verify_cache, verify_notes
+    from cache.verify import not_verifiable, verify_cache, verify_notes
 
-    if (reason := unfinished_cache(cfg.path)) is not None:  # not damage: extract finishes it
+    if (reason := not_verifiable(cfg.path)) is not None:  # not damage: nothing to delete
         print(f"error: {reason}", file=sys.stderr)
         return 2
     faults = verify_cache(cfg.path)
@@ -232,6 +233,45 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split()) or type(error).__name__
 
 
+# What Ctrl-C leaves, by command: extract keeps its shards, sweep its finished runs, tune its study.
+AFTER_INTERRUPT = {
+    "extract": "re-run the same command to resume",
+    "sweep": "re-run the same command to resume (finished runs are kept)",
+    "tune": "re-run the same command to resume (the study keeps its trials)",
+    "demo": "re-run the same command (the extraction resumes where it stopped)",
+    "train": "a train run does not resume: run the command again for a new run (with --name, remove that "
+    "run folder first)",
+}
+# A path the user gave that cannot be used (a file where a folder belongs, no permission): one line.
+PATH_ERRNOS = {
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+}
+
+
+def path_error(error: OSError) -> str | None:
+    """The error line for an output path that cannot be written, or None for any other OSError."""
+    if error.errno not in PATH_ERRNOS or not error.filename:
+        return None
+    return (
+        f"{error.filename}: {error.strerror}; choose a path you can write (a folder where a folder belongs, "
+        "a file name where a file belongs)"
+    )
+
+
+def memory_error(error: RuntimeError) -> str | None:
+    """The error line for an allocation that failed (torch's CPU allocator or CUDA), or None."""
+    text = one_line(error)
+    if type(error).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text:
+        return None
+    return f"out of memory ({text[:200]}); ask for less: a smaller --batch-size (train: or --hidden)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = None
@@ -252,13 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         where = failed_path(e) or next(
             (getattr(cfg, a) for a in ("cache_dir", "out", "path") if getattr(cfg, a, None)), None
         )
-        full = disk_full_error(where, e)
+        full = disk_full_error(where, e) or (path_error(e) if isinstance(e, OSError) else memory_error(e))
         if full is None:
             raise
         print(f"error: {full}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        hint = AFTER_INTERRUPT.get(args.command)
+        print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
 
 

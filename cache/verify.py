@@ -226,14 +226,18 @@ def _verify_split(
     return faults, ids
 
 
-def unfinished_cache(cache_dir: Path) -> str | None:
-    """Why the cache is not finished yet, when an extraction explains it (``cache.manifest.unfinished``);
-    None for a finished cache, and for anything ``verify_cache`` reports as a fault."""
+def not_verifiable(cache_dir: Path) -> str | None:
+    """Why there is nothing to verify, as one line: no such directory, not a cache key directory (a cache
+    root, say), or a cache an extraction has not finished (``cache.manifest.unfinished``). None: verify
+    it. None of these is damage, so the answer is never to delete anything."""
     d = Path(cache_dir)
+    if not d.is_dir():
+        return f"{d}: cache directory not found; pass a key directory that `pipeline.py cache ls` lists"
     try:
-        return unfinished(d, read_manifest(d)) if d.is_dir() else None
+        manifest = read_manifest(d)
     except CacheError:
-        return None
+        return None  # a damaged manifest is a fault verify_cache names
+    return without_manifest(d) if manifest is None else unfinished(d, manifest)
 
 
 def verify_cache(cache_dir: Path) -> list[str]:

@@ -248,3 +248,16 @@ def test_verify_reports_instead_of_crashing_on_damage_anywhere(key_dir: Path):
             assert any(f.startswith("train.h5: ") for f in faults), offset
     path.write_bytes(original)
     assert verify_cache(key_dir) == []
+
+
+@pytest.mark.parametrize("where", ["the cache root", "no such path"])
+def test_verify_of_a_path_that_is_no_cache_says_so_and_advises_no_deleting(key_dir: Path, where: str, capsys):
+    """`cache verify` given the cache root (or a typo) is not a damaged cache: one line, and never "delete
+    the folder", which for the root would mean every cache in it."""
+    import pipeline
+
+    path = key_dir.parent if where == "the cache root" else key_dir.parent / "nosuch"
+    assert pipeline.main(["cache", "verify", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert "FAULT" not in out and "delete" not in err and len(err.strip().splitlines()) == 1
+    assert str(path) in err and "cache ls" in err

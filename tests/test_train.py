@@ -426,3 +426,77 @@ def test_evaluate_refuses_a_split_holding_videos_the_model_trained_on(runs, tmp_
     assert "\n" not in message and "re-split" in message and test_video in message
     report = run_evaluate(EvaluateConfig(checkpoint=resplit, split="val", device="cpu", out=tmp_path))
     assert report["split"] == "val" and report["num_sequences"] > 0  # the other splits are still scored
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ("--lr", "inf"),
+        ("--weight-decay", "-1"),
+        ("--weight-decay", "nan"),
+        ("--grad-clip", "nan"),
+        ("--patience", "-1"),
+        ("--seed", "-1"),
+        ("--supcon-temperature", "inf"),
+        ("--name", "../elsewhere"),
+    ],
+)
+def test_train_refuses_values_that_would_crash_later_or_train_on_nan(runs, tmp_path, capsys, flag):
+    """`inf` passes a "positive" test and trains on NaN; a negative seed crashed t-SNE after training; a
+    name with a slash wrote outside --out. Each is one line before anything is written."""
+    import pipeline
+
+    argv = ["train", "--cache", str(runs.cache), "--out", str(tmp_path / "runs"), "--epochs", "1", *flag]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag[0] in err[0], err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_an_output_path_under_a_file_is_one_line(runs, tmp_path, capsys, command):
+    import pipeline
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    if command == "train":
+        argv = ["train", "--cache", str(runs.cache), "--epochs", "1", "--hidden", "8", "--out", str(blocker)]
+    else:
+        argv = ["evaluate", "--checkpoint", str(runs.a / "best.pt"), "--out", str(blocker / "report")]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(blocker) in err[0] and "choose a path you can write" in err[0], err
+
+
+def test_tsne_of_a_head_that_saw_nothing_is_skipped(tmp_path):
+    """A head whose input never varies (--streams hands on a cache where no hand was detected) gives every
+    sequence the same embedding; the report goes on without that figure instead of crashing."""
+    from train.plots import plot_tsne
+
+    same = np.tile(np.linspace(-1, 1, 16, dtype=np.float32), (12, 1))  # (12, 16), one point 12 times
+    labels = np.arange(12) % 3
+    assert plot_tsne(same, labels, ["a", "b", "c"], tmp_path / "same.png", "t") is None
+    spread = same + np.random.default_rng(0).normal(0, 0.1, same.shape).astype(np.float32)
+    assert plot_tsne(spread, labels, ["a", "b", "c"], tmp_path / "spread.png", "t") == tmp_path / "spread.png"
+
+
+@pytest.mark.parametrize("command", ["train", "extract"])
+def test_ctrl_c_says_what_a_rerun_does(monkeypatch, tmp_path, capsys, command):
+    """extract resumes where it stopped; a train run does not, and telling its user to "re-run to resume"
+    sent them into "run folder already exists"."""
+    import pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if command == "train":
+        monkeypatch.setattr("train.fit.run_train", interrupted)
+        argv = ["train", "--cache", str(tmp_path), "--out", str(tmp_path / "runs")]
+    else:
+        monkeypatch.setattr("extract.run.run", interrupted)
+        argv = ["extract", "--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
+    assert pipeline.main(argv) == 130
+    err = capsys.readouterr().err
+    assert ("does not resume" in err) == (command == "train") and ("to resume" in err) == (
+        command == "extract"
+    )

@@ -6,6 +6,7 @@ Setup lives here; the epoch loops are in train/loop.py.
 from __future__ import annotations
 
 import csv
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -308,10 +309,30 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _validate(cfg: TrainConfig) -> None:
+    """Refuse option values that would crash later (after training, in a plot) or train on NaN: every
+    float must be finite (``inf`` passes a ``> 0`` test and turns the schedule into NaN)."""
+    floats = (
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.grad_clip,
+        cfg.signer_adversarial,
+        cfg.supcon,
+        cfg.supcon_temperature,
+    )
+    finite = all(math.isfinite(v) for v in floats)
     checks = [
+        (
+            finite,
+            "--lr, --weight-decay, --grad-clip, --signer-adversarial, --supcon and --supcon-temperature "
+            "must be finite numbers",
+        ),
         (cfg.epochs >= 1, "--epochs must be at least 1"),
         (cfg.batch_size >= 1, "--batch-size must be at least 1"),
         (cfg.lr > 0, "--lr must be positive"),
+        (cfg.weight_decay >= 0, "--weight-decay must be 0 or more"),
+        (cfg.grad_clip >= 0, "--grad-clip must be 0 (off) or more"),
+        (cfg.patience >= 0, "--patience must be 0 (off) or more"),
+        (0 <= cfg.seed < 2**32, "--seed must be in 0 .. 2**32 - 1"),
         (0.0 <= cfg.label_smoothing < 1.0, "--label-smoothing must be in [0, 1)"),
         (0.0 <= cfg.dropout < 1.0, "--dropout must be in [0, 1)"),
         (cfg.hidden >= 1, "--hidden must be at least 1"),
@@ -330,6 +351,8 @@ def _make_run_dir(cfg: TrainConfig) -> Path:
     """A fresh folder under cfg.out; an explicit --name that exists is refused, never overwritten."""
     out = Path(cfg.out)
     if cfg.name:
+        if cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
+            raise BadInputError(f"--name {cfg.name!r}: give a plain folder name; --out says where runs go")
         run_dir = out / cfg.name
         if run_dir.exists():
             raise BadInputError(f"{run_dir}: run folder already exists; choose another --name or remove it")

@@ -102,11 +102,14 @@ def plot_tsne(
     title: str,
     seed: int = 0,
 ) -> Path | None:
-    """2-D t-SNE of sequence embeddings; perplexity shrinks for small sets. None below 5 points."""
+    """2-D t-SNE of sequence embeddings; perplexity shrinks for small sets. None below 5 points, and when
+    every point is the same (a head fed nothing: ``--streams hands`` where no hand was ever detected)."""
     from sklearn.manifold import TSNE
 
     n = len(embeddings)
     if n < 5 or not np.isfinite(embeddings).all():  # too few points, or a diverged model
+        return None
+    if np.allclose(embeddings, embeddings[:1]):  # no spread: t-SNE's PCA start divides by zero
         return None
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
     # Exact gradients are faster than Barnes-Hut for the few hundred points of a val split.
