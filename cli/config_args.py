@@ -34,7 +34,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         tp = unwrap_optional(f.type)
         default = _default(f)
         shown = "required" if default is dataclasses.MISSING else f"default: {default}"
-        help_text = f.metadata.get("help", "")
+        help_text = getattr(cls, "FLAG_HELP", {}).get(f.name) or f.metadata.get("help", "")
         if "(default:" not in help_text:  # a help that explains its default already says it better
             help_text = f"{help_text} ({shown})"
         kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name}

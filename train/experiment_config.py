@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from train.config import TrainConfig
 
@@ -22,6 +22,11 @@ def _f(default: Any, help: str) -> Any:
 class SweepConfig:
     """`pipeline.py sweep`: train every combination of a grid over one decoded cache."""
 
+    # --help of a nested train flag that means something else here
+    FLAG_HELP: ClassVar[dict[str, str]] = {
+        "name": "sweep folder name under --out (default: sweep-<hash of the grid and the shared options>)"
+    }
+
     train: TrainConfig
     grid: str = _f("", "'flag=v1,v2 flag=v1,...' over train flags, or a YAML file {flag: [values]}")
     parallel: int = _f(1, "trainings at once, sharing one decoded copy of the cache")
@@ -30,6 +35,10 @@ class SweepConfig:
 @dataclass
 class TuneConfig:
     """`pipeline.py tune`: Optuna search (TPE, median pruning) over train options on one cache."""
+
+    FLAG_HELP: ClassVar[dict[str, str]] = {
+        "name": "study folder name under --out (default: tune-<streams>-<metric>)"
+    }
 
     train: TrainConfig
     trials: int = _f(20, "finished trials the study should hold (a resumed study counts its old ones)")

@@ -3,7 +3,9 @@
 The grid names train flags (``lr=1e-3,3e-3 streams=all,twelve seed=0,1,2`` or a YAML mapping of flag to
 list); each value is checked as the flag itself would be (core/config.py). Runs land in
 ``<out>/<name>/<flag=value_...>``, each with its own config.yaml; the default name is a hash of the grid and
-the shared options, so the same command again resumes the sweep and skips finished runs.
+the shared options, so the same command again resumes the sweep and skips finished runs. Run names list the
+flags in one fixed order (sorted, or the order a sweep folder recorded), so the same grid written with its
+keys in another order, or a value spelled another way (``1e-3``, ``0.001``), resumes the same runs.
 """
 
 from __future__ import annotations
@@ -41,17 +43,36 @@ def parse_grid(grid: str) -> dict[str, list[Any]]:
             name, sep, values = token.partition("=")
             if not sep or not name or not values:
                 raise BadInputError(f"--grid: {token!r} is not flag=value[,value...]")
+            if name in raw:
+                raise BadInputError(
+                    f"--grid: '{name}' is given twice; list all its values once: {name}=v1,v2"
+                )
             raw[name] = [yaml.safe_load(v) if v else v for v in values.split(",")]
     out: dict[str, list[Any]] = {}
     for name, values in raw.items():
         key = str(name).replace("-", "_")
         if key in FIXED:
             raise BadInputError(f"{source}: '{name}' cannot vary in a sweep; pass --{key} once instead")
+        if key in out:  # weight-decay and weight_decay are one flag
+            raise BadInputError(f"{source}: '{name}' is given twice; list all its values under one key")
         values = values if isinstance(values, list) else [values]
         if not values:
             raise BadInputError(f"{source}: '{name}' has no values")
         out[key] = [coerce_option(TrainConfig, key, v, source) for v in values]
+        _refuse_repeats(source, name, values, out[key])
     return out
+
+
+def _refuse_repeats(source: str, name: str, raw: list[Any], values: list[Any]) -> None:
+    """Two values that name the same run folder would train it once, then fail on the taken folder."""
+    seen: dict[str, Any] = {}
+    for spelled_raw, value in zip(raw, values, strict=True):
+        spelled = _spelled(value)
+        if spelled in seen:
+            first, again = str(seen[spelled]), str(spelled_raw)
+            alias = "" if first == again else f" (as {first} and {again})"
+            raise BadInputError(f"{source}: '{name}' lists {spelled} twice{alias}; give each value once")
+        seen[spelled] = spelled_raw
 
 
 def _read_grid_file(path: Path) -> dict[str, Any]:
@@ -65,14 +86,45 @@ def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+def key_order(sweep_dir: Path, grid: dict[str, list[Any]]) -> list[str]:
+    """The order run names list the grid's flags: fixed per sweep folder, whatever order the user typed.
+
+    A new sweep sorts them. A folder keeps the order its sweep.json recorded; one made before the order
+    was recorded named its runs in the order typed then, which its first recorded run name shows.
+    """
+    keys = sorted(grid)
+    recorded = _read_sweep_json(sweep_dir)
+    old_keys = recorded.get("keys")
+    if isinstance(old_keys, list) and sorted(map(str, old_keys)) == keys:
+        return [str(k) for k in old_keys]
+    runs = recorded.get("runs")
+    first = f"_{runs[0]}" if isinstance(runs, list) and runs and isinstance(runs[0], str) else ""
+    at = {k: first.find(f"_{k}=") for k in keys}  # "_lr=" cannot match inside "_label_smoothing="
+    return sorted(keys, key=at.__getitem__) if all(i >= 0 for i in at.values()) else keys
+
+
+def _read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
+    """What an earlier invocation recorded; unreadable counts as nothing (it is rewritten anyway)."""
+    try:
+        data = json.loads((sweep_dir / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def run_name(combo: dict[str, Any]) -> str:
-    """A run folder name that says what the run varies, e.g. ``lr=0.001_streams=all_seed=0``."""
-    parts = [f"{k}={format(v, 'g') if isinstance(v, float) else v}" for k, v in combo.items()]
-    return "_".join(parts).replace("/", "-").replace(" ", "")
+    """A run folder name that says what the run varies, e.g. ``lr=0.001_seed=0_streams=all``."""
+    return "_".join(f"{k}={_spelled(v)}" for k, v in combo.items())
 
 
-def plan(cfg: SweepConfig) -> tuple[Path, list[Job]]:
-    """The sweep folder and one job per combination; every config is checked before anything runs."""
+def _spelled(value: Any) -> str:
+    """A value as run names write it: 1e-3 and 0.001 are both ``0.001``."""
+    text = format(value, "g") if isinstance(value, float) else str(value)
+    return text.replace("/", "-").replace(" ", "")
+
+
+def plan(cfg: SweepConfig) -> tuple[Path, list[str], list[Job]]:
+    """The sweep folder, its key order and one job per combination; every config is checked first."""
     from train.fit import _validate
 
     if cfg.parallel < 1:
@@ -86,6 +138,8 @@ def plan(cfg: SweepConfig) -> tuple[Path, list[Job]]:
     shared = {k: v for k, v in config_to_dict(base).items() if k not in ("out", "name")}
     digest = hashlib.sha1(json.dumps([grid, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
     sweep_dir = Path(base.out) / (base.name or f"sweep-{digest}")
+    keys = key_order(sweep_dir, grid)
+    grid = {k: grid[k] for k in keys}
     jobs = []
     for combo in combinations(grid):
         run_cfg = replace(base, **combo, out=sweep_dir, name=run_name(combo))
@@ -94,7 +148,7 @@ def plan(cfg: SweepConfig) -> tuple[Path, list[Job]]:
         except UserError as e:
             raise BadInputError(f"--grid: {run_name(combo)}: {e}") from None
         jobs.append(Job(run_cfg))
-    return sweep_dir, jobs
+    return sweep_dir, keys, jobs
 
 
 def run_sweep(cfg: SweepConfig) -> Path:
@@ -102,13 +156,16 @@ def run_sweep(cfg: SweepConfig) -> Path:
     from train.config import RunsConfig
     from train.runs import compare_runs
 
-    sweep_dir, jobs = plan(cfg)
+    sweep_dir, keys, jobs = plan(cfg)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "sweep.json").write_text(
-        json.dumps({"grid": cfg.grid, "runs": [j.cfg.name for j in jobs]}, indent=2), encoding="utf-8"
+        json.dumps({"grid": cfg.grid, "keys": keys, "runs": [j.cfg.name for j in jobs]}, indent=2),
+        encoding="utf-8",
     )
     pending = [j for j in jobs if not is_finished(j)]
-    if pending:
+    if not pending:
+        print(f"resuming: all {len(jobs)} runs already finished", flush=True)
+    else:
         fields = cache_fields(Path(cfg.train.cache), *{j.cfg.streams for j in pending})
         decoded = decode_cache(Path(cfg.train.cache), fields, sweep_dir)
         try:
