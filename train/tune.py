@@ -3,8 +3,10 @@
 TPE proposes each trial (train/tune_space.py says over what); every trial is a normal run
 ``<out>/<name>/trial-<n>`` whose per-epoch validation metric goes to a median pruner. The study lives in
 ``<out>/<name>/study.db`` (SQLite): the same command again continues until the study holds ``--trials``
-finished (complete or pruned) trials, and a trial a kill interrupted is marked failed and proposed again.
-At the end: the best trial, parameter importances, and ``optimization_history.png``.
+finished (complete or pruned) trials, and a trial a kill or Ctrl-C interrupted is marked failed and
+proposed again with its parameters. The study records what defines it (the cache key, the space and the fixed
+train options, the metric among them) and refuses to resume with others, which would mix trials that cannot
+be compared. At the end: the best trial, parameter importances, and ``optimization_history.png``.
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from core.config import given_options
+import numpy as np
+
+from core.config import config_to_dict, given_options
 from core.errors import BadInputError
 from train.arrays import cache_fields, decode_cache
 from train.experiment_config import TuneConfig
-from train.jobs import Job, run_job
-from train.tune_space import DEFAULT_SPACE, overrides, possible_streams, read_space
+from train.jobs import NOT_COMPARED, Job, run_job
+from train.runtime import open_manifest
+from train.tune_space import DEFAULT_SPACE, Param, overrides, possible_streams, read_space
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+SETTINGS = "tune_settings"  # the study's user attribute: what a resumed study must be run with
 
 
 def run_tune(cfg: TuneConfig) -> Path:
@@ -52,7 +59,9 @@ def run_tune(cfg: TuneConfig) -> Path:
     db = study_dir / "study.db"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _open_study(db, study_dir.name, base)
+    _check_settings(study, db, _settings(base, space))
     _retry_interrupted(study, study_dir)
+    study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(base.seed, len(study.trials)))
     remaining = cfg.trials - len(_finished(study))
     if remaining > 0:
         if len(study.trials):
@@ -60,7 +69,7 @@ def run_tune(cfg: TuneConfig) -> Path:
         fields = cache_fields(Path(base.cache), *possible_streams(space, base))
         decoded = decode_cache(Path(base.cache), fields, study_dir)
         try:
-            study.optimize(lambda t: _objective(t, space, base, study_dir, decoded), n_trials=remaining)
+            _run_trials(study, lambda t: _objective(t, space, base, study_dir, decoded), remaining)
         finally:
             decoded.remove()
     print(_outcome(study, db, base.metric))
@@ -80,14 +89,97 @@ def _open_study(db: Path, name: str, base: Any) -> Any:
         return optuna.create_study(
             study_name=name,
             storage=optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}"),
-            direction="minimize" if base.metric == "loss" else "maximize",
-            sampler=optuna.samplers.TPESampler(seed=base.seed),
+            direction=_direction(base.metric),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
             load_if_exists=True,
         )
     except (SQLAlchemyError, ValueError, RuntimeError) as e:
         reason = " ".join(str(getattr(e, "orig", None) or e).split())[:160]  # the driver's words
         raise BadInputError(f"{db}: cannot open the Optuna study ({reason}); {hint}") from None
+
+
+def _direction(metric: str) -> str:
+    return "minimize" if metric == "loss" else "maximize"
+
+
+def _settings(base: Any, space: dict[str, Param]) -> dict[str, Any]:
+    """What defines the study, as JSON: the cache's key (the folder may move), the space, and every train
+    option a trial does not draw that changes what it learns (the metric among them)."""
+    key = open_manifest(Path(base.cache)).get("key") or Path(base.cache).name
+    skip = {*NOT_COMPARED, "cache", "folds", *space}
+    options = {k: v for k, v in config_to_dict(base).items() if k not in skip}
+    ranges = {name: {k: v for k, v in asdict(p).items() if k != "name"} for name, p in space.items()}
+    return json.loads(json.dumps({"cache_key": key, "options": options, "space": ranges}, default=str))
+
+
+def _check_settings(study: Any, db: Path, settings: dict[str, Any]) -> None:
+    """Record a new study's settings; refuse to resume one with others, in one line, before any trial.
+
+    A study made before settings were recorded resumes unchecked, unless its direction betrays another
+    metric (a loss would be maximised, and its best trial would be the worst)."""
+    from optuna.study import StudyDirection
+
+    recorded = study.user_attrs.get(SETTINGS)
+    if not study.trials:  # nothing to mix with: (re)record
+        study.set_user_attr(SETTINGS, settings)
+        return
+    differ: list[str] = []
+    if recorded is None:
+        metric = settings["options"]["metric"]
+        if study.direction != StudyDirection[_direction(metric).upper()]:
+            differ.append(
+                f"direction {study.direction.name.lower()} (now {_direction(metric)}, for {metric})"
+            )
+    else:
+        if recorded.get("cache_key") != settings["cache_key"]:
+            differ.append(f"cache key {recorded.get('cache_key')} (now {settings['cache_key']})")
+        # Options both record: one searched now but fixed then (or the reverse) is a change of space, and
+        # an option a newer version added is not held against an older study.
+        old, new = recorded.get("options", {}), settings["options"]
+        differ += [
+            f"{k} {old[k]} (now {new[k]})" for k in sorted(old.keys() & new.keys()) if old[k] != new[k]
+        ]
+        old, new = recorded.get("space", {}), settings["space"]
+        changed = [
+            f"{k} {'added' if k not in old else 'removed' if k not in new else 'changed'}"
+            for k in sorted({*old, *new})
+            if old.get(k) != new.get(k)
+        ]
+        if changed:
+            differ.append(f"space: {', '.join(changed)}")
+    if differ:
+        raise BadInputError(
+            f"{db}: the study was made with other settings ({'; '.join(differ)}); re-run it with its own "
+            "options and space, or choose another --name for a new study"
+        )
+
+
+def _sampler_seed(seed: int, trials: int) -> int:
+    """A fresh study draws from ``--seed`` itself (reproducible); a resumed one mixes in the trials it holds,
+    so it draws new parameters instead of the first trials' over again."""
+    return seed if trials == 0 else int(np.random.SeedSequence([seed, trials]).generate_state(1)[0])
+
+
+def _run_trials(study: Any, objective: Callable[[Any], float], n: int) -> None:
+    """``study.optimize`` by ask and tell, less its handling of Ctrl-C: Optuna marks the trial failed (so
+    it would never be retried) and logs a traceback. Here it stays RUNNING, as a kill leaves it, and the
+    next run retries it (``_retry_interrupted``); the CLI prints its one 'interrupted' line."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for _ in range(n):
+        trial = study.ask()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
 
 
 def _finished(study: Any) -> list[Any]:
@@ -97,7 +189,8 @@ def _finished(study: Any) -> list[Any]:
 
 
 def _retry_interrupted(study: Any, study_dir: Path) -> None:
-    """Trials still RUNNING were killed: mark them failed, drop their half runs, propose them again."""
+    """Trials still RUNNING were killed or stopped by Ctrl-C: mark them failed, drop their half runs, and
+    propose their parameters again."""
     from optuna.trial import TrialState
 
     for t in study.trials:

@@ -5,18 +5,19 @@
     streams: [twelve, dino-swav]
     fusion: [true, false]                         # true: streams=all (gated fusion); false: streams
 
-Every name is a train flag (or ``fusion``), every bound and choice is checked as that flag would be, and
-an empty range or an empty list of choices is refused: each one a one-line error naming the file.
+Every name is a train flag (or ``fusion``), every bound and choice is checked as that flag would be (its type
+here, its value by train's own checks), and an empty range or an empty list of choices is refused: each one
+a one-line error naming the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from core.config import coerce_option, read_yaml_mapping
-from core.errors import BadInputError
+from core.errors import BadInputError, UserError
 from train.config import TrainConfig
 
 FIXED = ("cache", "out", "name", "folds")
@@ -69,6 +70,7 @@ def read_space(path: Path | None, base: TrainConfig, given: frozenset[str] | Non
             raise BadInputError(f"{src}: '{raw_name}' cannot be searched; pass --{name} once instead")
         space[name] = _param(name, spec, src)
     _check_fusion(space, base, src)
+    _check_values(space, base, src)
     return space
 
 
@@ -123,6 +125,22 @@ def _check_fusion(space: dict[str, Param], base: TrainConfig, src: str) -> None:
             f"{src}: fusion: false needs single-stream choices, but streams may be 'all'; "
             "search streams: [twelve, dino-swav] (fusion: true is streams=all)"
         )
+
+
+def _check_values(space: dict[str, Param], base: TrainConfig, src: str) -> None:
+    """Every choice and both ends of every range pass train's own checks, so no trial draws a value that
+    fails mid-study (train's checks are intervals: a range whose ends pass holds no bad value)."""
+    from train.fit import _validate
+
+    for name, p in space.items():
+        values = [("choice", v) for v in p.choices] if p.choices else [("low", p.low), ("high", p.high)]
+        for which, value in values:
+            try:
+                _validate(replace(base, **overrides({name: value})))
+            except UserError as e:
+                raise BadInputError(
+                    f"{src}: '{name}' {which} {value!r}: {e}; change it in the space"
+                ) from None
 
 
 def overrides(params: dict[str, Any]) -> dict[str, Any]:
