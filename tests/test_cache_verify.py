@@ -261,3 +261,17 @@ def test_verify_of_a_path_that_is_no_cache_says_so_and_advises_no_deleting(key_d
     out, err = capsys.readouterr()
     assert "FAULT" not in out and "delete" not in err and len(err.strip().splitlines()) == 1
     assert str(path) in err and "cache ls" in err
+
+
+def test_a_damaged_shard_chunk_is_a_fault_naming_the_shard(key_dir: Path):
+    """Split files are assembled by copying the shards' compressed chunks: a damaged shard chunk passed
+    verify, then went into the next split files, and came back after they were deleted. verify now
+    decodes the shards too, and deleting the named shard leaves a cache that verifies (extract recomputes
+    what it held)."""
+    shard = ShardStore(key_dir).shard_paths()[0]
+    flip_bytes_in_chunk(shard, "embeddings", 1)
+    faults = verify_cache(key_dir)
+    assert "[1]" in _one(faults, f"shards/{shard.name}: embeddings: cannot read sequence")
+    assert len(faults) == 1  # the split files' copies were made before the damage
+    shard.unlink()
+    assert verify_cache(key_dir) == []

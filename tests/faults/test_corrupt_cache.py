@@ -199,6 +199,36 @@ def test_deleted_shard_is_harmless_to_readers_and_recomputed_by_extract(
     )
 
 
+def test_a_damaged_shard_chunk_is_named_and_deleting_the_shard_repairs_it(
+    zygote, reference, key_dir, tmp_path, fast_encoders, reliability
+):
+    """Split files are assembled by copying shard chunks: a damaged shard chunk would be copied into the
+    next split files and back after they were deleted. verify names the shard, and its advice (delete the
+    file named, re-run extract) recomputes that shard's sequences only."""
+    shards = shard_contents(key_dir)
+    victim = sorted(shards)[3]
+    flip_bytes_in_chunk(key_dir / "shards" / victim, "embeddings", 0)
+    status, faults, log = _verify(zygote, key_dir, tmp_path)
+    assert status == 2 and len(faults) == 1 and f"shards/{victim}: embeddings" in faults[0], log
+    assert "delete the damaged files named above" in log
+    os.remove(key_dir / "shards" / victim)
+    result = run(extract_config(reference.data, key_dir.parent))
+    assert result.computed == len(shards[victim])
+    assert verify_cache(key_dir) == []
+    assert_same_arrays(reference.arrays, split_arrays(key_dir))
+    reliability.record(
+        "corrupt cache",
+        "flipped bytes inside a compressed chunk of a shard (after assembly)",
+        1,
+        [
+            "`cache verify` exits 2 with a FAULT line naming the shard and dataset: "
+            + faults[0].replace(victim, "<shard>.h5").split(": Can't")[0],
+            f"deleting that shard and re-running extract recomputes exactly its {len(shards[victim])} "
+            "sequences; byte-identical result, and the cache verifies",
+        ],
+    )
+
+
 @pytest.mark.parametrize(
     ("workers", "where"), [("1", "a DataLoader worker process"), ("0", "the background reader thread")]
 )
