@@ -150,6 +150,11 @@ def coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
             return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
         if tp is bool and not isinstance(value, bool):
             raise ValueError("must be true or false")
+        # int(2.5), int(True) and str(["a", "b"]) would pass silently: a value must be of the option's kind
+        if tp in (int, float) and isinstance(value, bool) or tp is int and isinstance(value, float):
+            raise ValueError(f"must be {tp.__name__}")
+        if isinstance(value, list | dict):
+            raise ValueError("must be one value, not a list or mapping")
         return tp(value)
     except (TypeError, ValueError, OverflowError) as e:  # OverflowError: int(1e400)
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
@@ -165,9 +170,4 @@ def coerce_option(cls: type, name: str, value: Any, source: str) -> Any:
     key = str(name).replace("-", "_")
     if key not in leaves:
         raise UserError(f"{source}: unknown option {str(name)!r} (valid: {', '.join(sorted(leaves))})")
-    f = leaves[key]
-    tp = unwrap_optional(f.type)
-    # int(2.5) and float(True) would pass silently: a number must be of the option's kind.
-    if tp in (int, float) and isinstance(value, bool) or tp is int and isinstance(value, float):
-        raise UserError(f"{source}: bad value for '{key}': {value!r} (must be {tp.__name__})")
-    return coerce(f, value, source)
+    return coerce(leaves[key], value, source)

@@ -103,3 +103,19 @@ def test_a_sealed_memo_opens_only_for_the_user_who_wrote_it(tmp_path, monkeypatc
     assert unseal(blob[:40] + bytes([blob[40] ^ 1]) + blob[41:]) is None  # tampered
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "colleague"))  # another user's secret
     assert unseal(blob) is None  # a copied cache's memo is rebuilt, never unpickled
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [("epochs: true", "'epochs': True (must be int)"), ("streams: [twelve, hands]", "must be one value")],
+)
+def test_a_config_file_value_of_the_wrong_kind_is_refused_naming_the_file(tmp_path, capsys, line, words):
+    """YAML has booleans and lists where a flag has neither: `epochs: true` trained one epoch, and a list
+    of streams became the stream "['twelve', 'hands']", refused later without naming the file."""
+    import pipeline
+
+    config = tmp_path / "train.yaml"
+    config.write_text(line + "\n")
+    assert pipeline.main(["train", "--cache", str(tmp_path), "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {config}: bad value for ") and words in err, err

@@ -135,6 +135,7 @@ def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(sho
         ("bad.mp4", ["--boxes"], "bad.mp4: cannot be decoded"),
         ("data/palm/val001", ["--landmarks"], None),  # the cache has none: a note, then the frames alone
         ("data/palm/val001", ["--boxes", "--no-masks"], None),
+        ("data/palm/val001", ["--fps", "inf"], "--fps must be a frame rate"),  # the writer overflowed
     ],
 )
 def test_show_reports_bad_input_in_one_line(shown, tmp_path, capsys, video, flags, message):

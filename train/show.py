@@ -50,8 +50,8 @@ def run_show(cfg: ShowConfig) -> Path:
         raise BadInputError(f"show takes one VIDEO, got {len(cfg.video)}; pass a video file or frame folder")
     if Path(cfg.out).suffix.lower() != ".mp4":
         raise BadInputError(f"--out {cfg.out}: show writes MP4; name the file FILE.mp4")
-    if not cfg.fps > 0:
-        raise BadInputError(f"--fps must be positive, got {cfg.fps}")
+    if not 0 < cfg.fps < 1000:  # also refuses nan and inf, which the video writer cannot take
+        raise BadInputError(f"--fps must be a frame rate above 0 and below 1000, got {cfg.fps}")
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
     chosen = [name for name in OVERLAY_FIELDS if getattr(cfg, name)] or _everything_held(manifest, cache_dir)
