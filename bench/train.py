@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Training from the gzip HDF5 cache vs from memory, cache size on disk, and cache write throughput.
 
-    python -m bench.train [--sequences 384] [--epochs 2] [--workers 0] [--train-threads N] [--device cpu]
+    python -m bench.train [--sequences 384] [--frames 32] [--epochs 2] [--workers 0] [--train-threads N]
+                          [--device cpu]
 
-Builds a realistic-size cache (T = 32, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
+Builds a realistic-size cache (T = 32 unless --frames, D = 768, DINO 384 with a 14 x 14 map, SwAV 2048) from
 bench/synthetic.py features through the cache's own APIs (``ShardStore.write_shard``, then
 ``assemble_splits``), then times training epochs of the same model from the same seed twice: streaming
 from disk (``CacheDataset(preload=False)``) and preloaded into memory (``preload=True``), both through
@@ -53,7 +54,6 @@ from train.runtime import (  # noqa: E402
 
 CLASSES = ("circle", "push", "swipe_down", "swipe_left", "swipe_right", "swipe_up")
 SIZES = Sizes(frames=32)  # the full preset's encoder sizes
-DIMS = SIZES.dims()
 SHARD = 16  # sequences per shard, extraction's default
 TARGETS = {"cache_over_memory_epoch": 1.10, "bytes_over_raw_float32": 0.45}
 
@@ -71,10 +71,11 @@ def stored_bytes(record: dict[str, Any]) -> int:
     return sum(np.asarray(v).nbytes for v in record.values() if isinstance(v, np.ndarray))
 
 
-def build_cache(key_dir: Path, sequences: int, seed: int) -> dict[str, Any]:
+def build_cache(key_dir: Path, sequences: int, seed: int, sizes: Sizes = SIZES) -> dict[str, Any]:
     """Write shards and assemble train.h5; return write timings and sizes."""
-    synth = FeatureSynth(SIZES, len(CLASSES), seed=seed)
-    meta = {"class_names": list(CLASSES), "dims": DIMS.to_json(), "channel_layout": list(CHANNEL_NAMES)}
+    dims = sizes.dims()
+    synth = FeatureSynth(sizes, len(CLASSES), seed=seed)
+    meta = {"class_names": list(CLASSES), "dims": dims.to_json(), "channel_layout": list(CHANNEL_NAMES)}
     store = ShardStore(key_dir)
     write_s, raw_bytes, ids = 0.0, 0, []
     for start in range(0, sequences, SHARD):
@@ -83,7 +84,7 @@ def build_cache(key_dir: Path, sequences: int, seed: int) -> dict[str, Any]:
         raw_bytes += sum(stored_bytes(r) for r in records)
         ids += [r["content_ids"] for r in records]
         t = time.perf_counter()
-        store.write_shard(records, DIMS, meta)
+        store.write_shard(records, dims, meta)
         write_s += time.perf_counter() - t
     shard_bytes = sum(p.stat().st_size for p in store.shard_paths())
     t = time.perf_counter()
@@ -160,6 +161,9 @@ def time_epochs(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sequences", type=int, default=384)
+    p.add_argument(
+        "--frames", type=int, default=32, help="T per sequence (1: a one-image corpus such as HaGRID)"
+    )
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per mode (the best one counts)")
     p.add_argument("--workers", type=int, default=0, help="train --workers when streaming the cache")
     p.add_argument(
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         key_dir = tmp / "cache" / "bench"
         with LoadMeter() as meter:
-            sizes = build_cache(key_dir, args.sequences, args.seed)
+            sizes = build_cache(key_dir, args.sequences, args.seed, Sizes(frames=args.frames))
         # mode -> DataLoader workers, inflate threads
         modes: dict[str, tuple[int, int | None]] = {
             "memory": (0, None),
@@ -223,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     epoch = {mode: min(min(r["epoch_s"]) for r in rs) for mode, rs in runs.items()}
-    raw = raw_float32_bytes(DIMS)
+    dims = Sizes(frames=args.frames).dims()
+    raw = raw_float32_bytes(dims)
     ratios = {
         "cache_over_memory_epoch": epoch["cache"] / epoch["memory"],
         "bytes_over_raw_float32": sizes["bytes_per_sequence"] / raw,
@@ -246,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "-m", "bench.train", *(argv if argv is not None else sys.argv[1:])]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "sequences": args.sequences,
-        "dims": DIMS.to_json(),
+        "dims": dims.to_json(),
         "batch_size": args.batch_size,
         "workers_cache": args.workers,
         "process_workers": args.process_workers,
@@ -268,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_build": meter.result,
         "features": "bench/synthetic.py (low-rank smooth latents; LayerNorm-like ViT, lognormal ReLU CNN)",
     }
-    print(write_result(args.out or RESULTS / f"train-{args.device}.json", result))
+    default = f"train-{args.device}.json" if args.frames == 32 else f"train_t{args.frames}-{args.device}.json"
+    print(write_result(args.out or RESULTS / default, result))
     print(", ".join(f"epoch {mode} {s:.2f}s" for mode, s in epoch.items()), end="; ")
     print(f"{sizes['bytes_per_sequence']:.0f} bytes/sequence ({ratios['bytes_over_raw_float32']:.3f} of raw)")
     return 0
