@@ -16,6 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.errors import BadInputError
+
+
+def refuse_unwritable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path under a regular file: the write at the end (a predictions
+    CSV after a whole test set, a report after an evaluation) would fail and lose that work."""
+    parent = Path(path).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInputError(f"{flag} {path}: {parent} is a file, not a folder; choose another path")
+
 
 def fsync_path(path: Path) -> None:
     """Flush a file's (or a directory's entries') data to disk so a rename after it is durable."""

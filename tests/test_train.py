@@ -453,19 +453,36 @@ def test_train_refuses_values_that_would_crash_later_or_train_on_nan(runs, tmp_p
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_an_output_path_under_a_file_is_one_line(runs, tmp_path, capsys, command):
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_an_output_path_under_a_file_is_one_line(runs, tmp_path, capsys, monkeypatch, command):
+    """One line naming the path, and for evaluate and predict before the work whose result it would hold
+    (a whole test set classified, then lost to the CSV's path)."""
     import pipeline
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("the output path is checked before any work")
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     if command == "train":
         argv = ["train", "--cache", str(runs.cache), "--epochs", "1", "--hidden", "8", "--out", str(blocker)]
-    else:
+    elif command == "evaluate":
+        monkeypatch.setattr("train.evaluate.evaluate_split", too_late)
         argv = ["evaluate", "--checkpoint", str(runs.a / "best.pt"), "--out", str(blocker / "report")]
+    else:
+        _fake_extract(monkeypatch, too_late)
+        clip = runs.root / "data" / CLASSES[0] / "v0"
+        argv = [
+            "predict",
+            "--checkpoint",
+            str(runs.a / "best.pt"),
+            str(clip),
+            "--csv",
+            str(blocker / "p.csv"),
+        ]
     assert pipeline.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(blocker) in err[0] and "choose a path you can write" in err[0], err
+    assert len(err) == 1 and str(blocker) in err[0] and "choose a" in err[0], err
 
 
 def test_tsne_of_a_head_that_saw_nothing_is_skipped(tmp_path):

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from cache.manifest import dataset_format
-from core.atomic import write_json_atomic
+from core.atomic import refuse_unwritable, write_json_atomic
 from core.device import resolve_device
 from core.errors import CacheError, UserError
 from models.heads.model import GestureModel
@@ -319,6 +319,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     check_unseen(ckpt, manifest, cfg.split, cache_dir, cfg.checkpoint)
     device = resolve_device(cfg.device)
     out_dir = Path(cfg.out) if cfg.out is not None else Path(cfg.checkpoint).parent
+    refuse_unwritable(out_dir / "report.json", "--out")
     model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
     with corpus_held():  # its figures draw over one read of the corpus
         report = evaluate_split(model, ckpt, cache_dir, manifest, cfg.split, device, out_dir, cfg.checkpoint)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, refuse_unwritable
 from core.device import resolve_device
 from core.errors import BadInputError
 from data.windows import parse_windows
@@ -47,6 +47,8 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     _note_time_scale(cfg.checkpoint, manifest.get("config") or {}, windows)
     if cfg.csv is not None and Path(cfg.csv).is_dir():
         raise BadInputError(f"--csv {cfg.csv}: is a folder; name the CSV file to write")
+    if cfg.csv is not None:
+        refuse_unwritable(Path(cfg.csv), "--csv")
     extra = {"windows": windows} if windows else {}
     if cfg.landmarks_npz is not None:
         extra["landmarks_npz"] = cfg.landmarks_npz
