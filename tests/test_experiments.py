@@ -145,10 +145,14 @@ def test_parallel_trainings_name_every_line_they_print(tmp_path, capfd):
 
 def test_loso_folds_hold_out_each_subject_once_and_never_touch_test(subject_cache, tmp_path, capsys):
     code = pipeline.main(
-        ["train", "--cache", str(subject_cache), "--out", str(tmp_path), "--name", "cv", "--folds", "loso"]
+        ["train", "--cache", str(subject_cache), "--out", str(tmp_path), "--name", "cv", "--folds", " LOSO"]
         + [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     )
     assert code == 0
+    # recorded as "loso", so `runs` groups it with every other leave-one-subject-out run
+    assert {
+        yaml.safe_load((f / "config.yaml").read_text())["folds"] for f in (tmp_path / "cv").glob("fold-*")
+    } == {"loso"}
     manifest = json.loads((subject_cache / "manifest.json").read_text())
     pool = manifest["splits"]["train"]["sequence_ids"] + manifest["splits"]["val"]["sequence_ids"]
     test_ids = set(manifest["splits"]["test"]["sequence_ids"])

@@ -122,6 +122,9 @@ def test_pseudo_signers_group_sequences_by_their_features():
         items.append({"feature": x, "valid": valid})
     ids = pseudo_signers(items, ["feature"], 3, seed=0)
     assert adjusted_rand_score(who, ids) == 1.0
+    # as many pseudo-signers as sequences (or more) names each sequence a signer: refused, not clamped
+    with pytest.raises(BadInputError, match="--pseudo-signers 12: the training split holds 12 sequences"):
+        pseudo_signers(items, ["feature"], 12, seed=0)
 
 
 def test_the_flags_alone_take_the_landmark_systems_defaults():

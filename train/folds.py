@@ -74,6 +74,7 @@ def run_folds(cfg: TrainConfig) -> Path:
     from train.fit import _validate
 
     _validate(cfg)
+    cfg = replace(cfg, folds=str(cfg.folds).strip().lower())  # " 3" and "LOSO" are 3 and loso, grouped so
     manifest = open_manifest(Path(cfg.cache))
     name = cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{time.strftime('%Y%m%d-%H%M%S')}"
     cv_dir = Path(cfg.out) / name

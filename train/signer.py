@@ -130,7 +130,11 @@ def pseudo_signers(dataset: Dataset, fields: Sequence[str], k: int, seed: int) -
     from sklearn.preprocessing import StandardScaler
 
     x = StandardScaler().fit_transform(mean_features(dataset, fields))
-    k = max(1, min(k, len(x)))
+    if k >= len(x):  # each sequence its own "signer": the adversary would erase what tells sequences apart
+        raise BadInputError(
+            f"--pseudo-signers {k}: the training split holds {len(x)} sequences; ask for far fewer"
+        )
+    k = max(1, k)
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x).astype(np.int64)
 
 
