@@ -361,8 +361,10 @@ def test_runs_takes_stream_combinations_spelled_with_comma_or_plus_as_one_experi
     _fake_run(tmp_path, "a", {"streams": "twelve,hands", "seed": 0}, 0.6)
     _fake_run(tmp_path, "b", {"streams": "twelve+hands", "seed": 1}, 0.8)
     _fake_run(tmp_path, "c", {"streams": "twelve"}, 0.9)
+    _fake_run(tmp_path, "d", {"streams": "twelve,twelve", "seed": 1}, 0.7)  # the model of `twelve`
     rows = compare_runs(RunsConfig(runs_dir=tmp_path, sort="val_acc")).splitlines()[2:]
     assert len(rows) == 2 and rows[1].split()[:2] == ["twelve+hands", "2"], rows
+    assert rows[0].split()[:2] == ["twelve", "2"], rows
     for spelling in ("twelve,hands", "twelve+hands", "twelve, hands"):
         only = compare_runs(RunsConfig(runs_dir=tmp_path, where=(f"streams={spelling}",))).splitlines()[2:]
         assert len(only) == 1 and "0.7000 ± 0.1414" in only[0], (spelling, only)

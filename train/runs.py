@@ -173,8 +173,9 @@ def _run_metrics(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _streams_spelling(text: str) -> str:
-    """One spelling of a ``--streams`` value: its names joined by '+', as run folders name them."""
-    return "+".join(split_names(text)) or text
+    """One spelling of a ``--streams`` value: its names joined by '+', as run folders name them, each once
+    (``twelve,twelve`` trains the model of ``twelve``)."""
+    return "+".join(dict.fromkeys(split_names(text))) or text
 
 
 def _parse_where(text: str) -> tuple[str, str]:
