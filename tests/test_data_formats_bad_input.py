@@ -65,6 +65,12 @@ def same_clip_two_labels(root: Path) -> tuple[str, str]:
     return "jester-v1-validation.csv:2", "already given at"
 
 
+def slash_in_label(root: Path) -> tuple[str, str]:
+    path, _ = manifest(root)
+    _append(path, "clips/take1.mp4,wave/left,,,s1,")
+    return "samples.csv:5", "label 'wave/left' holds '/'"
+
+
 def not_a_video(root: Path) -> tuple[str, str]:
     path, _ = manifest(root)
     _append(path, "clips/notes.txt,wave,,,s1,")
@@ -128,6 +134,7 @@ CASES = [
     nvgesture_path_escapes,
     same_clip_two_labels,
     not_a_video,
+    slash_in_label,
     past_the_end,
     past_the_end_as_written,
     id_without_folder,
