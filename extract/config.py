@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.errors import UserError
 from data.config import DataConfig
 
 
@@ -132,3 +133,25 @@ class ExtractConfig:
     wait_lock: bool = field(
         default=False, metadata={"help": "wait for another extract on the same cache instead of refusing"}
     )
+
+    def __post_init__(self) -> None:
+        # Checked before any encoder runs: --shard-size 0 used to fail only when the first shard was written.
+        checks = [
+            (self.shard_size >= 1, f"--shard-size must be at least 1, got {self.shard_size}"),
+            (self.workers is None or self.workers >= 0, f"--workers must be 0 or more, got {self.workers}"),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"--batch-size must be at least 1, got {self.batch_size}",
+            ),
+            (
+                0.0 < self.attention_mass <= 1.0,  # a share of the attention (nan fails too)
+                f"--attention-mass must be a share in (0, 1], got {self.attention_mass}",
+            ),
+            (
+                0.0 <= self.crop_margin <= 1.0,
+                f"--crop-margin must be a fraction of the frame side in [0, 1], got {self.crop_margin}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)

@@ -257,3 +257,33 @@ def test_corrupt_video_found_by_read_frames(root, tmp_path):
 def test_unknown_policy_is_a_programming_error(root):
     with pytest.raises(ValueError):
         discover(root, on_bad="ignore")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("shard_size", 0),  # failed only when the first shard was written, after all the encoding
+        ("workers", -1),
+        ("batch_size", 0),
+        ("attention_mass", "nan"),
+        ("attention_mass", 1.5),
+        ("crop_margin", -0.1),
+    ],
+)
+def test_extract_options_out_of_range_are_one_line_before_any_work(
+    tmp_path, capsys, monkeypatch, flag, value
+):
+    """Each made a traceback after encoding, or a cache of its own with a crop no share of attention
+    gives; now one line naming the flag, before the dataset is read or an encoder built."""
+    from conftest import tiny_extract_argv
+
+    import pipeline
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("options are checked before the dataset is read")
+
+    monkeypatch.setattr("extract.run.make_plan", too_late)
+    write_frames(tmp_path / "data" / "wave", "v1", 4)
+    assert pipeline.main(tiny_extract_argv(tmp_path / "data", tmp_path / "cache", **{flag: value})) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--{flag.replace('_', '-')} must be" in err[0], err

@@ -102,6 +102,9 @@ def test_each_dino_flavour_extracts_verifies_and_trains(name, small_demo, tmp_pa
         ("dino", "not ROLE=VALUE"),
         ("dino=none", "needs stream 'dino'"),  # SwAV crops where DINO looks
         ("vit=none,cnn=none,dino=none,swav=none,hands=none", "nothing to extract"),
+        ("vit=none", "the twelve stream needs vit and cnn"),  # dropped the CNN with it, silently
+        ("masks=tiny_sam2,mask_features=none", "turn the whole stream off with --encoders masks=none"),
+        ("hands=none,hands=tiny_hands", "role 'hands' is given twice"),  # last-wins, silently
     ],
 )
 def test_bad_encoder_choices_are_one_line_user_errors(small_demo, tmp_path, choice, needle):

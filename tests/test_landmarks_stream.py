@@ -111,7 +111,14 @@ def test_npz_landmarks_are_stored_per_frame_in_slot_order_and_keyed_by_file(smal
         (lambda f: f.unlink(), "no landmarks for video"),
         (lambda f: np.savez(f, left_hand=np.zeros((40, 21, 3))), "no right_hand array"),
         (lambda f: f.write_bytes(b"not a zip"), "cannot be read as .npz"),
-        (lambda f: np.savez(f, left_hand=np.zeros((40, 20, 3)), right_hand=np.zeros((40, 20, 3))), "shape"),
+        (
+            lambda f: np.savez(f, left_hand=np.zeros((40, 20, 3)), right_hand=np.zeros((40, 20, 3))),
+            "'left_hand' has shape (40, 20, 3)",  # the array's name in the file, not the slot's
+        ),
+        (
+            lambda f: np.savez(f, left_hand=np.array([None]), right_hand=np.zeros((40, 21, 3))),
+            "holds pickled objects",  # not numpy's advice to load it unsafely
+        ),
     ],
 )
 def test_a_missing_or_malformed_npz_is_one_line_naming_it(small_demo, tmp_path, capsys, damage, says):

@@ -189,7 +189,10 @@ def parse_assignments(text: str, flag: str) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         role, sep, value = item.partition("=")
         if not sep or not role.strip() or not value.strip():
-            raise UserError(f"{flag}: {item!r} is not ROLE=VALUE (e.g. {flag} dino=dino_vit_s8,hands=none)")
+            example = "dino=dino_vit_s8,hands=none" if flag == "--encoders" else "dino=<commit>"
+            raise UserError(f"{flag}: {item!r} is not ROLE=VALUE (e.g. {flag} {example})")
+        if role.strip() in out:  # last-wins would hide which one the cache was made with
+            raise UserError(f"{flag}: role {role.strip()!r} is given twice; give it once")
         out[role.strip()] = value.strip()
     return out
 
@@ -204,7 +207,8 @@ def resolve_models(preset: str, choices: str = "") -> dict[str, str]:
     from models.encoders import encoder_spec, list_encoders
 
     models = preset_models(preset)
-    for role, model in parse_assignments(choices, "--encoders").items():
+    chosen = parse_assignments(choices, "--encoders")
+    for role, model in chosen.items():
         _check_role(role, "--encoders")
         if model != NONE:
             try:
@@ -215,6 +219,19 @@ def resolve_models(preset: str, choices: str = "") -> dict[str, str]:
                 valid = ", ".join([*list_encoders(role_kind(role)), NONE])
                 raise UserError(f"--encoders: {model!r} is not a {role} model; valid for {role}: {valid}")
         models[role] = model
+    preset_on = preset_models(preset)
+    for stream in _STREAMS.values():  # a stream runs all its roles or none: say so, never drop it quietly
+        off = [r for r in stream.roles if chosen.get(r) == NONE]
+        kept = [r for r in stream.roles if models.get(r, NONE) != NONE]
+        wanted = all(preset_on.get(r, NONE) != NONE for r in stream.roles) or any(
+            chosen.get(r, NONE) != NONE for r in stream.roles
+        )  # on by the preset, or a role of it asked for (masks=none alone just restates the default)
+        if off and kept and wanted:
+            both = ",".join(f"{r}=none" for r in stream.roles)
+            raise UserError(
+                f"--encoders {off[0]}=none: the {stream.name} stream needs {' and '.join(stream.roles)}; "
+                f"leave it on, or turn the whole stream off with --encoders {both}"
+            )
     return models
 
 

@@ -120,6 +120,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             }
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         reason = " ".join(str(e).split())[:160] or type(e).__name__
+        if "allow_pickle" in reason:  # numpy's advice to load it unsafely is not ours to give
+            reason = "it holds pickled objects, not plain arrays"
         raise BadInputError(f"{path}: cannot be read as .npz ({reason}); re-export it") from None
     missing = [k for k in ("left_hand", "right_hand") if k not in arrays]
     if missing:
@@ -127,7 +129,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             f"{path}: no {' or '.join(missing)} array (expected left_hand, right_hand (T, 21, C), "
             "optional pose (T, 33, C)); re-export it"
         )
-    hands = [_points(path, k, arrays[f"{k}_hand"], POINTS) for k in SLOTS]
+    hands = [_points(path, f"{k}_hand", arrays[f"{k}_hand"], POINTS) for k in SLOTS]  # named as in the file
     t = hands[0][0].shape[0]
     pose, pose_valid = (
         _points(path, "pose", arrays["pose"], POSE_POINTS)
