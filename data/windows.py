@@ -82,4 +82,6 @@ def make_windows(dataset: Dataset, spec: str, background: str) -> Dataset:
         f"windows {width}:{stride}: {len(windows)} windows over {len(recordings)} recording(s), "
         f"{sum(w.class_name == background for w in windows)} labelled '{background}'"
     )
+    if background in dataset.classes:  # a corpus' own no-gesture class (IPN's D0X) may be meant; say it
+        note += ", which is also a class of the annotations: windows without a gesture join its samples"
     return replace(dataset, classes=classes, videos=windows, notes=[*dataset.notes, note])

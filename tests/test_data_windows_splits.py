@@ -39,6 +39,11 @@ def test_windows_background_label_is_a_flag_and_windows_need_segments(tmp_path):
     ipn(tmp_path / "ipn")
     dataset = read_samples(DataConfig(data=tmp_path / "ipn", windows="4:2", background_label="idle"))
     assert "idle" in dataset.classes and "no_gesture" not in dataset.classes
+    assert not any("also a class" in note for note in dataset.notes)
+    # a background label that is also an annotated class merges the two: allowed (a corpus' own
+    # no-gesture class), and said
+    merged = read_samples(DataConfig(data=tmp_path / "ipn", windows="4:2", background_label="G01"))
+    assert any("'G01', which is also a class of the annotations" in note for note in merged.notes)
     frame(tmp_path / "plain" / "wave" / "v1_frame_0.jpg", 1)
     with pytest.raises(UserError, match="segment-annotated"):
         read_samples(DataConfig(data=tmp_path / "plain", windows="4:2"))
