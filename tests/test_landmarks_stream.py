@@ -332,6 +332,9 @@ def test_predict_reads_an_inputs_own_landmark_file_given_landmarks_npz(
     (tmp_path / "new").mkdir()
     np.savez(tmp_path / "new" / "clip7.npz", **arrays)
 
+    with pytest.raises(BadInputError) as missing:  # an input has no class: its file is DIR/<name>.npz only
+        list(extract_inputs([clip], manifest, "cpu", landmarks_npz=tmp_path / "marks"))
+    assert "no landmarks for video clip7 (looked for clip7.npz)" in str(missing.value)
     [item] = extract_inputs([clip], manifest, "cpu", landmarks_npz=tmp_path / "new")
     rows = item["frame_indices"]
     assert item["landmarks"].shape == (8, 2, 21, 3)

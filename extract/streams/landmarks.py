@@ -86,14 +86,18 @@ def landmarker(model: str) -> HandLandmarks:
 
 
 def npz_file(folder: Path, video: Any) -> Path:
-    """The ``.npz`` of one video: under its class folder, else directly in ``folder``."""
-    for path in (folder / video.class_name / f"{video.video_id}.npz", folder / f"{video.video_id}.npz"):
-        if path.is_file():
-            return path
+    """The ``.npz`` of one video: under its class folder, else directly in ``folder``. An unlabelled input
+    (predict, show) has no class folder."""
+    names = [f"{video.video_id}.npz"]
+    if video.label >= 0:
+        names.insert(0, f"{video.class_name}/{video.video_id}.npz")
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
     raise BadInputError(
-        f"{folder}: no landmarks for video {video.key} (looked for {video.class_name}/{video.video_id}.npz "
-        f"and {video.video_id}.npz); export them, or leave landmarks out (extract: --landmarks none, "
-        "predict: no --landmarks-npz)"
+        f"{folder}: no landmarks for video {video.video_id if video.label < 0 else video.key} (looked for "
+        f"{' and '.join(names)}); export them, or leave landmarks out (extract: --landmarks none, predict: "
+        "no --landmarks-npz, show: overlays without --landmarks)"
     )
 
 
