@@ -63,8 +63,15 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    data = read_yaml_mapping(path, "option names to values")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    """Option names to values; ``weight-decay`` and ``weight_decay`` are one option, so both is a clash."""
+    out: dict[str, Any] = {}
+    spelled: dict[str, Any] = {}
+    for k, v in read_yaml_mapping(path, "option names to values").items():
+        name = str(k).replace("-", "_")
+        if name in out:
+            raise UserError(f"{path}: {spelled[name]!r} and {k!r} are one option; keep one of them")
+        out[name], spelled[name] = v, k
+    return out
 
 
 def build_config(cls: type, ns: argparse.Namespace) -> Any:

@@ -91,13 +91,35 @@ def save_config(cfg: Any, path: Path) -> None:
     write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(key, line)
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; in a config that silently drops the first value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise _RepeatedKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     """A YAML file holding a mapping (a ``--config``, a sweep grid, a search space), or one UserError line
-    naming the file: unreadable, not UTF-8, not YAML, or not a mapping. ``what`` says what it should map."""
+    naming the file: unreadable, not UTF-8, not YAML, a key given twice, or not a mapping. ``what`` says
+    what it should map."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
         data = {} if data is None else data  # an empty document is an empty mapping
+    except _RepeatedKey as e:
+        raise UserError(f"{path}:{e.line}: {str(e.key)!r} is given twice; keep one of them") from None
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:

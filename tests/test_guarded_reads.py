@@ -104,3 +104,24 @@ def test_cache_verify_reports_a_manifest_of_the_wrong_shape(tmp_path, capsys, ed
     out = capsys.readouterr()
     assert rc == 2 and "Traceback" not in out.err
     assert any(ln.startswith("FAULT manifest.json: ") for ln in out.out.splitlines()), out.out
+
+
+@pytest.mark.parametrize(
+    ("argv", "text", "line", "said"),
+    [
+        (["train", "--cache", "x"], "epochs: 3\nlr: 0.1\nepochs: 5\n", 3, "'epochs' is given twice"),
+        (["sweep", "--cache", "x", "--grid"], "lr: [0.1, 0.2]\nlr: [0.3]\n", 2, "'lr' is given twice"),
+        (["train", "--cache", "x"], "weight-decay: 0.1\nweight_decay: 0.2\n", None, "are one option"),
+    ],
+)
+def test_an_option_given_twice_in_a_yaml_file_is_refused_not_last_wins(
+    tmp_path, capsys, argv, text, line, said
+):
+    # PyYAML keeps the last of two equal keys: the first value was dropped without a word.
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    args = [*argv, path] if argv[-1] == "--grid" else [*argv, "--config", path]
+    rc, lines = _cli(capsys, *args)
+    assert rc == 2 and len(lines) == 1, lines
+    where = f"{path}:{line}:" if line else f"{path}:"
+    assert lines[0].startswith(f"error: {where}") and said in lines[0], lines
