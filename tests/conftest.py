@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,9 +14,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see pipeline.py
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["YOLO_OFFLINE"] = "1"
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
+
+
+def _scratch_dir(prefix: str) -> str:
+    """A temp folder for this session's settings, removed when the session ends (each run left two)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+if "YOLO_CONFIG_DIR" not in os.environ:
+    os.environ["YOLO_CONFIG_DIR"] = _scratch_dir("yolo-config-")
 # Weight-file digests are memoised per user; tests keep theirs out of the user's cache folder.
-os.environ.setdefault("GESTURE_DIGEST_MEMO", os.path.join(tempfile.mkdtemp(prefix="digests-"), "sha256.json"))
+if "GESTURE_DIGEST_MEMO" not in os.environ:
+    os.environ["GESTURE_DIGEST_MEMO"] = os.path.join(_scratch_dir("digests-"), "sha256.json")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
