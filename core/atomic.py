@@ -20,13 +20,19 @@ from core.errors import BadInputError
 
 
 def refuse_unwritable(path: Path, flag: str) -> None:
-    """Refuse, before any work, an output path under a regular file: the write at the end (a predictions
-    CSV after a whole test set, a report after an evaluation) would fail and lose that work."""
-    parent = Path(path).parent
+    """Refuse, before any work, an output file path that is a folder, lies under a regular file, or in a
+    folder this user cannot write: the write at the end (a predictions CSV after a whole test set, a
+    report after an evaluation, a video) would fail and lose that work."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{flag} {path}: is a folder; name the file to write")
+    parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise BadInputError(f"{flag} {path}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"{flag} {path}: cannot write into {parent}; choose another path")
 
 
 def fsync_path(path: Path) -> None:

@@ -356,6 +356,26 @@ def test_runs_csv_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["groups.csv", "runs"]
 
 
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder"])
+def test_runs_csv_that_cannot_be_written_is_one_line_before_the_runs_are_read(
+    tmp_path, capsys, monkeypatch, where
+):
+    """`runs --csv` under a file (or naming a folder) is refused naming the path before the run tree is
+    walked, not with a bare OS error once the table is made."""
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("--csv is checked before the runs are read")
+
+    _fake_run(tmp_path / "runs", "all-s0", {}, 0.5)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "groups.csv" if where == "under-a-file" else tmp_path / "runs"
+    monkeypatch.setattr("train.runs._grouped", too_late)
+    code, err = _run_cli(["runs", "--runs-dir", str(tmp_path / "runs"), "--csv", str(out)], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "--csv" in err and str(out) in err, err
+    assert blocker.read_text() == "not a folder"
+
+
 def test_runs_takes_stream_combinations_spelled_with_comma_or_plus_as_one_experiment(tmp_path):
     """`train --streams twelve,hands` and a sweep's 'twelve+hands' train the same model: one group."""
     _fake_run(tmp_path, "a", {"streams": "twelve,hands", "seed": 0}, 0.6)

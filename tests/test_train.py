@@ -485,6 +485,72 @@ def test_an_output_path_under_a_file_is_one_line(runs, tmp_path, capsys, monkeyp
     assert len(err) == 1 and str(blocker) in err[0] and "choose a" in err[0], err
 
 
+def test_an_output_file_in_a_folder_the_user_cannot_write_is_refused_before_the_work(
+    runs, tmp_path, capsys, monkeypatch
+):
+    """A read-only folder (a shared dataset mount) fails the CSV's write only after every clip is
+    classified; it is refused first. Root may write anywhere, so the permission answer is stubbed."""
+    import os
+
+    import pipeline
+
+    def too_late(*args, **kwargs):
+        raise AssertionError("the output path is checked before any work")
+
+    locked = tmp_path / "read-only"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr("core.atomic.os.access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    _fake_extract(monkeypatch, too_late)
+    clip = runs.root / "data" / CLASSES[0] / "v0"
+    argv = ["predict", "--checkpoint", str(runs.a / "best.pt"), str(clip), "--csv", str(locked / "p.csv")]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot write into {locked}" in err[0], err
+
+
+def _cache_without_hands(root: Path) -> Path:
+    """A synthetic cache as ``extract --encoders hands=none`` writes it: no ``hand_boxes``/``hand_count``
+    in the manifest or the split files (absent, not zero-filled), and no annotated boxes either."""
+    cache = write_synthetic_cache(root, counts={"train": 6, "val": 3, "test": 0}, frames=4)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    for name in ("hand_boxes", "hand_count"):
+        del manifest["dims"]["fields"][name]
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    for entry in manifest["splits"].values():
+        with h5py.File(cache / entry["file"], "r+") as h5:
+            del h5["hand_boxes"], h5["hand_count"]
+    return cache
+
+
+@pytest.mark.parametrize("streams", ["hands", "twelve,hands", "twelve+hands"])
+def test_a_stream_the_cache_cannot_feed_is_one_line_naming_the_cache_and_its_streams(
+    tmp_path, capsys, streams
+):
+    """--streams hands on a hands=none cache would train the hand head on nothing (constant input): it is
+    refused in one line that names the cache and lists what it can train, before a run folder exists."""
+    import pipeline
+
+    cache = _cache_without_hands(tmp_path / "cache")
+    argv = ["train", "--cache", str(cache), "--streams", streams, "--out", str(tmp_path / "runs")]
+    assert pipeline.main([*argv, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(cache) in err[0] and "valid: all, twelve, dino-swav" in err[0], err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_streams_all_takes_only_what_the_cache_can_feed(tmp_path):
+    """``all`` on a hands=none cache is the heads it can feed; with the hand boxes, ``hands`` resolves."""
+    from models.heads.model import ModelArgs
+    from train.arrays import cache_fields
+
+    without = json.loads((_cache_without_hands(tmp_path / "a") / "manifest.json").read_text())
+    assert ModelArgs.from_manifest(without, "all", 8, 0.0).streams == ("twelve", "dino-swav")
+    assert "hand_motion" not in cache_fields(tmp_path / "a" / "synth0001", "all")
+    full = json.loads((write_synthetic_cache(tmp_path / "b", frames=4) / "manifest.json").read_text())
+    assert ModelArgs.from_manifest(full, "twelve,hands", 8, 0.0).streams == ("twelve", "hands")
+
+
 def test_tsne_of_a_head_that_saw_nothing_is_skipped(tmp_path):
     """A head whose input never varies (--streams hands on a cache where no hand was detected) gives every
     sequence the same embedding; the report goes on without that figure instead of crashing."""

@@ -45,8 +45,6 @@ def run_predict(cfg: PredictConfig) -> list[dict[str, Any]]:
     windows = parse_windows(cfg.windows) if cfg.windows else None
     manifest = dict(ckpt["cache"])  # the cache's manifest, as the checkpoint recorded it
     _note_time_scale(cfg.checkpoint, manifest.get("config") or {}, windows)
-    if cfg.csv is not None and Path(cfg.csv).is_dir():
-        raise BadInputError(f"--csv {cfg.csv}: is a folder; name the CSV file to write")
     if cfg.csv is not None:
         refuse_unwritable(Path(cfg.csv), "--csv")
     extra = {"windows": windows} if windows else {}

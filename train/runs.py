@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from core.atomic import atomic_path
+from core.atomic import atomic_path, refuse_unwritable
 from core.config import split_names
 from core.errors import BadInputError
 from train.config import RunsConfig
@@ -93,6 +93,8 @@ METRICS = ("best", "val_acc", "val_f1", "val_loss", "test_acc", "test_f1")
 
 def compare_runs(cfg: RunsConfig) -> str:
     """Runs under ``cfg.runs_dir`` (sweep and fold folders included) grouped by config, mean ± std each."""
+    if cfg.csv is not None:  # before walking what may be a large sweep tree, not once the table is made
+        refuse_unwritable(Path(cfg.csv), "--csv")
     rows = _grouped(cfg)
     if isinstance(rows, str):
         return rows
