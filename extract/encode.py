@@ -68,7 +68,8 @@ class FrameEncoder:
     """Runs the registered streams whose encoders are given over a batch of frames from many sequences.
 
     A stream runs when every role it declares has an encoder here (``--encoders hands=none`` leaves the
-    hands stream out), after the streams it needs. ``forward_calls`` counts encoder invocations, so tests
+    hands stream out), after the streams it needs; ``only`` (stream names, with what they need) narrows
+    that further. ``forward_calls`` counts encoder invocations, so tests
     (and logs) can prove a reused cache ran none. ``timings``: set it to a dict and every call adds wall
     seconds per stage into it ("preprocess", "crops", "outputs" and one entry per encoder role), which is
     how bench/extract.py splits the time up. Left at None it costs nothing: no clock is read and, on CUDA,
@@ -82,11 +83,14 @@ class FrameEncoder:
         options: StreamOptions | None = None,
         micro_batch: dict[str, int] | None = None,
         compile: bool = False,
+        only: set[str] | None = None,
     ) -> None:
         self.options = options or StreamOptions()
         self.streams = active_streams(
             {role: enc.name or role for role, enc in encoders.items()}, self.options
         )
+        if only is not None:  # a few fields asked for (show): a stream with no encoder would run anyway
+            self.streams = [s for s in self.streams if s.name in only]
         used = {role for s in self.streams for role in s.roles}
         self.encoders = {role: enc.to(device) for role, enc in encoders.items() if role in used}
         if compile:

@@ -21,7 +21,7 @@ from data.sampling import sample_indices
 from data.sequence import Video
 from data.windows import window_starts
 from extract.encode import FrameEncoder
-from extract.streams import StreamOptions, active_streams, get_stream, list_streams
+from extract.streams import Stream, StreamOptions, active_streams, get_stream, list_streams
 from models.encoders import Encoder, create_encoder
 
 
@@ -70,8 +70,10 @@ def sample_only_fields(manifest: dict[str, Any], fields: set[str]) -> list[str]:
     return sorted(spec.name for spec in specs if get_stream(spec.stream).from_samples)
 
 
-def roles_for_fields(manifest: dict[str, Any], options: StreamOptions, fields: set[str]) -> set[str]:
-    """The encoder roles that compute ``fields`` of the manifest's streams, with the streams they need."""
+def streams_for_fields(
+    manifest: dict[str, Any], options: StreamOptions, fields: set[str]
+) -> dict[str, Stream]:
+    """The manifest's streams that compute ``fields``, with the streams they need, by name."""
     models = {role: spec["name"] for role, spec in manifest["encoders"].items()}
     streams = {s.name: s for s in active_streams(models, options)}
     dims = Dims.from_json(manifest["dims"])
@@ -82,7 +84,7 @@ def roles_for_fields(manifest: dict[str, Any], options: StreamOptions, fields: s
         if name in streams and name not in chosen:
             chosen.add(name)
             todo.extend(streams[name].needs(options))
-    return {role for name in chosen for role in streams[name].roles}
+    return {name: streams[name] for name in chosen}
 
 
 def extract_inputs(
@@ -132,8 +134,14 @@ def extract_inputs(
             raise BadInputError(f"--landmarks-npz {landmarks_npz}: no such folder")
         options = replace(options, landmarks=f"npz:{landmarks_npz}")
     dtype, floats = np.dtype(dims.float_dtype), set(dims.float_fields)
-    roles = roles_for_fields(manifest, options, fields) if fields is not None else None
-    encoder = FrameEncoder(encoders_from_manifest(manifest, roles), resolve_device(device), options)
+    only = streams_for_fields(manifest, options, fields) if fields is not None else None
+    roles = {role for stream in only.values() for role in stream.roles} if only is not None else None
+    encoder = FrameEncoder(
+        encoders_from_manifest(manifest, roles),
+        resolve_device(device),
+        options,
+        only=None if only is None else set(only),
+    )
     # A corpus sample (``show``) carries what the cache read for it (its landmark file in the cache's
     # npz:DIR, its annotations); a bare input only has a landmark file where --landmarks-npz names one.
     videos = [

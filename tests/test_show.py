@@ -96,30 +96,46 @@ def _grow(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(shown, tmp_path, monkeypatch):
-    import extract.single
-
-    # A cache extracted with tiny random encoders (its manifest is what show rebuilds them from).
-    cache = write_synthetic_cache(
-        tmp_path / "cache", counts={"train": 3, "val": 0, "test": 0}, key="tiny0001"
-    )
+def _tiny_cache(root: Path, **manifest_entries: object) -> Path:
+    """A cache extracted with tiny random encoders (its manifest is what show rebuilds them from);
+    ``manifest_entries`` replace the manifest's top-level entries."""
+    cache = write_synthetic_cache(root / "cache", counts={"train": 3, "val": 0, "test": 0}, key="tiny0001")
     manifest = json.loads((cache / "manifest.json").read_text())
     manifest["encoders"] = {
         role: {"name": f"tiny_{role}", "weights": "random:0"}
         for role in ("vit", "cnn", "dino", "swav", "hands")
     }
     manifest["config"]["image_size"] = 32
-    (cache / "manifest.json").write_text(json.dumps(manifest))
-    clip = tmp_path / "new" / "clip"  # a numbered frame folder: one video, unknown to the cache
+    (cache / "manifest.json").write_text(json.dumps({**manifest, **manifest_entries}))
+    return cache
+
+
+def _new_clip(shown: Path, folder: Path) -> Path:
+    """A numbered frame folder ``folder/clip`` of 6 frames: one video, unknown to the cache."""
+    clip = folder / "clip"
     source = sorted((shown / "data" / "fist").glob("train000_frame_*.png"))
     clip.mkdir(parents=True)
     for n, path in enumerate(source[:6]):
         (clip / f"{n:05d}.png").write_bytes(path.read_bytes())
-    built = []
+    return clip
+
+
+def _encoders_built(monkeypatch) -> list[str]:
+    """The names of the encoders extraction builds from now on, in the order it builds them."""
+    import extract.single
+
+    built: list[str] = []
     real = extract.single.create_encoder
     monkeypatch.setattr(
         extract.single, "create_encoder", lambda name, *a: built.append(name) or real(name, *a)
     )
+    return built
+
+
+def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(shown, tmp_path, monkeypatch):
+    cache = _tiny_cache(tmp_path)
+    clip = _new_clip(shown, tmp_path / "new")
+    built = _encoders_built(monkeypatch)
     out = tmp_path / "new.mp4"
     argv = ["show", str(clip), "--cache", str(cache), "--boxes", "--attention", "--device", "cpu"]
     assert main([*argv, "--out", str(out)]) == 0
@@ -133,7 +149,7 @@ def test_show_extracts_only_the_streams_it_draws_for_a_video_the_cache_lacks(sho
     [
         ("data/palm/nope", ["--boxes"], "nope: does not exist"),
         ("bad.mp4", ["--boxes"], "bad.mp4: cannot be decoded"),
-        ("data/palm/val001", ["--landmarks"], None),  # the cache has none: a note, then the frames alone
+        ("data/palm/val001", ["--masks", "--landmarks"], None),  # the cache has none: a note, then masks
         ("data/palm/val001", ["--boxes", "--no-masks"], None),
         ("data/palm/val001", ["--fps", "inf"], "--fps must be a frame rate"),  # the writer overflowed
     ],
@@ -269,3 +285,90 @@ def test_show_with_no_overlay_flag_draws_every_overlay_the_cache_holds(shown, tm
         == 0
     )
     assert all(np.array_equal(a, b) for a, b in zip(_decode(plain), _decode(chosen), strict=True))
+
+
+def test_show_refuses_landmarks_alone_from_a_cache_without_them(shown, tmp_path, capsys):
+    """``--landmarks`` and nothing else, from a cache extracted without landmarks, would write the bare
+    frames, which read as a video in which no hand was found: one line saying what is missing and how to
+    get it, exit status 2, and no MP4."""
+    out = tmp_path / "x.mp4"
+    video = shown / "data" / "palm" / "val001"
+    code = main(
+        ["show", str(video), "--cache", str(shown / "cache" / "synth0001"), "--landmarks", "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "--landmarks" in err[0] and "has no landmarks" in err[0], err
+    assert "re-extract it with --landmarks mediapipe or --landmarks npz:DIR" in err[0], err
+    assert "--masks" in err[0] and "--boxes" in err[0], err  # the overlays it can draw instead
+    assert not out.exists()
+
+
+# The fields an extraction with --landmarks npz:DIR adds to a cache (streams/landmarks.py).
+NPZ_FIELDS = {
+    "landmarks": {"bounds": None, "dtype": "float", "fill": 0.0, "shape": [2, 21, 3], "stream": "landmarks"},
+    "landmark_valid": {"bounds": [0, 1], "dtype": "uint8", "fill": 0.0, "shape": [2], "stream": "landmarks"},
+    "pose": {"bounds": None, "dtype": "float", "fill": 0.0, "shape": [33, 3], "stream": "landmarks"},
+    "pose_valid": {"bounds": [0, 1], "dtype": "uint8", "fill": 0.0, "shape": [], "stream": "landmarks"},
+}
+
+
+def test_show_of_a_clip_without_its_landmark_file_leaves_imported_landmarks_out(
+    shown, tmp_path, monkeypatch, capsys
+):
+    """A cache whose landmarks came from ``.npz`` files (``--landmarks npz:DIR``) can give a video it lacks
+    landmarks only from that video's own file in DIR. Drawing everything (no overlay flag) leaves them out
+    in one note and re-extracts the rest; ``--landmarks`` asked for is one line naming the file to export,
+    before any encoder loads; with the file there, they are drawn."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cache = _tiny_cache(tmp_path, stream_options={"landmarks": f"npz:{marks}"})
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["dims"]["fields"].update(NPZ_FIELDS)
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    clip = _new_clip(shown, tmp_path / "new")
+    built = _encoders_built(monkeypatch)
+    argv = ["show", str(clip), "--cache", str(cache), "--device", "cpu"]
+
+    assert main([*argv, "--out", str(tmp_path / "all.mp4")]) == 0
+    err = capsys.readouterr().err
+    dropped = [line for line in err.splitlines() if str(marks / "clip.npz") in line]
+    assert len(dropped) == 1 and "without landmarks" in dropped[0] and "error" not in err, err
+    assert sorted(built) == ["tiny_dino", "tiny_hands"]  # the other overlays were re-extracted
+    assert len(_decode(tmp_path / "all.mp4")) == 8
+
+    built.clear()
+    code = main([*argv, "--landmarks", "--attention", "--out", str(tmp_path / "asked.mp4")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, errors
+    assert "--landmarks" in errors[0] and f"{marks / 'clip.npz'} does not exist" in errors[0], errors
+    assert "leave out --landmarks" in errors[0], errors
+    assert built == [] and not (tmp_path / "asked.mp4").exists()
+
+    hand = np.random.default_rng(0).uniform(0.2, 0.8, (6, 21, 3)).astype(np.float32)
+    np.savez(marks / "clip.npz", left_hand=hand, right_hand=hand)  # one row per source frame
+    assert main([*argv, "--landmarks", "--out", str(tmp_path / "marks.mp4")]) == 0
+    assert "landmarks" not in capsys.readouterr().err  # drawn, not noted away
+    assert len(_decode(tmp_path / "marks.mp4")) == 8
+
+
+def test_show_refuses_an_out_path_under_a_file_before_any_work(shown, tmp_path, monkeypatch, capsys):
+    """An MP4 that cannot be written (its folder is a file) is refused before a frame is read or an encoder
+    runs, not after all the work: one line naming --out and the file in the way."""
+    import train.show
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("show read frames before checking --out")
+
+    monkeypatch.setattr(train.show, "read_frames", refuse)
+    _no_extraction(monkeypatch)
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    out = blocker / "clips" / "x.mp4"
+    video = shown / "data" / "palm" / "val001"
+    code = main(
+        ["show", str(video), "--cache", str(shown / "cache" / "synth0001"), "--masks", "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"--out {out}" in err[0] and f"{blocker} is a file" in err[0], err

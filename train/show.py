@@ -5,6 +5,8 @@ frame per sampled frame. Overlays come from the cache when it holds the video (m
 id ``<class>/<video_id>`` and checked against its frame count), so nothing is run; otherwise only the
 streams that compute the chosen overlays are re-run, with the cache's own encoders (``extract.single``).
 An overlay whose stream the cache was never extracted with cannot be computed from it: a one-line error.
+Landmarks imported from ``.npz`` files (``--landmarks npz:DIR``) can be re-extracted only for a video whose
+file is in DIR: without one, drawing every overlay leaves them out (a note), and ``--landmarks`` refuses.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import h5py
 import numpy as np
 
 from cache.schema import decode_id
-from core.atomic import atomic_path
+from core.atomic import atomic_path, refuse_unwritable
 from core.device import resolve_device
 from core.errors import BadInputError, CacheError
 from data.frames import read_frames
 from data.inputs import predict_inputs
+from data.landmark_files import find_npz, npz_names
 from data.sampling import sample_indices
 from data.sequence import Video
 from models.tracking import BOX_SOURCES
@@ -52,11 +55,12 @@ def run_show(cfg: ShowConfig) -> Path:
         raise BadInputError(f"--out {cfg.out}: show writes MP4; name the file FILE.mp4")
     if not 0 < cfg.fps < 1000:  # also refuses nan and inf, which the video writer cannot take
         raise BadInputError(f"--fps must be a frame rate above 0 and below 1000, got {cfg.fps}")
+    refuse_unwritable(Path(cfg.out), "--out")  # before any work: the MP4 is written last
     cache_dir = Path(cfg.cache)
     manifest = open_manifest(cache_dir)
     chosen = [name for name in OVERLAY_FIELDS if getattr(cfg, name)] or _everything_held(manifest, cache_dir)
     sources = _available(chosen, manifest, cache_dir)  # overlay -> the fields it draws from
-    fields = {f for names in sources.values() for f in names}
+    fields = _fields(sources)
     named = _cached_sequence(str(cfg.video[0]), manifest, cache_dir)
     if named is not None:  # a sequence id: its row, drawn over the corpus frames it was extracted from
         video, (path, row) = named
@@ -64,6 +68,9 @@ def run_show(cfg: ShowConfig) -> Path:
     else:
         video = resolve_video(Path(cfg.video[0]))
         arrays = cached_arrays(video, manifest, cache_dir, fields)
+    if arrays is None:  # the cache lacks the video as it is now: landmarks only where its file is
+        sources = _extractable(sources, video, manifest, cache_dir, asked=cfg.landmarks)
+        fields = _fields(sources)
     if arrays is None and not fields:  # nothing to draw (no landmarks): the frames alone
         arrays = {"frame_indices": sample_indices(video.num_frames, int(manifest["dims"]["frames"]))[0]}
     elif arrays is None:
@@ -88,6 +95,11 @@ def resolve_video(path: Path) -> Video:
     return videos[0]
 
 
+def _fields(sources: dict[str, tuple[str, ...]]) -> set[str]:
+    """The cache fields the overlays in ``sources`` draw from."""
+    return {f for names in sources.values() for f in names}
+
+
 def _cached_fields(manifest: dict[str, Any]) -> set[str]:
     return set((manifest.get("dims") or {}).get("fields") or {})
 
@@ -110,7 +122,8 @@ def _everything_held(manifest: dict[str, Any], cache_dir: Path) -> list[str]:
 def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> dict[str, tuple[str, ...]]:
     """The chosen overlays the cache's streams can give, each with the fields it draws from. Landmarks are
     optional (a note when absent); any other overlay without its fields is an error: the cache's encoders
-    cannot compute it."""
+    cannot compute it. ``--landmarks`` alone on a cache without them is an error too: it would draw nothing,
+    and bare frames would pass for a video in which no hand was found."""
     have = _cached_fields(manifest)
     streams = sorted({spec.get("stream", "?") for spec in manifest["dims"]["fields"].values()})
     out: dict[str, tuple[str, ...]] = {}
@@ -118,6 +131,13 @@ def _available(chosen: list[str], manifest: dict[str, Any], cache_dir: Path) -> 
         found = _source(name, have)
         if found is not None:
             out[name] = found
+        elif name == "landmarks" and chosen == ["landmarks"]:
+            held = [f"--{other}" for other in OVERLAY_FIELDS if _source(other, have) is not None]
+            pick = f", or draw what it holds ({', '.join(held)})" if held else ""
+            raise CacheError(
+                f"--landmarks: cache {cache_dir} has no landmarks (landmarks, landmark_valid), so there is "
+                f"nothing to draw; re-extract it with --landmarks mediapipe or --landmarks npz:DIR{pick}"
+            )
         elif name == "landmarks":
             print(f"note: cache {cache_dir} has no landmarks; drawing the rest", file=sys.stderr)
         else:
@@ -232,6 +252,47 @@ def cached_arrays(
         )
         return None
     return out
+
+
+def _landmark_source(manifest: dict[str, Any]) -> str:
+    """The cache's ``--landmarks`` (none, mediapipe, npz:DIR, annotations), where extraction reads it from:
+    the recorded stream options, else (an older manifest) the extraction config."""
+    recorded = manifest.get("stream_options")
+    where = recorded if isinstance(recorded, dict) else manifest.get("config") or {}
+    return str(where.get("landmarks") or "none")
+
+
+def _missing_landmark_file(video: Video, manifest: dict[str, Any]) -> Path | None:
+    """The ``.npz`` a re-extraction of ``video`` would need and lacks, for a cache that imported its landmarks
+    (``npz:DIR``); None when its landmarks can be re-extracted (another source, or the file is there)."""
+    kind, _, folder = _landmark_source(manifest).strip().partition(":")
+    if kind != "npz" or not folder or find_npz(Path(folder), video) is not None:
+        return None
+    return Path(folder) / npz_names(video)[-1]  # DIR/<video_id>.npz: the name it takes for any video
+
+
+def _extractable(
+    sources: dict[str, tuple[str, ...]], video: Video, manifest: dict[str, Any], cache_dir: Path, asked: bool
+) -> dict[str, tuple[str, ...]]:
+    """``sources`` less the landmarks when the video's cannot be re-extracted (an imported cache and no file
+    for it), said in a note; an error when ``--landmarks`` asked for them. Checked before any encoder loads:
+    the other overlays re-extract, and asking for everything should not stop at the one that cannot."""
+    if "landmarks" not in sources:
+        return sources
+    missing = _missing_landmark_file(video, manifest)
+    if missing is None:
+        return sources
+    if asked:
+        raise BadInputError(
+            f"--landmarks: cache {cache_dir} imported its landmarks from .npz files and {missing} does not "
+            f"exist; export {video.video_id}'s landmarks there, or leave out --landmarks"
+        )
+    print(
+        f"note: {missing} does not exist (cache {cache_dir} imported its landmarks from .npz files); "
+        f"drawing {video.video_id} without landmarks",
+        file=sys.stderr,
+    )
+    return {name: found for name, found in sources.items() if name != "landmarks"}
 
 
 def _extract(video: Video, manifest: dict[str, Any], fields: set[str], device: str) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ import torch
 
 from cache.schema import FieldSpec
 from core.errors import BadInputError, UserError
+from data.landmark_files import find_npz, npz_names
 from data.mirror import mirror_hands, mirror_pose
 from data.warp import Warp, warp_points
 from models.landmarker import POINTS, SLOTS, HandLandmarks, check_model, load_landmarker, mediapipe_version
@@ -88,12 +89,10 @@ def landmarker(model: str) -> HandLandmarks:
 def npz_file(folder: Path, video: Any) -> Path:
     """The ``.npz`` of one video: under its class folder, else directly in ``folder``. An unlabelled input
     (predict, show) has no class folder."""
-    names = [f"{video.video_id}.npz"]
-    if video.label >= 0:
-        names.insert(0, f"{video.class_name}/{video.video_id}.npz")
-    for name in names:
-        if (folder / name).is_file():
-            return folder / name
+    found = find_npz(folder, video)
+    if found is not None:
+        return found
+    names = npz_names(video)
     raise BadInputError(
         f"{folder}: no landmarks for video {video.video_id if video.label < 0 else video.key} (looked for "
         f"{' and '.join(names)}); export them, or leave landmarks out (extract: --landmarks none, predict: "
