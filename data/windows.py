@@ -2,7 +2,8 @@
 
 ``--windows W:S`` turns a segment-annotated dataset into windows of W frames every S frames over each
 recording. A window takes the label that covers most of it, when that label covers at least half of it;
-otherwise the background label (``--background-label``, default ``no_gesture``).
+otherwise the background label (``--background-label``, default ``no_gesture``). A recording shorter than
+W becomes one window over its whole length, and one note says how many did.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def make_windows(dataset: Dataset, spec: str, background: str) -> Dataset:
     for video in dataset.videos:
         recordings[video.video_id].append(video)
     windows: list[Video] = []
+    short: list[int] = []  # lengths of the recordings shorter than one window
     for segments in recordings.values():
         first = segments[0]
         if len({(s.video_file, s.source_length) for s in segments}) > 1:
@@ -62,6 +64,8 @@ def make_windows(dataset: Dataset, spec: str, background: str) -> Dataset:
                 f"{first.video_file or first.root}: recording '{first.video_id}' names two "
                 "different sources; give each recording one name"
             )
+        if first.source_length < width:
+            short.append(first.source_length)
         for start in window_starts(first.source_length, width, stride):
             end = min(start + width, first.source_length) - 1
             label = window_label(start, end, segments, background)
@@ -84,4 +88,12 @@ def make_windows(dataset: Dataset, spec: str, background: str) -> Dataset:
     )
     if background in dataset.classes:  # a corpus' own no-gesture class (IPN's D0X) may be meant; say it
         note += ", which is also a class of the annotations: windows without a gesture join its samples"
-    return replace(dataset, classes=classes, videos=windows, notes=[*dataset.notes, note])
+    notes = [*dataset.notes, note]
+    if short:  # said once for all of them: each such window's T frames span fewer source frames than W
+        span = f"{min(short)}" if min(short) == max(short) else f"{min(short)} to {max(short)}"
+        notes.append(
+            f"windows {width}:{stride}: {len(short)} of {len(recordings)} recording(s) are shorter than the "
+            f"{width}-frame window ({span} frames); each became one window over its whole length, so its "
+            "frames are sampled over less time than a full window's"
+        )
+    return replace(dataset, classes=classes, videos=windows, notes=notes)

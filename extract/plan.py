@@ -19,7 +19,14 @@ from data.sequence import Sequence
 from data.sequences import prepare_sequences
 from data.summary import split_lines
 from extract.config import ExtractConfig
-from extract.streams import StreamOptions, active_streams, resolve_models, resolve_revisions, running_models
+from extract.streams import (
+    StreamOptions,
+    active_streams,
+    ignored_options,
+    resolve_models,
+    resolve_revisions,
+    running_models,
+)
 from models.encoders import encoder_identity
 
 # Bump when sampling or augmentation code changes the bytes a sequence becomes.
@@ -111,6 +118,8 @@ def make_plan(cfg: ExtractConfig) -> Plan:
     memo = DigestMemo(Path(cfg.cache_dir) / MEMO_NAME) if cfg.fingerprint == "content" else None
     options = stream_options(cfg, prepared.dataset.format)
     streams = active_streams(encoder_models(cfg), options)
+    for line in ignored_options(cfg.preset, cfg.encoders, cfg.weights_revision, options):
+        print(f"note: {line}", file=sys.stderr)
     for stream in streams:
         for line in stream.warnings(prepared.dataset.videos, options):
             print(f"warning: {line}", file=sys.stderr)

@@ -49,6 +49,19 @@ def test_windows_background_label_is_a_flag_and_windows_need_segments(tmp_path):
         read_samples(DataConfig(data=tmp_path / "plain", windows="4:2"))
 
 
+def test_recordings_shorter_than_the_window_become_one_window_and_one_note_says_how_many(tmp_path):
+    ipn(tmp_path)  # IPN_A: 12 frames, IPN_B: 9
+    dataset = read_samples(DataConfig(data=tmp_path, windows="10:5"))
+    assert [(v.start, v.end) for v in dataset.videos if v.video_id == IPN_B] == [(0, 8)]  # all of it
+    short = [note for note in dataset.notes if "shorter than" in note]
+    assert short == [
+        "windows 10:5: 1 of 2 recording(s) are shorter than the 10-frame window (9 frames); each became "
+        "one window over its whole length, so its frames are sampled over less time than a full window's"
+    ]
+    fits = read_samples(DataConfig(data=tmp_path, windows="9:5"))  # as long as the window: nothing to say
+    assert not any("shorter than" in note for note in fits.notes)
+
+
 def _subject_manifest(root: Path, splits: dict[str, str] | None) -> Path:
     """6 subjects x 4 samples (2 per class), one 3-frame folder each."""
     rows = ["path,label,subject,split"]

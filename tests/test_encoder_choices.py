@@ -119,6 +119,31 @@ def test_crop_mode_hands_needs_the_hands_stream(small_demo, tmp_path):
         make_plan(cfg)
 
 
+@pytest.mark.parametrize(
+    ("off", "flag", "value"),
+    [
+        ("dino=none,swav=none", "dino_heads", True),
+        ("hands=none", "hands_every", 4),
+        ("swav=none", "attention_mass", 0.5),
+        ("swav=none", "crop_margin", 0.3),
+        ("vit=none,cnn=none", "crop_mode", "hands"),
+    ],
+)
+def test_an_option_of_a_stream_that_does_not_run_is_one_note_and_leaves_the_key(
+    small_demo, tmp_path, capsys, off, flag, value
+):
+    """A user who passes --hands-every 4 with hands=none believes YOLO ran on keyframes: one note says
+    the option went unused, and the key (only running streams' options) is the same as without it."""
+    base = make_plan(tiny_extract_config(small_demo, tmp_path / "c", encoders=off)).key
+    assert "note:" not in capsys.readouterr().err
+    given = make_plan(tiny_extract_config(small_demo, tmp_path / "c", encoders=off, **{flag: value})).key
+    err = capsys.readouterr().err
+    stream = off.split("=")[0] if flag != "crop_mode" else "twelve"
+    note = f"note: --{flag.replace('_', '-')} has no effect: the {stream} stream does not run"
+    assert err.count(note) == 1, err
+    assert given == base  # an unused flag never re-extracts anything
+
+
 # ---- pinned weights ----
 
 

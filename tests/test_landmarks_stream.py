@@ -15,6 +15,7 @@ from conftest import augmentation_of, tiny_extract_argv, tiny_extract_config
 import pipeline
 from cache.schema import decode_id, read_attrs
 from data.warp import warp_points
+from extract.plan import make_plan
 from extract.run import run as extract
 from extract.streams import landmarks as stream
 from models.landmarker import HandLandmarks, result_slots
@@ -207,6 +208,27 @@ def test_mediapipe_path_stores_a_fake_landmarkers_points_in_slot_order(small_dem
             atol=2e-3,
         )
     assert 0 < np.concatenate([m[:, 1, 0, 0] for m, _ in stored.values()]).std()  # points follow the frames
+
+
+@pytest.mark.parametrize("landmarks", ["none", "npz"])
+def test_a_landmark_model_without_mediapipe_is_one_note_and_leaves_the_key(
+    small_demo, tmp_path, capsys, landmarks
+):
+    if landmarks == "npz":
+        _write_npz(small_demo, tmp_path / "lm")
+        landmarks = f"npz:{tmp_path / 'lm'}"
+    base = make_plan(tiny_extract_config(small_demo, tmp_path / "c", landmarks=landmarks)).key
+    assert "note:" not in capsys.readouterr().err
+    cfg = tiny_extract_config(small_demo, tmp_path / "c", landmarks=landmarks, landmark_model="x.task")
+    assert make_plan(cfg).key == base  # the unused model never re-extracts anything
+    err = capsys.readouterr().err
+    assert (
+        err.count(
+            f"note: --landmark-model has no effect: only --landmarks mediapipe runs it, and "
+            f"--landmarks is {landmarks}"
+        )
+        == 1
+    )
 
 
 def _stored_mediapipe(key_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -10,7 +10,7 @@ from conftest import tiny_extract_config
 
 from core.errors import UserError, WeightsUnavailableError
 from extract.encode import FrameEncoder
-from extract.plan import encoder_models
+from extract.plan import encoder_models, make_plan
 from extract.run import build_encoders
 from extract.streams import StreamOptions, resolve_models
 from models.encoders import create_encoder
@@ -66,6 +66,17 @@ def test_only_a_running_masks_stream_builds_its_features_model(small_demo, tmp_p
     assert chosen["mask_features"] == "dino_vit_s16"
     with pytest.raises(UserError, match="not a mask_features model; valid for mask_features: dino_vit_b16"):
         resolve_models("tiny", "masks=tiny_sam2,mask_features=tiny_sam2")
+
+
+def test_a_mask_features_choice_without_the_masks_stream_is_one_note_and_leaves_the_key(
+    small_demo, tmp_path, capsys
+):
+    base = make_plan(tiny_extract_config(small_demo, tmp_path, frames=2)).key
+    chosen = tiny_extract_config(small_demo, tmp_path, frames=2, encoders="mask_features=tiny_dino")
+    assert make_plan(chosen).key == base  # the unused choice never re-extracts anything
+    err = capsys.readouterr().err
+    note = "note: --encoders mask_features=tiny_dino has no effect: the masks stream does not run"
+    assert err.count(note) == 1 and "turn it on with --encoders masks=MODEL" in err
 
 
 def test_missing_dinov2_weights_for_mask_features_are_one_line_naming_the_model(tmp_path, monkeypatch):

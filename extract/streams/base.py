@@ -91,6 +91,9 @@ class Stream:
     # Whether it stores what a corpus sample itself carries (its annotations): predict's new inputs carry
     # nothing of the kind, so for them its fields hold fill values only (train/predict.py says so).
     from_samples: ClassVar[bool] = False
+    # The StreamOptions only this stream reads: set to other than their default while it does not run,
+    # each is said to have no effect (``ignored``).
+    reads: ClassVar[tuple[str, ...]] = ()
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         """Streams whose outputs this one reads (so they run first)."""
@@ -117,6 +120,20 @@ class Stream:
     def meta(self, options: StreamOptions) -> dict[str, Any]:
         """Extra manifest entries (the 12-channel stream names its channels)."""
         return {}
+
+    def ignored(self, options: StreamOptions, runs: bool) -> list[str]:
+        """Flags of this stream that were set but have no effect in this run (``runs``: whether the stream
+        runs), one line each without the ``note:`` prefix: a user who passed one should hear it went unused.
+        They stay out of ``key`` too, so setting one never changes the cache key. By default: the ``reads``
+        options set away from their defaults while the stream does not run."""
+        if runs:
+            return []
+        default = StreamOptions()
+        return [
+            f"--{name.replace('_', '-')} has no effect: the {self.name} stream does not run"
+            for name in self.reads
+            if getattr(options, name) != getattr(default, name)
+        ]
 
     def fields(self, encoders: Mapping[str, Any], options: StreamOptions) -> tuple[FieldSpec, ...]:
         """The per-frame datasets written, sized from the built encoders (or stand-ins with their dims)."""
@@ -279,6 +296,30 @@ def running_models(models: Mapping[str, str], options: StreamOptions | None = No
     chosen = {role: model for role, model in models.items() if model != NONE}
     used = {role for s in active_streams(chosen, options or StreamOptions()) for role in s.roles}
     return {role: model for role, model in chosen.items() if role in used}
+
+
+def ignored_options(preset: str, choices: str, revisions: str, options: StreamOptions) -> list[str]:
+    """One line per option this run will not use: an ``--encoders`` or ``--weights-revision`` entry for a
+    role whose stream does not run, and each stream's own unused flags (``Stream.ignored``). None of them
+    reaches the cache key, which holds only the running streams' encoders and declared options."""
+    models = resolve_models(preset, choices)
+    running = running_models(models, options)
+    active = {s.name for s in active_streams(running, options)}
+    lines: list[str] = []
+    for flag, given in (
+        ("--encoders", parse_assignments(choices, "--encoders")),
+        ("--weights-revision", resolve_revisions(revisions)),
+    ):
+        for role, value in given.items():
+            if role in running or value == NONE:
+                continue
+            stream = next(s for s in _STREAMS.values() if role in s.roles)
+            off = [r for r in stream.roles if models.get(r, NONE) == NONE]
+            why = f" (turn it on with --encoders {','.join(f'{r}=MODEL' for r in off)})" if off else ""
+            lines.append(f"{flag} {role}={value} has no effect: the {stream.name} stream does not run{why}")
+    for stream in _STREAMS.values():
+        lines += stream.ignored(options, stream.name in active)
+    return lines
 
 
 def stream_fields(

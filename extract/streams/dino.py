@@ -21,6 +21,7 @@ from .base import FrameBatch, Stream, StreamOptions, register_stream
 class Dino(Stream):
     name = "dino"
     models = {"dino": {"full": "dino_vit_s16", "tiny": "tiny_dino"}}
+    reads = ("dino_heads",)
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
         return {"heads": options.dino_heads}

@@ -42,6 +42,7 @@ def _every(options: StreamOptions) -> int:
 class Hands(Stream):
     name = "hands"
     models = {"hands": {"full": "yolov8x_hands", "tiny": "tiny_hands"}}
+    reads = ("hands_every",)
 
     def key(self, options: StreamOptions) -> dict[str, Any]:
         every = _every(options)

@@ -208,6 +208,15 @@ class Landmarks(Stream):
         task = check_model(options.landmark_model)
         return {"source": "mediapipe", "mediapipe": mediapipe_version(), "model_sha256": file_sha256(task)}
 
+    def ignored(self, options: StreamOptions, runs: bool) -> list[str]:
+        # Only MediaPipe reads the model (and only then is its digest keyed); npz and annotations do not.
+        if not options.landmark_model or parse_source(options)[0] == "mediapipe":
+            return []
+        return [
+            f"--landmark-model has no effect: only --landmarks mediapipe runs it, and --landmarks is "
+            f"{options.landmarks or 'none'}"
+        ]
+
     def warnings(self, videos: Sequence[Any], options: StreamOptions) -> list[str]:
         if parse_source(options)[0] != "annotations" or not videos:
             return []

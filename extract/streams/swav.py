@@ -23,6 +23,7 @@ from .base import FrameBatch, Stream, StreamOptions, register_stream
 class Swav(Stream):
     name = "swav"
     models = {"swav": {"full": "swav_resnet50", "tiny": "tiny_swav"}}
+    reads = ("attention_mass", "crop_margin", "crop_source")
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         return ("dino", "masks") if options.crop_source == "mask" else ("dino",)

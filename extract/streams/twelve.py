@@ -25,6 +25,7 @@ class Twelve(Stream):
         "vit": {"full": "vit_b16_hand_gestures", "tiny": "tiny_vit"},
         "cnn": {"full": "resnext50_32x4d", "tiny": "tiny_cnn"},
     }
+    reads = ("crop_mode",)
 
     def needs(self, options: StreamOptions) -> tuple[str, ...]:
         return ("hands",) if options.crop_mode == "hands" else ()
