@@ -151,6 +151,10 @@ class ExtractConfig:
                 0.0 <= self.crop_margin <= 1.0,
                 f"--crop-margin must be a fraction of the frame side in [0, 1], got {self.crop_margin}",
             ),
+            (  # here, not only in the stream, so a value read from --config names the file
+                self.hands_every >= 1,
+                f"--hands-every must be a whole number >= 1 (1: every frame), got {self.hands_every}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

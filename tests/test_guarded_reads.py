@@ -57,13 +57,16 @@ def test_manifest_that_is_not_utf8_is_named_in_one_line(tmp_path, capsys, comman
     assert str(manifest) in lines[0] and "UTF-8" in lines[0]
 
 
-def test_a_bad_value_read_from_the_config_file_names_the_file(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("text", "said"), [("val: 1.2\n", "--val 1.2"), ("hands_every: 0\n", "--hands-every")]
+)
+def test_a_bad_value_read_from_the_config_file_names_the_file(tmp_path, capsys, text, said):
     # Found by the fuzz suite: __post_init__ checks name the flag (--val), not the file it came from.
     config = tmp_path / "settings.yaml"
-    config.write_text("val: 1.2\n")
+    config.write_text(text)
     rc, lines = _cli(capsys, "extract", "--config", config, "--data", tmp_path)
     assert rc == 2 and len(lines) == 1, lines
-    assert "--val 1.2" in lines[0] and str(config) in lines[0]
+    assert said in lines[0] and str(config) in lines[0]
 
 
 def test_an_unknown_option_whose_name_holds_a_line_break_is_one_line(tmp_path):
