@@ -551,6 +551,20 @@ def test_streams_all_takes_only_what_the_cache_can_feed(tmp_path):
     assert ModelArgs.from_manifest(full, "twelve,hands", 8, 0.0).streams == ("twelve", "hands")
 
 
+@pytest.mark.parametrize("streams", ["hands", "twelve"])
+def test_a_head_whose_input_never_varies_is_warned_about(tmp_path, capsys, streams):
+    """--streams hands on a cache where no hand was ever detected trains on constant input and ends at
+    chance with no word; the fitted statistics show it, so training says which field is constant."""
+    import pipeline
+
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 6, "val": 3, "test": 0}, frames=4)
+    argv = ["train", "--cache", str(cache), "--streams", streams, "--out", str(tmp_path / "runs")]
+    assert pipeline.main([*argv, "--epochs", "1", "--hidden", "8"]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "the same value in every" in ln]
+    assert len(warned) == (streams == "hands"), warned
+    assert all(w.startswith("warning: hand_motion") and str(cache) in w for w in warned), warned
+
+
 def test_tsne_of_a_head_that_saw_nothing_is_skipped(tmp_path):
     """A head whose input never varies (--streams hands on a cache where no hand was detected) gives every
     sequence the same embedding; the report goes on without that figure instead of crashing."""

@@ -130,6 +130,20 @@ def _train(cfg: TrainConfig, ranks: Ranks, source: Any = None, on_epoch: Callabl
     return run.run_dir
 
 
+def _warn_constant_inputs(statistics: dict[str, tuple[torch.Tensor, torch.Tensor]], cache_dir: Path) -> None:
+    """A field with the same value in every train frame (hand boxes where no hand was ever detected, a
+    stream of fill values) gives its head nothing to learn from; training it would still run, quietly."""
+    constant = [
+        name for name, (mean, std) in statistics.items() if bool((std <= 1e-6 * (1 + mean.abs())).all())
+    ]
+    if constant:
+        print(
+            f"warning: {', '.join(constant)}: the same value in every train frame of cache {cache_dir}; a "
+            "head reading only that learns nothing from it (check the extraction, or leave that stream out)",
+            file=sys.stderr,
+        )
+
+
 def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
     """Open the cache, create the run folder, build model, loaders, optimiser and schedule.
 
@@ -167,7 +181,10 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
 
     model = GestureModel(args)
     stats_loader = make_loader(train_ds, 64, False, cfg.seed, cfg.workers, torch.device("cpu"))
-    model.set_statistics(ranks.from_main(lambda: feature_statistics(stats_loader, fields)))
+    statistics = ranks.from_main(lambda: feature_statistics(stats_loader, fields))
+    if ranks.is_main:
+        _warn_constant_inputs(statistics, cache_dir)
+    model.set_statistics(statistics)
     model = model.to(device)
     net = wrap_model(model, ranks, device)
     if ranks.distributed:  # same weights everywhere (DDP broadcasts rank 0's); dropout masks differ
