@@ -93,6 +93,8 @@ def test_the_loader_replay_spends_the_recorded_run_s_worker_seconds(name):
     assert frame_s * run["frames_per_s"]["compute_bound"] == pytest.approx(1.0)
 
 
+# Three workers on purpose (they finish out of order); torch warns that a 2-core box suggests 2.
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 def test_sequences_decoded_out_of_order_land_as_inline_decoding_writes_them(small_demo, tmp_path):
     import h5py
     import numpy as np
