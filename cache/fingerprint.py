@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def video_fingerprint(
         h.update(f"segment\0{video.start}\0{video.end}\0{video.source_length}\0".encode())
     if video.annotations is not None:
         notes = json.dumps(
-            video.annotations, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_array_digest
+            video.annotations, sort_keys=True, separators=(",", ":"), allow_nan=True, default=_json_stand_in
         )
         h.update(f"annotations\0{notes}\0".encode())
     folder = getattr(video.frames, "folder", None)
@@ -100,9 +100,12 @@ def video_fingerprint(
     return h.hexdigest()
 
 
-def _array_digest(value: Any) -> Any:
-    """JSON stand-in for the arrays some formats annotate with (the demo's true hand boxes): dtype, shape
-    and a digest of the bytes, so the annotation part of a key costs the same for any array size."""
+def _json_stand_in(value: Any) -> Any:
+    """JSON stand-in for what annotations hold besides plain data: for an array (the demo's true hand
+    boxes) its dtype, shape and a digest of the bytes, so the annotation part of a key costs the same for
+    any array size; for a compact mapping (HaGRID's ``HagridNotes``) the dict it reads as."""
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

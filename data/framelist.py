@@ -28,6 +28,10 @@ _IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES | {s.upper() for s in IMAGE_SUFFIXES})
 # The last run of digits in the name, before the suffix: 'img_12.png' -> 12, 'clip3_frame-0007.jpg' -> 7.
 _NUMBER = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<rest>\D*)$")
 MEMO_VERSION = 4  # 4: segments of IPN and EgoGesture are cut by frame number
+# The kept parses (``ListingMemo.keep``: the Dataset a format read) have their own version, so a change to
+# what a parse holds re-parses the corpora without listing every folder or probing every video again.
+# 5: HaGRID's annotations are packed (HagridNotes); a kept parse of plain dicts is parsed again.
+PARSE_VERSION = 5
 
 # (prefix, width, first, count, suffix): names f"{prefix}{n:0{width}d}{suffix}" for n in first..first+count-1
 Pattern = tuple[str, int, int, int, str]
@@ -229,7 +233,7 @@ class ListingMemo:
         self.results_path = self.path.with_name(self.path.name + ".parsed") if self.path else None
         self._entries: dict[str, tuple[int, tuple[str, ...] | None, Pattern | None]] | None = None
         # signature -> (annotation file stamps, consulted folder mtimes, the parsed result)
-        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = _load(self.results_path)
+        self.results: dict[str, tuple[tuple, dict[str, int], Any]] = _load(self.results_path, PARSE_VERSION)
         self.consulted: dict[str, int] = {}  # folder -> mtime_ns (-1: missing) seen by this run
         self.lengths_path = self.path.with_name(self.path.name + ".lengths") if self.path else None
         self._lengths: dict[str, tuple[int, int, int]] | None = None  # video -> (size, mtime_ns, frames)
@@ -326,26 +330,27 @@ class ListingMemo:
             _dump(self.path, self._entries)
         if self._lengths is not None:
             _dump(self.lengths_path, self._lengths)
-        _dump(self.results_path, self.results)
+        _dump(self.results_path, self.results, PARSE_VERSION)
 
 
-def _load(path: Path | None) -> dict:
-    """A memo file's dict; missing, stale or damaged only costs a fresh listing."""
+def _load(path: Path | None, version: int = MEMO_VERSION) -> dict:
+    """A memo file's dict; missing, stale (written under another ``version``) or damaged only costs a
+    fresh listing."""
     if path is None or not path.is_file():
         return {}
     try:
         memo = unseal(path.read_bytes())  # None unless this user wrote it: a shared cache runs no code
-        version, payload = memo if isinstance(memo, tuple) and len(memo) == 2 else (None, None)
-        return payload if version == MEMO_VERSION and isinstance(payload, dict) else {}
+        written, payload = memo if isinstance(memo, tuple) and len(memo) == 2 else (None, None)
+        return payload if written == version and isinstance(payload, dict) else {}
     except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
         return {}
 
 
-def _dump(path: Path, payload: dict) -> None:
+def _dump(path: Path, payload: dict, version: int = MEMO_VERSION) -> None:
     """Write sealed and atomically; a read-only place just means no memo."""
     try:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(seal((MEMO_VERSION, payload)))
+            tmp.write_bytes(seal((version, payload)))
     except OSError:
         pass
 

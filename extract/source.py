@@ -49,7 +49,7 @@ class SequenceFrames(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         """What a decode worker is sent: the sequences without the annotations their samples carry.
-        HaGRID's boxes and landmarks are ~7 KB of Python objects an image, ~4 GB over the corpus, and the
+        HaGRID's boxes and landmarks are ~1 KB an image even packed, ~1 GB over the corpus, and the
         whole dataset is pickled to every worker; the streams that store annotations run in the main
         process, on the plan's own sequences, and a worker only decodes and augments."""
         bare: dict[int, Video] = {}  # by id: the segments and copies of one sample share its Video

@@ -24,6 +24,7 @@ from corpus_replicas import (
 from core.errors import BadInputError
 from data.config import DataConfig
 from data.formats.hagrid import annotation_arrays
+from data.formats.hagrid_hands import HagridNotes
 from data.frames import read_frames
 from data.sequences import read_samples
 
@@ -178,7 +179,9 @@ def test_egogesture_as_it_unpacks_lower_case_labels_and_frames_in_several_parts(
 def test_hagrid_annotations_ride_on_the_sample(tmp_path):
     hagrid(tmp_path)
     video = next(v for v in read_samples(DataConfig(data=tmp_path)).videos if v.key == "call/a1")
+    assert isinstance(video.annotations, HagridNotes)  # packed; read back as parsed
     assert video.annotations["labels"] == ["call", "no_gesture"]
+    assert video.annotations["hand_landmarks"] == [[[0.15, 0.25]] * 21, []]
     assert video.annotations["united_label"] == ["call"]
     arrays = annotation_arrays(video, max_hands=3)
     assert arrays["annotated_count"] == 2

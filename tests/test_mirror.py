@@ -12,7 +12,8 @@ from conftest import augmentation_of, demo_boxes_config
 from cache.schema import decode_id, read_attrs
 from data.augment import SequenceAugmenter
 from data.demo import true_hand_boxes
-from data.formats.hagrid_hands import hand_slots
+from data.formats.hagrid import FIELDS
+from data.formats.hagrid_hands import NotesPacker, hand_slots
 from data.mirror import mirror_boxes, mirror_hands, mirror_pose
 from data.warp import warp_boxes
 from extract.run import run
@@ -45,6 +46,11 @@ def _hand(x0: float, y0: float) -> list[list[float]]:
     return [[x0 + 0.01 * (k % 5), y0 + 0.01 * (k // 5)] for k in range(21)]
 
 
+def _packed(entry: dict) -> dict:
+    """The entry as a HaGRID parse keeps it on the sample."""
+    return NotesPacker().pack(entry, FIELDS)
+
+
 def _mirrored_entry(entry: dict) -> dict:
     flip = {"left": "right", "right": "left"}
     marks = [[[1 - x, y] for x, y in hand] for hand in entry["hand_landmarks"]]
@@ -66,10 +72,13 @@ def _mirrored_entry(entry: dict) -> dict:
         },
     ],
 )
-def test_mirrored_hands_sit_in_the_slots_placement_gives_the_flipped_image(entry):
-    # Placing the hands of the flipped image must give what mirroring the placed hands gives.
-    placed, valid = hand_slots(entry)
-    want_points, want_valid = hand_slots(_mirrored_entry(entry))
+@pytest.mark.parametrize("packed", [False, True], ids=["parsed", "packed"])
+def test_mirrored_hands_sit_in_the_slots_placement_gives_the_flipped_image(entry, packed):
+    # Placing the hands of the flipped image must give what mirroring the placed hands gives; the same
+    # for the annotation as a parse keeps it on the sample (HagridNotes) and as parsed lists.
+    pack = _packed if packed else dict
+    placed, valid = hand_slots(pack(entry))
+    want_points, want_valid = hand_slots(pack(_mirrored_entry(entry)))
     got_points, got_valid = mirror_hands(placed, valid)
     assert (got_valid == want_valid).all()
     np.testing.assert_allclose(got_points, want_points, atol=1e-6)
@@ -124,7 +133,8 @@ def test_augmented_copies_store_the_demo_boxes_mirrored_and_moved(small_demo, tm
     assert flips > 0 and moves > 0
 
 
-def test_hagrid_arrays_mirrored_equal_the_arrays_of_the_mirrored_annotation():
+@pytest.mark.parametrize("packed", [False, True], ids=["parsed", "packed"])
+def test_hagrid_arrays_mirrored_equal_the_arrays_of_the_mirrored_annotation(packed):
     # Boxes (x, y, w, h), a whole hand and a partly annotated one; padding rows must stay zero.
     from types import SimpleNamespace
 
@@ -140,8 +150,9 @@ def test_hagrid_arrays_mirrored_equal_the_arrays_of_the_mirrored_annotation():
         "bboxes": [[1 - x - w, y, w, h] for x, y, w, h in entry["bboxes"]],
         "hand_landmarks": [[[1 - x, y] for x, y in hand] for hand in entry["hand_landmarks"]],
     }
-    got = HaGRID.mirror_annotations(HaGRID.annotation_arrays(SimpleNamespace(annotations=entry), 0))
-    want = HaGRID.annotation_arrays(SimpleNamespace(annotations=flipped), 0)
+    pack = _packed if packed else dict
+    got = HaGRID.mirror_annotations(HaGRID.annotation_arrays(SimpleNamespace(annotations=pack(entry)), 0))
+    want = HaGRID.annotation_arrays(SimpleNamespace(annotations=pack(flipped)), 0)
     assert set(got) == set(want)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)

@@ -99,10 +99,12 @@ def test_absent_points_and_clean_copies_are_left_as_they_are():
     assert (moved[1] == 0).all() and not np.allclose(moved[0, :, :2], 0.4)
 
 
-def test_hagrid_annotations_move_where_annotated_and_padding_stays_zero():
+@pytest.mark.parametrize("packed", [False, True], ids=["parsed", "packed"])
+def test_hagrid_annotations_move_where_annotated_and_padding_stays_zero(packed):
     from types import SimpleNamespace
 
-    from data.formats.hagrid import HaGRID
+    from data.formats.hagrid import FIELDS, HaGRID
+    from data.formats.hagrid_hands import NotesPacker
 
     hand = [[0.1 + 0.01 * (k % 5), 0.2 + 0.01 * (k // 5)] for k in range(21)]
     entry = {  # a whole hand and one annotated up to its 12th point
@@ -110,7 +112,8 @@ def test_hagrid_annotations_move_where_annotated_and_padding_stays_zero():
         "labels": ["like", "no_gesture"],
         "hand_landmarks": [hand, [[0.65 + x, y] for x, y in hand[:12]]],
     }
-    arrays = HaGRID.annotation_arrays(SimpleNamespace(annotations=entry), 0)
+    notes = NotesPacker().pack(entry, FIELDS) if packed else entry  # as a parse keeps it, or as parsed
+    arrays = HaGRID.annotation_arrays(SimpleNamespace(annotations=notes), 0)
     # Optical distortion moves the frame's corner too, so an unannotated (0, 0) point would move if warped.
     result = _copy(np.zeros((1, H, W, 3), np.uint8), "OpticalDistortion", flipped=False)
     moved = HaGRID.warp_annotations(arrays, result.warp)

@@ -19,8 +19,9 @@ own loader does, an annotated image without its file is left out and counted in 
 points per hand as ``landmarks``, HaGRIDv2 as ``hand_landmarks`` and adds ``united_bbox`` and
 ``united_label``; ``leading_hand`` (left/right), where present, places the landmarks in ``--landmarks
 annotations``'s slots (hagrid_hands.py). The annotation folder is the official split, ``user_id`` the
-subject. Extract with ``--frames 1``. The parsed annotations ride on
-the sample (``Video.annotations``); ``annotation_arrays`` gives them as fixed-shape arrays.
+subject. Extract with ``--frames 1``. The parsed annotations ride on the sample (``Video.annotations``),
+packed (``HagridNotes``, hagrid_hands.py: a HaGRIDv2 plan holds ~1M); ``annotation_arrays`` gives them as
+fixed-shape arrays.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from core.errors import BadInputError
 from data.discovery import Dataset
 from data.formats import Format, FormatOptions, register
-from data.formats.hagrid_hands import hand_slots, landmark_lists
+from data.formats.hagrid_hands import NotesPacker, hand_slots, landmark_lists
 from data.framelist import IMAGE_SUFFIXES, FrameList, ListingMemo
 from data.mirror import mirror_boxes, mirror_points
 from data.samples import Problems, RawSample, build_dataset
@@ -191,6 +192,7 @@ class HaGRID(Format):
             )
         raws: list[RawSample] = []
         images = _ImageFolders(root, options.memo)
+        packer = NotesPacker()  # one per parse: its images share layouts and label lists
         for split_dir, split in folders:
             for path in sorted(split_dir.glob("*.json")):
                 label = path.stem
@@ -218,7 +220,7 @@ class HaGRID(Format):
                     found = images.find(label, image_id)
                     if found is None:
                         continue
-                    notes = {k: entry[k] for k in FIELDS if k in entry}
+                    notes = packer.pack(entry, FIELDS)  # ~1/6 of the parsed lists' memory, ~1M of them
                     raws.append(
                         RawSample(label, image_id, found, where, 0, 0, entry.get("user_id"), split, notes)
                     )

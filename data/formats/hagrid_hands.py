@@ -16,11 +16,19 @@ holds their right hand. Which of the two rules placed an image's hands is not st
 Points (HaGRIDv2's ``hand_landmarks``, HaGRID v1's ``landmarks``) are the normalised x, y; the third
 channel is 0, as for imported ``.npz`` files with C = 2. A hand counts only with all 21 points annotated;
 at most two hands are kept (the gesturing ones first).
+
+Each image's annotation is kept on its sample from the plan to the end of an extraction, ~1M of them for
+HaGRIDv2, so ``NotesPacker`` stores it as a ``HagridNotes``: its numbers in one float64 buffer, its names as
+shared strings, about a sixth of the parsed lists' memory (bench/plan_hagrid.py). It reads back as the
+parsed lists, so ``annotation_arrays`` (hagrid.py) and ``hand_slots`` give what they gave, to the byte.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -28,6 +36,130 @@ import numpy as np
 POINTS = 21  # MediaPipe hand layout
 SLOTS = ("left", "right")  # the landmarks stream's slot order (models/landmarker.py)
 FREE = "no_gesture"  # HaGRID's label of a hand that shows no gesture
+ROWS, HANDS = 0, 1  # packed kinds: a list of float rows (or null), a list of hands of [x, y] points
+PACKED = {"bboxes": ROWS, "united_bbox": ROWS, "hand_landmarks": HANDS, "landmarks": HANDS}
+# (the fields in their parsed order, ((packed field, kind, its items' lengths: -1 for null), ...))
+Layout = tuple[tuple[str, ...], tuple[tuple[str, int, tuple[int, ...]], ...]]
+
+
+class _Names(tuple):
+    """A parsed list of names (``labels``, ``united_label``), as one tuple that every image with the same
+    names shares; read back as a list. A subclass, so no other tuple is taken for one."""
+
+    __slots__ = ()
+
+
+class HagridNotes(Mapping):
+    """One image's parsed annotation, compact: the float lists (``bboxes``, ``united_bbox``, the landmarks)
+    packed in one float64 buffer, the other fields kept as parsed, with names shared between images.
+
+    Read as a mapping it gives back exactly the parsed entry (same keys, order, lists and floats), so its
+    readers are those of a parsed dict, and cache/fingerprint.py keys it by that same dict: every cache key
+    stays as it was. Read-only, as a sample's annotation is part of its key.
+    """
+
+    __slots__ = ("_kept", "_blob", "_layout")
+
+    def __init__(self, kept: dict[str, Any], blob: bytes, layout: Layout) -> None:
+        self._kept = kept  # the fields kept as parsed (a name list as its shared tuple)
+        self._blob = blob  # float64 of the packed fields, in layout order
+        self._layout = layout
+
+    def packed(self, key: str) -> list[np.ndarray | None] | None:
+        """A packed field's items as float64 views: a row (n,) or None for a null (ROWS), a hand (k, 2)
+        (HANDS); None when the field is not packed (absent, or kept as parsed)."""
+        offset = 0
+        for name, kind, lengths in self._layout[1]:
+            width = 2 if kind == HANDS else 1
+            size = width * sum(n for n in lengths if n > 0)
+            if name != key:
+                offset += size
+                continue
+            values = np.frombuffer(self._blob, np.float64, count=size, offset=8 * offset)  # (size,)
+            items: list[np.ndarray | None] = []
+            for n in lengths:
+                items.append(None if n < 0 else values[: n * width].reshape((n, 2) if width == 2 else (n,)))
+                values = values[max(n, 0) * width :]
+            return items
+        return None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._kept:
+            value = self._kept[key]
+            return list(value) if type(value) is _Names else value
+        items = self.packed(key)
+        if items is None:
+            raise KeyError(key)
+        return [None if item is None else item.tolist() for item in items]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._layout[0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout[0])
+
+    def __len__(self) -> int:
+        return len(self._layout[0])
+
+    def __repr__(self) -> str:
+        return f"HagridNotes({dict(self)!r})"
+
+
+def _floats(value: Any, kind: int) -> tuple[tuple[int, ...], list[float]] | None:
+    """(each item's length, the floats in order) of a field that packs without loss: only lists and
+    floats (ROWS: items null or lists of floats; HANDS: hands of [x, y] float pairs); else None, and the
+    field is kept as parsed (an int, a bool, a null point or a 3-number point would not come back)."""
+    if type(value) is not list:
+        return None
+    if kind == ROWS:
+        rows = [row for row in value if row is not None]
+        if not {type(row) for row in rows} <= {list}:
+            return None
+        flat = list(chain.from_iterable(rows))
+        lengths = tuple(-1 if row is None else len(row) for row in value)
+    else:
+        if not set(map(type, value)) <= {list}:
+            return None
+        points = list(chain.from_iterable(value))
+        if not set(map(type, points)) <= {list} or not set(map(len, points)) <= {2}:
+            return None
+        flat = list(chain.from_iterable(points))
+        lengths = tuple(map(len, value))
+    return (lengths, flat) if set(map(type, flat)) <= {float} else None
+
+
+class NotesPacker:
+    """Packs the annotations of one parse into ``HagridNotes``, sharing what repeats between images (the
+    layouts, the label lists); strings are interned."""
+
+    def __init__(self) -> None:
+        self._shared: dict[Any, Any] = {}
+
+    def _share(self, value: Any) -> Any:
+        return self._shared.setdefault((type(value), value), value)  # () and _Names(()) are equal
+
+    def _keep(self, value: Any) -> Any:
+        if type(value) is str:
+            return sys.intern(value)
+        if type(value) is list and all(type(v) is str for v in value):
+            return self._share(_Names(map(sys.intern, value)))
+        return value
+
+    def pack(self, entry: Mapping[str, Any], fields: Iterable[str]) -> HagridNotes:
+        """The ``fields`` of one parsed entry that it has, in that order."""
+        keys = tuple(key for key in fields if key in entry)
+        kept: dict[str, Any] = {}
+        floats: list[float] = []
+        specs = []
+        for key in keys:
+            found = _floats(entry[key], PACKED[key]) if key in PACKED else None
+            if found is None:
+                kept[key] = self._keep(entry[key])
+                continue
+            specs.append((key, PACKED[key], self._share(found[0])))
+            floats.extend(found[1])
+        layout = self._share((keys, tuple(specs)))
+        return HagridNotes(kept, array("d", floats).tobytes(), layout)
 
 
 def landmark_lists(entry: Mapping[str, Any]) -> Any:
