@@ -9,11 +9,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from cache.manifest import MANIFEST_NAME, SPLITS, dataset_format, read_manifest, without_manifest
+from cache.manifest import MANIFEST_NAME, SPLITS, dataset_format, read_manifest, unfinished, without_manifest
 from cache.schema import SHARD_DIR, Dims, field_specs
 from cache.subjects import subject_lines
 from cache.watchdog import watch_open
 from core.errors import CacheError
+
+# What a manifest field of the wrong kind raises when read (a hand edit: "encoders": 5, "dims" deleted).
+_DAMAGED = (AttributeError, KeyError, TypeError, ValueError)
 
 
 def _human(n: float) -> str:
@@ -83,9 +86,12 @@ def cache_ls(cache_dir: Path) -> str:
         state = "complete" if manifest.get("complete") is True else "INCOMPLETE"
         created = str(manifest.get("created", "-"))
         size = _human(_disk_size(d))
-        rows.append(
-            [d.name, state, _counts(manifest), _dataset(manifest), size, created, _encoder_names(manifest)]
-        )
+        try:  # one hand-edited manifest must not hide every other cache of the root
+            described = [_counts(manifest), _dataset(manifest), size, created, _encoder_names(manifest)]
+        except _DAMAGED:
+            described = ["", "", size, "", ""]
+            state = "DAMAGED manifest"
+        rows.append([d.name, state, *described])
     if not rows:
         return f"no caches in {root}"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -112,6 +118,18 @@ def cache_info(key_dir: Path) -> str:
     manifest = read_manifest(d) if d.is_dir() else None
     if manifest is None:
         raise CacheError(without_manifest(d))
+    if "dims" not in manifest and unfinished(d, manifest):  # stopped before its split files were assembled
+        raise CacheError(unfinished(d, manifest))
+    try:
+        return _info(d, manifest)
+    except _DAMAGED as exc:
+        raise CacheError(
+            f"{d / MANIFEST_NAME}: damaged ({type(exc).__name__}: {exc}); "
+            "re-run the same extract to rebuild it"
+        ) from None
+
+
+def _info(d: Path, manifest: dict[str, Any]) -> str:
     classes = [str(c) for c in manifest.get("class_names", [])]
     dims = Dims.from_json(manifest["dims"])
     out = [

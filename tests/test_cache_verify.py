@@ -275,3 +275,29 @@ def test_a_damaged_shard_chunk_is_a_fault_naming_the_shard(key_dir: Path):
     assert len(faults) == 1  # the split files' copies were made before the damage
     shard.unlink()
     assert verify_cache(key_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("encoders", 5), ("splits", ["train"]), ("config", "x"), ("class_names", None)]
+)
+def test_a_hand_edited_manifest_field_is_one_row_and_one_line_not_a_traceback(key_dir: Path, field, value):
+    """A manifest field of the wrong kind crashed `cache ls` for the whole root (so no other cache was
+    listed) and `cache info` with a traceback; ls marks that one row, info says which file, in one line."""
+    other = key_dir.parent / extraction_key({"verify": 2})
+    write_cache(other, LAYOUT)
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest[field] = value
+    path.write_text(json.dumps(manifest))
+    rows = dict(line.split(maxsplit=1) for line in cache_ls(key_dir.parent).splitlines())
+    listed = "complete" if field == "class_names" else "DAMAGED manifest"  # ls does not read class names
+    assert rows[key_dir.name].startswith(listed) and rows[other.name].startswith("complete")
+    with pytest.raises(CacheError, match=f"{path}: damaged .*re-run the same extract"):
+        cache_info(key_dir)
+
+
+def test_info_of_a_cache_stopped_while_assembling_its_splits_says_re_run(key_dir: Path):
+    # Ctrl-C during assembly leaves {"complete": false, "splits": {}} and no "dims": a KeyError traceback.
+    (key_dir / "manifest.json").write_text(json.dumps({"complete": False, "key": key_dir.name, "splits": {}}))
+    with pytest.raises(CacheError, match="incomplete cache.*re-run the same"):
+        cache_info(key_dir)
