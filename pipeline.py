@@ -10,9 +10,11 @@ import argparse
 import errno
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Decode/augment workers share the cores with the encoders; busy-waiting OpenMP threads then slow
 # compute down many-fold. Must be set before torch is imported.
@@ -272,7 +274,39 @@ def memory_error(error: RuntimeError) -> str | None:
     return f"out of memory ({text[:200]}); ask for less: a smaller --batch-size (train: or --hidden)"
 
 
+ROOT = Path(__file__).resolve().parent
+_python_showwarning = warnings.showwarning
+_said: set[str] = set()
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """The product's own warnings (an unreadable shard skipped) as one ``warning:`` line each, said once
+    per run, not Python's two lines with the source; libraries' warnings print as Python prints them."""
+    if not str(filename).startswith(str(ROOT)) or "site-packages" in str(filename):
+        _python_showwarning(message, category, filename, lineno, file, line)
+        return
+    text = " ".join(str(message).split())
+    if text not in _said:
+        _said.add(text)
+        print(f"warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _run(argv)
+    finally:  # a caller's own (pytest's, a notebook's) comes back
+        warnings.showwarning = shown
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     cfg = None
     try:

@@ -70,3 +70,20 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(small_demo, tmp_path, sh
             assert set(a) == set(b)
             for name in a:
                 np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{split}/{name}")
+
+
+def test_an_unreadable_shard_is_one_warning_line_per_run(small_demo, tmp_path, capsys):
+    """A shard an earlier run left damaged is skipped and re-extracted; the user reads that once, as a
+    `warning:` line, not as Python's two-line UserWarning with its source line, printed twice per run."""
+    import pipeline
+
+    argv = tiny_extract_argv(small_demo, tmp_path / "cache", shard_size=4)
+    assert pipeline.main(argv) == 0
+    shard = sorted((tmp_path / "cache").glob("*/shards/*.h5"))[0]
+    shard.write_bytes(b"not an HDF5 file")
+    capsys.readouterr()
+    assert pipeline.main(argv) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "unreadable shard skipped" in line]
+    assert len(said) == 1 and said[0].startswith(f"warning: {shard}"), err
+    assert "UserWarning" not in err
