@@ -94,7 +94,8 @@ class CacheLock:
             holder = describe_holder(_read_holder(fd))
         if not self.wait:
             raise CacheError(
-                f"cache {self.key_dir} is in use by {holder}; wait for it to finish or stop that process"
+                f"cache {self.key_dir} is in use by {holder}; wait for it to finish (extract --wait-lock "
+                "waits for you) or stop that process"
             )
         print(f"waiting for cache {self.key_dir}, in use by {holder}", file=sys.stderr)
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -360,7 +360,7 @@ def test_lock_refuses_a_second_holder_naming_its_pid(key_dir: Path):
             with CacheLock(key_dir):
                 pass
         message = str(err.value)
-        assert f"pid {holder.pid}" in message and "wait" in message and "\n" not in message
+        assert f"pid {holder.pid}" in message and "--wait-lock" in message and "\n" not in message
     finally:
         holder.communicate("\n", timeout=30)
     with CacheLock(key_dir) as lock:  # released when the holder exits
