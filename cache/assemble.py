@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,7 @@ def _write_split(
     dims: Dims,
     attrs: dict[str, Any],
     progress: tqdm,
+    trusted: Collection[Path] = (),
 ) -> dict[str, int]:
     counts = {"chunks_copied": 0, "recompressed": 0}
     specs = field_specs(dims)
@@ -270,7 +272,8 @@ def _write_split(
                 for name in chunked:
                     try:
                         s, same = src.dataset(name, like[name])
-                        value = None if same else s[ref.row]  # other settings: decode, re-encode
+                        # other settings: decode, re-encode; an earlier run's chunk: decode to check it
+                        value = None if same and ref.path in trusted else s[ref.row]
                     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
                         raise _damaged(ref.path, f"{name}[{ref.row}]", exc) from None
                     if same:
@@ -297,9 +300,17 @@ def _write_split(
 
 
 def assemble_splits(
-    key_dir: Path, members: dict[str, list[str]], class_names: list[str], meta: dict[str, Any]
+    key_dir: Path,
+    members: dict[str, list[str]],
+    class_names: list[str],
+    meta: dict[str, Any],
+    trusted: Collection[Path] = (),
 ) -> dict[str, Any]:
     """Write train.h5/val.h5/test.h5 holding ``members[split]`` (content ids, in order), then the manifest.
+
+    Chunks move as raw compressed bytes; those of shards other than ``trusted`` (the ones this run just
+    wrote) are decoded once first, so a shard damaged since an earlier run is named, not copied into a
+    cache marked complete.
 
     Returns ``{"unchanged": bool, "counts": {split: N}, "chunks_copied": int, "recompressed": int,
     "seconds": float}``; ``unchanged`` is True when the complete cache already held exactly this.
@@ -338,7 +349,7 @@ def assemble_splits(
             for split in SPLITS:
                 path = key_dir / f"{split}.h5"
                 attrs = {**meta, "split": split}
-                got = _write_split(path, members[split], index, pool, dims, attrs, progress)
+                got = _write_split(path, members[split], index, pool, dims, attrs, progress, trusted)
                 for k in totals:
                     totals[k] += got[k]
         splits = {s: {"file": f"{s}.h5", "count": counts[s], "sequence_ids": sequence_ids[s]} for s in SPLITS}

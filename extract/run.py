@@ -367,7 +367,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             split_params(plan.dataset, cfg.dataset),
             dataset_subjects(plan.dataset, cfg.dataset.group_regex),
         )
-        assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta)
+        assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta, trusted=store.written)
         save_config(cfg, key_dir / "config.yaml")
         result.skipped = [*plan.dataset.skipped, *result.skipped]  # what discovery skipped counts too
     if result.skipped:

@@ -277,6 +277,25 @@ def test_a_damaged_shard_chunk_is_a_fault_naming_the_shard(key_dir: Path):
     assert verify_cache(key_dir) == []
 
 
+def test_assembly_refuses_an_earlier_runs_damaged_shard_chunk_instead_of_marking_it_complete(key_dir: Path):
+    """Re-assembly (a split file deleted, a resume) copied an earlier run's shard chunks as raw bytes: a
+    damaged one landed in the split files of a cache marked complete. Those chunks are decoded first."""
+    members = {}
+    for split in ("train", "val"):
+        with h5py.File(key_dir / f"{split}.h5") as h5:
+            members[split] = [c.decode() for c in h5["content_ids"][...]]
+    shard = ShardStore(key_dir).shard_paths()[0]
+    flip_bytes_in_chunk(shard, "embeddings", 1)
+    (key_dir / "train.h5").unlink()
+    with pytest.raises(CacheError, match=f"{shard}: damaged shard, cannot read embeddings"):
+        assemble_splits(key_dir, members, CLASSES, meta_for(key_dir))
+    assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False
+    shard.unlink()  # the advised repair: extract recomputes what it held; the rest assembles
+    kept = {s: [c for c in ids if c in ShardStore(key_dir).index()] for s, ids in members.items()}
+    assert assemble_splits(key_dir, kept, CLASSES, meta_for(key_dir))["unchanged"] is False
+    assert verify_cache(key_dir) == []
+
+
 @pytest.mark.parametrize(
     ("field", "value"), [("encoders", 5), ("splits", ["train"]), ("config", "x"), ("class_names", None)]
 )
