@@ -308,9 +308,9 @@ def assemble_splits(
 ) -> dict[str, Any]:
     """Write train.h5/val.h5/test.h5 holding ``members[split]`` (content ids, in order), then the manifest.
 
-    Chunks move as raw compressed bytes; those of shards other than ``trusted`` (the ones this run just
-    wrote) are decoded once first, so a shard damaged since an earlier run is named, not copied into a
-    cache marked complete.
+    Chunks move as raw compressed bytes; those of shards other than ``trusted`` (the ones this extraction
+    job just wrote, on every rank) are decoded once first, so a shard damaged since an earlier run is
+    named, not copied into a cache marked complete.
 
     Returns ``{"unchanged": bool, "counts": {split: N}, "chunks_copied": int, "recompressed": int,
     "seconds": float}``; ``unchanged`` is True when the complete cache already held exactly this.

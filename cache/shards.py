@@ -115,7 +115,6 @@ class ShardStore:
         self.key_dir = Path(key_dir)
         self.dir = self.key_dir / SHARD_DIR
         self.unreadable: list[Path] = []  # complete-looking shards that failed to open, from index()
-        self.written: set[Path] = set()  # shards this object wrote: assembly need not decode their chunks
 
     def shard_paths(self) -> list[Path]:
         return sorted(self.dir.glob("*.h5")) if self.dir.is_dir() else []
@@ -198,7 +197,6 @@ class ShardStore:
                 for field, arr in arrays.items():
                     datasets[field][...] = arr
             publish(tmp, final)
-            self.written.add(final)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
             full = disk_full_error(tmp, exc, RESUME_ADVICE)

@@ -310,12 +310,15 @@ def run(cfg: ExtractConfig) -> ExtractResult:
         # --decode gpu where it cannot run: refused before the corpus is planned and the encoders built
         resolve_decode(cfg.decode, device.type)
 
+        earlier: set[Path] = set()  # shards of earlier runs: assembly checks their chunks before copying
+
         def prepare() -> tuple[Plan, list[PlanItem]]:  # rank 0 only
             plan = make_plan(cfg)
             key_dir = Path(cfg.cache_dir) / plan.key
             key_dir.mkdir(parents=True, exist_ok=True)
             held.enter_context(CacheLock(key_dir, wait=cfg.wait_lock))  # released after assembly
             _warn_other_dataset(key_dir, cfg)
+            earlier.update(ShardStore(key_dir).shard_paths())
             done = set(ShardStore(key_dir).index())
             return plan, [it for it in plan.items if it.content_id not in done]
 
@@ -367,7 +370,13 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             split_params(plan.dataset, cfg.dataset),
             dataset_subjects(plan.dataset, cfg.dataset.group_regex),
         )
-        assemble_splits(key_dir, plan.members(done), plan.dataset.classes, meta, trusted=store.written)
+        assemble_splits(
+            key_dir,
+            plan.members(done),
+            plan.dataset.classes,
+            meta,
+            trusted=set(store.shard_paths()) - earlier,
+        )
         save_config(cfg, key_dir / "config.yaml")
         result.skipped = [*plan.dataset.skipped, *result.skipped]  # what discovery skipped counts too
     if result.skipped:

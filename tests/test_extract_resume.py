@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -87,3 +88,26 @@ def test_an_unreadable_shard_is_one_warning_line_per_run(small_demo, tmp_path, c
     said = [line for line in err.splitlines() if "unreadable shard skipped" in line]
     assert len(said) == 1 and said[0].startswith(f"warning: {shard}"), err
     assert "UserWarning" not in err
+
+
+def test_rerun_over_an_earlier_runs_damaged_shard_chunk_names_it_and_does_not_mark_complete(
+    small_demo, tmp_path, capsys
+):
+    """Re-running extract to rebuild deleted split files copied an earlier run's shard chunks raw: a
+    damaged chunk went into a cache marked complete (exit 0). It is now one line naming the shard."""
+    from faults.harness import flip_bytes_in_chunk
+
+    import pipeline
+
+    argv = tiny_extract_argv(small_demo, tmp_path / "cache", shard_size=4)
+    assert pipeline.main(argv) == 0
+    key_dir = next((tmp_path / "cache").glob("*/shards")).parent
+    shard = sorted((key_dir / "shards").glob("*.h5"))[0]
+    flip_bytes_in_chunk(shard, "embeddings", 0)
+    for split in ("train", "val", "test"):
+        (key_dir / f"{split}.h5").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {shard}: damaged shard") and "re-run" in err[-1], err
+    assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False
