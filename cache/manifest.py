@@ -8,6 +8,7 @@ half-written one that claims to be whole.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +120,14 @@ def mark_incomplete(key_dir: Path) -> None:
     manifest = manifest or {"key": Path(key_dir).name, "splits": {}}
     manifest["complete"] = False
     write_manifest(key_dir, manifest)
+
+
+def splits_digest(manifest: dict[str, Any]) -> str:
+    """A digest of which sequences each split holds: a run trained on this cache records it, so a resumed
+    sweep or folds command can tell a finished run of an older split (re-extracted since) from its own."""
+    splits = manifest.get("splits") or {}
+    ids = {s: list((splits.get(s) or {}).get("sequence_ids") or []) for s in SPLITS}
+    return hashlib.sha256(json.dumps(ids, sort_keys=True).encode()).hexdigest()
 
 
 def build_manifest(

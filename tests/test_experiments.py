@@ -424,3 +424,24 @@ def test_a_sweep_grid_varies_stream_combinations_joined_by_plus(tmp_path):
     assert streams == {fused: ["twelve", "dino-swav", "hands"], "streams=twelve": ["twelve"]}
     gates = json.loads((runs / fused / "report.json").read_text())["val"]["attention"]["fusion_gate"]
     assert set(gates) == {"dino_vs_swav", "twelve+dino-swav_vs_hands"}
+
+
+def test_resuming_a_sweep_after_the_cache_was_re_split_is_refused_not_averaged(tmp_path, capsys):
+    """A finished run of the same options but an older split of the cache (re-extracted with another
+    --seed) was counted as done: the sweep then averaged test accuracies over two test sets, and folds
+    overlapped. The run records its split; a resume over another split is one line naming the run."""
+    import shutil
+
+    counts = {"train": 12, "val": 6, "test": 6}
+    cache = write_synthetic_cache(tmp_path / "cache", counts=counts, frames=4)
+    argv = ["sweep", "--cache", str(cache), "--out", str(tmp_path / "runs"), "--name", "sw"]
+    argv += ["--grid", "seed=0,1", "--epochs", "1", "--hidden", "8"]
+    assert _run_cli(argv, capsys)[0] == 0
+    shutil.rmtree(next((tmp_path / "runs" / "sw").glob("seed=1")))
+    assert _run_cli(argv, capsys)[0] == 0  # the same split: the finished run is kept, the other re-run
+    shutil.rmtree(next((tmp_path / "runs" / "sw").glob("seed=1")))
+    shutil.rmtree(cache)
+    write_synthetic_cache(tmp_path / "cache", counts={"train": 10, "val": 8, "test": 6}, frames=4)
+    code, err = _run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "seed=0" in err and "another split" in err, err

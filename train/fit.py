@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cache.manifest import splits_digest
 from core.atomic import atomic_path, write_json_atomic
 from core.config import config_to_dict, save_config, to_plain
 from core.device import resolve_device
@@ -118,6 +119,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, source: Any = None, on_epoch: Callabl
             "name": run.run_dir.name,
             "cache": str(cfg.cache),
             "cache_key": run.base["cache_key"],
+            "splits_sha256": run.base["splits_sha256"],
             "streams": cfg.streams,
             "world_size": ranks.world_size,
             "epochs_run": len(history),
@@ -213,6 +215,7 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
         "cache_path": str(cache_dir.resolve()),  # evaluate finds the cache from another working dir
         "cache": to_plain(cache_record(manifest)),
         "trained_videos": trained_videos(train_ds.sequence_ids),  # evaluate refuses a re-split cache
+        "splits_sha256": splits_digest(manifest),  # a resumed sweep refuses a run of an older split
         "versions": {"torch": str(torch.__version__)},
     }
     return _Run(

@@ -8,6 +8,7 @@ mid-training) is removed and run again. Worker processes map the same decoded ar
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import multiprocessing
@@ -23,10 +24,12 @@ from typing import Any, TextIO
 
 import yaml
 
+from cache.manifest import splits_digest
 from core.config import config_to_dict
 from core.errors import BadInputError
 from train.arrays import DecodedCache, SplitSource
 from train.config import TrainConfig
+from train.runtime import open_manifest
 
 # Options that do not change what a run learns: a finished run made with other values still counts.
 NOT_COMPARED = ("name", "out", "device", "workers", "preload")
@@ -61,7 +64,40 @@ def is_finished(job: Job) -> bool:
             f"{run_dir}: finished run made with other options ({', '.join(differ)}); "
             "re-run the original command, or choose another --name"
         )
+    _refuse_another_split(run_dir, Path(job.cfg.cache))
     return True
+
+
+def _refuse_another_split(run_dir: Path, cache: Path) -> None:
+    """A finished run of the same options but another split of the cache (re-extracted with another seed
+    since) would be averaged with runs of today's split: its folds would overlap, its test set differ."""
+    try:
+        recorded = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("splits_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable run.json: runs reads what it can; this check needs the digest
+    if recorded is None:  # written before runs recorded it: nothing to compare
+        return
+    current = _current_splits(cache)
+    if current is not None and recorded != current:
+        raise BadInputError(
+            f"{run_dir}: finished run trained on another split of {cache} (it was re-extracted or re-split "
+            f"since); to start over on today's split, remove {run_dir.parent} or choose another --out/--name"
+        )
+
+
+def _current_splits(cache: Path) -> str | None:
+    """The cache's splits digest, read once per manifest version (a sweep asks for every job); None
+    without a manifest (opening the cache says why)."""
+    try:
+        stat = (Path(cache) / "manifest.json").stat()
+    except OSError:
+        return None
+    return _splits_of(str(cache), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _splits_of(cache: str, mtime_ns: int, size: int) -> str:
+    return splits_digest(open_manifest(Path(cache)))
 
 
 def run_jobs(jobs: list[Job], decoded: DecodedCache, parallel: int = 1) -> list[Path]:
