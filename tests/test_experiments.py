@@ -173,6 +173,9 @@ def test_loso_folds_hold_out_each_subject_once_and_never_touch_test(subject_cach
     summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
     assert len(summary["folds"]) == len(SUBJECTS) and set(summary["mean_std"]) >= {"accuracy", "loss"}
     assert "±" in capsys.readouterr().out
+    # A fold's model trained on part of val: evaluating it there is refused as such, not as a re-split.
+    code, err = _run_cli(["evaluate", "--checkpoint", str(fold / "best.pt"), "--split", "val"], capsys)
+    assert code == 2 and "a --folds run trains on part of val" in err and "re-split" not in err, err
 
 
 def test_k_folds_group_by_subject_or_video_and_cover_every_sequence():
@@ -445,3 +448,17 @@ def test_resuming_a_sweep_after_the_cache_was_re_split_is_refused_not_averaged(t
     code, err = _run_cli(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "seed=0" in err and "another split" in err, err
+
+
+def test_resuming_folds_on_the_same_split_keeps_the_finished_folds(tmp_path, capsys):
+    """Each fold trains on its own part of the pool; what a fold records is the cache's split, so a
+    resume over the same split keeps the finished folds (and refuses none as 'another split')."""
+    import shutil
+
+    cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 12, "val": 6, "test": 6}, frames=4)
+    argv = ["train", "--cache", str(cache), "--out", str(tmp_path / "runs"), "--name", "cv", "--folds", "2"]
+    argv += ["--epochs", "1", "--hidden", "8"]
+    assert _run_cli(argv, capsys)[0] == 0
+    shutil.rmtree(tmp_path / "runs" / "cv" / "fold-1")
+    code = pipeline.main(argv)
+    assert code == 0 and "resuming: 1 of 2 runs already finished" in capsys.readouterr().out

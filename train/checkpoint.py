@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from cache.manifest import splits_digest
 from cache.schema import video_of
 from core.atomic import atomic_path
 from core.errors import CacheError, UserError
@@ -169,6 +170,12 @@ def check_unseen(
         return
     held = manifest.get("splits", {}).get(split, {}).get("sequence_ids", [])
     overlap = sorted({video_of(s) for s in held} & set(seen))
+    if overlap and ckpt.get("splits_sha256") == splits_digest(manifest):  # not re-split: a fold's model
+        raise CacheError(
+            f"checkpoint {ckpt_path} was trained on {len(overlap)} video(s) of the {split} split of cache "
+            f"{cache_dir} (first: {overlap[0]}; a --folds run trains on part of val), so scoring it there "
+            "would flatter it; evaluate it on another split (--split test)"
+        )
     if overlap:
         raise CacheError(
             f"the {split} split of cache {cache_dir} holds {len(overlap)} video(s) that checkpoint "

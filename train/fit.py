@@ -215,7 +215,8 @@ def _prepare(cfg: TrainConfig, ranks: Ranks, source: Any = None) -> _Run:
         "cache_path": str(cache_dir.resolve()),  # evaluate finds the cache from another working dir
         "cache": to_plain(cache_record(manifest)),
         "trained_videos": trained_videos(train_ds.sequence_ids),  # evaluate refuses a re-split cache
-        "splits_sha256": splits_digest(manifest),  # a resumed sweep refuses a run of an older split
+        # the cache's own splits, not a fold's: a resumed sweep or folds refuses a run of an older split
+        "splits_sha256": splits_digest(source.decoded.manifest if source is not None else manifest),
         "versions": {"torch": str(torch.__version__)},
     }
     return _Run(
