@@ -182,7 +182,11 @@ def load_splits(path: Path) -> dict[str, str]:
 
 
 def split_params(dataset: Dataset, cfg: DataConfig) -> dict[str, Any]:
-    """What made a split; saved next to it so a reused split can be traced back."""
+    """What made a split; saved next to it so a reused split can be traced back. A split read from an
+    existing ``--split-file`` was made by the parameters recorded there, not by today's flags."""
+    recorded = _split_file_params(dataset, cfg)
+    if recorded is not None:
+        return recorded
     return {
         "root": str(dataset.root),
         "presplit": dataset.presplit,
@@ -191,6 +195,34 @@ def split_params(dataset: Dataset, cfg: DataConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "group_regex": cfg.group_regex,
     }
+
+
+def _split_file_params(dataset: Dataset, cfg: DataConfig) -> dict[str, Any] | None:
+    """The parameters recorded in the ``--split-file`` the split is read from, or None (no such file, or
+    an official split, which the file does not decide)."""
+    path = Path(cfg.split_file) if cfg.split_file is not None else None
+    official = dataset.presplit and getattr(cfg, "split", "auto") != "random"
+    if official or path is None or not path.is_file():
+        return None
+    try:
+        params = json.loads(path.read_text(encoding="utf-8")).get("params")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return params if isinstance(params, dict) else None
+
+
+def reused_split_note(dataset: Dataset, cfg: DataConfig) -> str | None:
+    """One line when an existing ``--split-file`` fixes the split while --val, --test, --seed or
+    --group-regex ask for another: those flags are not applied, and the user should hear it."""
+    recorded = _split_file_params(dataset, cfg)
+    if recorded is None:
+        return None
+    asked = {"val": cfg.val, "test": cfg.test, "seed": cfg.seed, "group_regex": cfg.group_regex}
+    differ = [k for k, v in asked.items() if k in recorded and recorded[k] != v]
+    if not differ:
+        return None
+    flags = ", ".join(f"--{k.replace('_', '-')} {asked[k]} (it has {recorded[k]})" for k in differ)
+    return f"split: {cfg.split_file} fixes the split, so {flags} not applied; delete it to re-split"
 
 
 def dataset_subjects(dataset: Dataset, group_regex: str | None) -> dict[str, str]:

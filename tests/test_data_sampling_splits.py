@@ -16,7 +16,14 @@ from data.discovery import discover
 from data.leakage import LeakageWarning, check_leakage, dhash
 from data.sampling import sample_indices
 from data.sequence import Video
-from data.splits import assign_splits, load_splits, resolve_splits, save_splits
+from data.splits import (
+    assign_splits,
+    load_splits,
+    resolve_splits,
+    reused_split_note,
+    save_splits,
+    split_params,
+)
 
 # ---------------------------------------------------------------- sampling
 
@@ -199,8 +206,14 @@ def test_split_file_is_written_once_then_reused(tmp_path):
     split_file = tmp_path / "splits.json"
     first = resolve_splits(dataset, DataConfig(data=root, seed=1, split_file=split_file))
     assert split_file.exists()
-    # A different seed would give another split, but the saved one wins.
-    assert resolve_splits(dataset, DataConfig(data=root, seed=99, split_file=split_file)) == first
+    # A different seed would give another split, but the saved one wins: said once, and recorded as made.
+    again = DataConfig(data=root, seed=99, split_file=split_file)
+    assert resolve_splits(dataset, again) == first
+    assert reused_split_note(dataset, again) == (
+        f"split: {split_file} fixes the split, so --seed 99 (it has 1) not applied; delete it to re-split"
+    )
+    assert split_params(dataset, again)["seed"] == 1
+    assert reused_split_note(dataset, DataConfig(data=root, seed=1, split_file=split_file)) is None
 
     frames_dataset(root, {"a": ["new"]})
     with pytest.raises(BadInputError, match="splits.json"):
