@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from cache.assemble import assemble_splits
 from cache.lock import CacheLock
 from cache.manifest import read_manifest
-from cache.schema import SCHEMA_VERSION, Dims
+from cache.schema import SCHEMA_VERSION, Dims, read_attrs
 from cache.shards import ShardStore
 from core.atomic import write_json_atomic
 from core.config import config_to_dict, save_config
@@ -259,17 +260,29 @@ def extract_missing(
     return computed, skipped
 
 
-def _load_dims(key_dir: Path) -> Dims:
+def _load_dims(key_dir: Path, plan: Plan) -> Dims:
+    """The recorded layout of a cache whose sequences are all stored. An unreadable key.json is rebuilt
+    from the shards, which record the same layout: deleting the cache would throw every sequence away."""
     path = key_dir / "key.json"
     try:
         return Dims.from_json(json.loads(path.read_text(encoding="utf-8"))["dims"])
     except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
         # ValueError covers bytes that are not UTF-8 and text that is not JSON; the rest, JSON of the
-        # wrong shape. One line either way: the file is a record of this cache, rebuilt by a re-run.
+        # wrong shape.
         reason = " ".join(str(e).split())[:200] or type(e).__name__
-        raise UserError(
-            f"{path}: unreadable ({type(e).__name__}: {reason}); delete {key_dir} and re-run extract"
-        ) from None
+        problem = f"{path}: unreadable ({type(e).__name__}: {reason})"
+    for shard in ShardStore(key_dir).shard_paths():
+        try:
+            with h5py.File(shard, "r", locking=False) as h5:
+                dims = Dims.from_json(read_attrs(h5)["dims"])
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError):
+            continue
+        write_json_atomic(
+            path, {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}, sort_keys=True
+        )
+        print(f"note: {problem}; rebuilt it from {shard.name}", file=sys.stderr)
+        return dims
+    raise UserError(f"{problem}, and no shard records the layout; delete {key_dir} and re-run extract")
 
 
 def _warn_other_dataset(key_dir: Path, cfg: ExtractConfig) -> None:
@@ -361,7 +374,7 @@ def run(cfg: ExtractConfig) -> ExtractResult:
                 f"reused cache {key_dir}: all {len(plan.items)} sequences present, 0 computed",
                 file=sys.stderr,
             )
-            dims = _load_dims(key_dir)
+            dims = _load_dims(key_dir, plan)
             meta = _meta(cfg, plan, dims)
             done = {it.content_id for it in plan.items}
         save_splits(

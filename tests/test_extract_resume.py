@@ -111,3 +111,23 @@ def test_rerun_over_an_earlier_runs_damaged_shard_chunk_names_it_and_does_not_ma
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: {shard}: damaged shard") and "re-run" in err[-1], err
     assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False
+
+
+def test_a_lost_key_json_is_rebuilt_from_the_shards_not_a_reason_to_delete_the_cache(
+    small_demo, tmp_path, capsys
+):
+    """key.json records the cache's layout; losing it made a complete cache's re-run say "delete the
+    cache and re-run extract", throwing every encoded sequence away. The shards record the same layout."""
+    import pipeline
+
+    argv = tiny_extract_argv(small_demo, tmp_path / "cache")
+    assert pipeline.main(argv) == 0
+    key_json = next((tmp_path / "cache").glob("*/key.json"))
+    recorded = json.loads(key_json.read_text())
+    key_json.unlink()
+    capsys.readouterr()
+    assert pipeline.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "0 computed" in err and f"note: {key_json}: unreadable" in err and "rebuilt it from shard-" in err
+    assert json.loads(key_json.read_text()) == recorded
+    assert verify_cache(key_json.parent) == []

@@ -145,9 +145,12 @@ def _key_json(folder: Path) -> Sample:
 
 @fuzz_kind("key.json", changed_ok=True, make=_key_json, text=json_documents)
 def consume_key_json(sample: Sample) -> Any:
+    from types import SimpleNamespace
+
     from extract.run import _load_dims
 
-    return _load_dims(sample.folder).to_json()
+    plan = SimpleNamespace(key="0123456789abcdef", key_spec={"frames": 4})  # what a rebuilt key.json holds
+    return _load_dims(sample.folder, plan).to_json()
 
 
 def _splits_json(folder: Path) -> Sample:
