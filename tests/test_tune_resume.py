@@ -196,3 +196,31 @@ def test_a_space_with_values_train_would_refuse_is_refused_before_any_trial(
     err = capfd.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {space}: ") and words in err, err
     assert not (tmp_path / "study" / "study.db").exists()  # no study, no failed trial
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(25, 9), (3, 1), (1, 1)])
+def test_no_trial_is_pruned_in_the_first_third_of_its_epochs(tmp_path, epochs, warmup):
+    """Early epochs run at a few percent of the OneCycle peak rate, where trials cannot be told apart: a
+    trial far below the median is kept through the warm-up epochs (steps count epochs from 1) and only
+    cut after them."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from train.tune import _open_study, warmup_epochs
+
+    assert warmup_epochs(epochs) == warmup
+    study = _open_study(tmp_path / "study.db", "study", SimpleNamespace(metric="acc", epochs=epochs))
+    for _ in range(2):  # the startup trials: good at every epoch
+        good = study.ask()
+        for epoch in range(1, epochs + 1):
+            good.report(1.0, epoch)
+        study.tell(good, 1.0)
+    bad = study.ask()
+    for epoch in range(1, warmup + 1):
+        bad.report(0.0, epoch)
+        assert not bad.should_prune(), f"pruned at epoch {epoch} of {epochs}"
+    if warmup < epochs:
+        bad.report(0.0, warmup + 1)
+        assert bad.should_prune()
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)

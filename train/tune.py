@@ -1,12 +1,13 @@
 """`tune`: Optuna hyper-parameter search over one decoded cache, resumable.
 
 TPE proposes each trial (train/tune_space.py says over what); every trial is a normal run
-``<out>/<name>/trial-<n>`` whose per-epoch validation metric goes to a median pruner. The study lives in
-``<out>/<name>/study.db`` (SQLite): the same command again continues until the study holds ``--trials``
-finished (complete or pruned) trials, and a trial a kill or Ctrl-C interrupted is marked failed and
-proposed again with its parameters. The study records what defines it (the cache key, the space and the fixed
-train options, the metric among them) and refuses to resume with others, which would mix trials that cannot
-be compared. At the end: the best trial, parameter importances, and ``optimization_history.png``.
+``<out>/<name>/trial-<n>`` whose per-epoch validation metric goes to a median pruner, which cuts none in the
+first third of the epochs (``warmup_epochs``). The study lives in ``<out>/<name>/study.db`` (SQLite): the same
+command again continues until the study holds ``--trials`` finished (complete or pruned) trials, and a trial a
+kill or Ctrl-C interrupted is marked failed and proposed again with its parameters. The study records what
+defines it (the cache key, the space and the fixed train options, the metric among them) and refuses to resume
+with others, which would mix trials that cannot be compared. At the end: the best trial, parameter
+importances, and ``optimization_history.png``.
 """
 
 from __future__ import annotations
@@ -90,12 +91,23 @@ def _open_study(db: Path, name: str, base: Any) -> Any:
             study_name=name,
             storage=optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}"),
             direction=_direction(base.metric),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            # Steps are epochs counted from 1: pruning may start after the warm-up epochs, not during them.
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=2, n_warmup_steps=warmup_epochs(base.epochs) + 1
+            ),
             load_if_exists=True,
         )
     except (SQLAlchemyError, ValueError, RuntimeError) as e:
         reason = " ".join(str(getattr(e, "orig", None) or e).split())[:160]  # the driver's words
         raise BadInputError(f"{db}: cannot open the Optuna study ({reason}); {hint}") from None
+
+
+def warmup_epochs(epochs: int) -> int:
+    """The first third of the epochs (at least one) no trial is pruned in: early on the OneCycle rate is a
+    few percent of its peak, so every trial looks alike and a median cut there is noise. The pruner is not
+    stored in study.db nor in its recorded settings, so a study made with another warm-up resumes as it was
+    (its pruned trials stay pruned) and its remaining trials use this one."""
+    return max(1, -(-epochs // 3))
 
 
 def _direction(metric: str) -> str:
