@@ -165,3 +165,28 @@ def test_any_cached_vector_field_trains_through_the_generic_head():
     assert logits.shape == (B, 4) and "stream_gate" in aux
     changed = {**inputs, "mean_rgb": inputs["mean_rgb"] + 5}
     assert not torch.allclose(model(**changed)[0], logits)  # the new field reaches the prediction
+
+
+@pytest.mark.parametrize("field", ["dino_cls", "swav"])
+def test_a_field_a_head_reads_is_refused_naming_that_head(field):
+    """dino_cls and swav are in the cache but left out of the choices because the dino-swav head reads
+    them: the refusal says so and names the stream to use, instead of calling them missing."""
+    with pytest.raises(ValueError) as info:
+        ModelArgs.from_manifest(MANIFEST, field, H, 0.0)
+    message = str(info.value)
+    assert f"{field} is read by the dino-swav head; use --streams dino-swav" in message, message
+    assert "not in this cache" not in message and "valid: all, twelve, dino-swav" in message
+
+
+def test_a_stored_field_no_head_trains_on_is_not_called_missing():
+    """Boxes and attention maps are stored for plots, not trained on: refused as such, while a name the
+    cache does not hold at all is still 'not in this cache'."""
+    from models.heads.model import cache_shapes
+    from models.heads.streams import resolve_streams
+
+    fields = {**MANIFEST["dims"]["fields"], "dino_attention": {"shape": [4, 4], "dtype": "float"}}
+    with pytest.raises(ValueError) as info:
+        resolve_streams("dino_attention,rgb", cache_shapes({"dims": {"fields": fields}}), fields)
+    message = str(info.value)
+    assert "dino_attention is in this cache but is no per-frame feature vector a head trains on" in message
+    assert "rgb not in this cache" in message, message

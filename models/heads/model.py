@@ -66,7 +66,7 @@ class ModelArgs:
     def from_manifest(cls, manifest: dict[str, Any], streams: str, hidden: int, dropout: float) -> ModelArgs:
         """Resolve ``--streams`` against the cache and read the input shapes from its manifest."""
         shapes = cache_shapes(manifest)
-        names = resolve_streams(streams, shapes)
+        names = resolve_streams(streams, shapes, manifest["dims"]["fields"])
         reads = [f for n in names for f in head_fields(n, shapes)]
         return cls(
             num_classes=len(manifest["class_names"]),

@@ -9,7 +9,7 @@ Which streams a run uses is ``--streams``: names joined by ',' or '+', or ``all`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import ClassVar
 
 import torch
@@ -84,21 +84,38 @@ def default_streams(shapes: Shapes) -> list[str]:
     return [name for name in available_streams(shapes) if name in _HEADS and _HEADS[name].in_all]
 
 
-def resolve_streams(choice: str, shapes: Shapes) -> list[str]:
+def resolve_streams(choice: str, shapes: Shapes, stored: Collection[str] = ()) -> list[str]:
     """``--streams`` text -> stream names, refusing what this cache cannot feed with the valid choices.
 
     Names are joined by ',' or '+': a sweep grid separates its values by commas, so 'twelve+hands' is how
-    it names one combination (and how run folders are named)."""
+    it names one combination (and how run folders are named). ``stored``: every field the cache holds, so a
+    refused name that is stored but not trainable (boxes, attention maps) is not called missing."""
     available = available_streams(shapes)
     names = default_streams(shapes) if choice == "all" else split_names(choice)
     unknown = [n for n in names if n not in available]
     if unknown or not names:
+        reasons = [_why_not_a_stream(n, available, {*shapes, *stored}) for n in unknown] or ["nothing chosen"]
         valid = ", ".join(["all", *available])
-        raise ValueError(
-            f"--streams {choice!r}: {', '.join(unknown) or 'nothing chosen'} not in this cache; "
-            f"valid: {valid}"
-        )
+        raise ValueError(f"--streams {choice!r}: {'; '.join(reasons)}; valid: {valid}")
     return list(dict.fromkeys(names))
+
+
+def _why_not_a_stream(name: str, available: Mapping[str, tuple[str, ...]], held: set[str]) -> str:
+    """Why ``name`` is no stream of this cache, pointing at the head that reads it when one does: a field
+    such as dino_cls is left out of the choices because the dino-swav head reads it, not because it is
+    missing."""
+    heads = sorted(
+        (cls for cls in _HEADS.values() if name in (*cls.reads, *cls.optional_reads)),
+        key=lambda cls: (cls.order, cls.name),
+    )
+    fed = [cls.name for cls in heads if cls.name in available]
+    if fed:
+        return f"{name} is read by the {fed[0]} head; use --streams {fed[0]}"
+    if heads:
+        return f"{name} is read by the {heads[0].name} head, which this cache cannot feed"
+    if name in held:
+        return f"{name} is in this cache but is no per-frame feature vector a head trains on"
+    return f"{name} not in this cache"
 
 
 def build_head(name: str, shapes: Shapes, hidden: int, dropout: float, kernel_size: int) -> HeadStream:
