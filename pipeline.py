@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import select
 import sys
 import warnings
 from collections.abc import Callable
@@ -244,6 +245,27 @@ AFTER_INTERRUPT = {
     "train": "a train run does not resume: run the command again for a new run (with --name, remove that "
     "run folder first)",
 }
+# `train --folds` is the exception: its finished folds are kept and the same --name resumes them.
+AFTER_FOLDS_INTERRUPT = (
+    "re-run the same command to resume (finished folds are kept; an interrupted fold starts over)"
+)
+
+
+def after_interrupt(command: str, cfg: Any) -> str | None:
+    """What Ctrl-C leaves for this command and config: `train --folds` resumes like a sweep, a plain train
+    run does not. Without --name the folds folder is named by the time, so the same command would start new
+    folds beside it: the hint says to pass that folder's name back."""
+    folds = getattr(cfg, "folds", None)
+    if command != "train" or not folds:
+        return AFTER_INTERRUPT.get(command)
+    if getattr(cfg, "name", None):
+        return AFTER_FOLDS_INTERRUPT
+    return (
+        f"finished folds are kept in the folds folder this run made under {cfg.out}: re-run the command "
+        "with --name <that folder's name> to resume (an interrupted fold starts over)"
+    )
+
+
 # A path the user gave that cannot be used (a file where a folder belongs, no permission): one line.
 PATH_ERRNOS = {
     errno.ENOTDIR,
@@ -298,12 +320,45 @@ def _show_warning(
         print(f"warning: {text}", file=sys.stderr if file is None else file)
 
 
+# The exit status of a command whose stdout reader went away (`| head`): what a SIGPIPE death reports.
+EXIT_CLOSED_STDOUT = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
-        return _run(argv)
+        try:
+            status = _run(argv)
+        except SystemExit:  # argparse's --help and usage: their text may still sit in stdout's buffer
+            sys.stdout.flush()
+            raise
+        sys.stdout.flush()  # a closed stdout shows here, not as "Exception ignored" at exit
+        return status
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # some other pipe (a worker's): a bug, with its traceback
+        _silence_stdout()
+        return EXIT_CLOSED_STDOUT
     finally:  # a caller's own (pytest's, a notebook's) comes back
         warnings.showwarning = shown
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reading end is closed (poll reports an error on its writing end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file behind stdout (a test's capture)
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, as Python's docs advise for SIGPIPE: the interpreter's final flush of
+    what is still buffered would otherwise fail again and print 'Exception ignored'."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run(argv: list[str] | None) -> int:
@@ -332,7 +387,7 @@ def _run(argv: list[str] | None) -> int:
         print(f"error: {full}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = AFTER_INTERRUPT.get(args.command)
+        hint = after_interrupt(args.command, args if cfg is None else cfg)
         print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
 

@@ -247,12 +247,18 @@ def format_summary(report: dict[str, Any]) -> str:
     ]
     width = max(10, *(len(n) for n in report["class_names"]))
     lines.append(f"  {'class':<{width}}  precision  recall     f1  support")
+    absent = set(report.get("absent_classes", []))  # no row of zeros for a class the split lacks
     for name in report["class_names"]:
+        if name in absent:
+            continue
         r = report["per_class"][name]
         lines.append(
             f"  {name:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['f1-score']:5.3f}"
             f"  {int(r['support']):7d}"
         )
+    if absent:
+        names = ", ".join(n for n in report["class_names"] if n in absent)
+        lines.append(f"  absent from this split (left out of the macro averages): {names}")
     att = report["attention"]
     if "channel_weights" in att:
         cw = att["channel_weights"]

@@ -18,11 +18,18 @@ from sklearn.metrics import (
 LOWER_IS_BETTER = {"loss"}
 
 
+def present_labels(y_true: np.ndarray, num_classes: int) -> list[int]:
+    """The classes a split holds (support > 0), which macro averages run over: a class absent from a small
+    split has no recall to measure, and counting it as F1 0 would lower a perfect split's score."""
+    return [int(c) for c in np.unique(np.asarray(y_true, dtype=np.int64)) if 0 <= c < num_classes]
+
+
 def epoch_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, loss: float) -> dict[str, float]:
-    """The cheap per-epoch numbers: loss, accuracy and macro F1 (NaN for an empty split)."""
+    """The cheap per-epoch numbers: loss, accuracy and macro F1 over the classes present (NaN for an empty
+    split); the same F1 as ``classification_summary``'s, so best.pt is chosen on what evaluate reports."""
     if len(y_true) == 0:
         return {"loss": float("nan"), "acc": float("nan"), "f1": float("nan")}
-    labels = list(range(num_classes))
+    labels = present_labels(y_true, num_classes)
     return {
         "loss": float(loss),
         "acc": float(accuracy_score(y_true, y_pred)),
@@ -42,14 +49,18 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 def classification_summary(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]
 ) -> dict[str, Any]:
-    """Accuracy, macro/weighted precision-recall-F1, sklearn's per-class report, confusion matrix."""
+    """Accuracy, macro/weighted precision-recall-F1 over the classes present, sklearn's per-class report,
+    confusion matrix, and ``absent_classes``: the classes the split does not hold, named rather than counted
+    as zeros in the averages (their per-class rows stay, with support 0, so every class keeps a row)."""
     labels = list(range(len(class_names)))
+    present = present_labels(y_true, len(class_names))
     out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for avg in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=avg, zero_division=0
+            y_true, y_pred, labels=present, average=avg, zero_division=0
         )
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(p), float(r), float(f)
+    out["absent_classes"] = [name for c, name in enumerate(class_names) if c not in present]
     report = classification_report(
         y_true, y_pred, labels=labels, target_names=list(class_names), output_dict=True, zero_division=0
     )
