@@ -63,9 +63,9 @@ def cmd_train(cfg) -> int:
     if cfg.folds:
         from train.folds import run_folds
 
-        print(run_folds(cfg))
-        return 0
-    run_dir = run_train(cfg)
+        run_dir = run_folds(cfg)
+    else:
+        run_dir = run_train(cfg)
     if is_main_process():  # under torchrun, rank 0 alone prints the run dir
         print(run_dir)
     return 0
@@ -93,12 +93,15 @@ def cmd_runs(cfg) -> int:
 
 
 def cmd_sweep(cfg) -> int:
+    from core.ranks import is_main_process
     from train.runtime import retain_freed_memory
     from train.sweep import run_sweep
 
     if cfg.parallel <= 1:  # the runs train in this process; with --parallel N it only decodes and waits
         retain_freed_memory()
-    print(run_sweep(cfg))
+    sweep_dir = run_sweep(cfg)
+    if is_main_process():
+        print(sweep_dir)
     return 0
 
 

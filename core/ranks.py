@@ -130,16 +130,31 @@ def _backend(device: str) -> str:
     return "cpu:gloo,cuda:nccl" if wants_cuda else "gloo"
 
 
+# The group this process holds, while a ``process_group`` block is open: nested blocks (each run of a
+# sweep or of folds inside the command's own block) reuse it rather than tearing it down between runs.
+_HELD: Ranks | None = None
+# Groups this process has set up so far. Each gets its own store prefix: a group set up after an earlier
+# one was torn down must not meet the earlier group's keys (a rank would pass init on stale counters).
+_GENERATION = 0
+
+
 @contextmanager
 def process_group(device: str = "auto", timeout: timedelta = TRAIN_TIMEOUT) -> Iterator[Ranks]:
     """The job's ``Ranks``: torchrun's group when ``WORLD_SIZE > 1``, else a single process.
 
-    ``device`` is the stage's ``--device`` choice; it picks NCCL for CUDA tensors. A group the
-    caller already initialised is used as is and left open.
+    ``device`` is the stage's ``--device`` choice; it picks NCCL for CUDA tensors. Reentrant: inside
+    an open block (a sweep's or folds' command holding the group across its runs) the same ``Ranks``
+    is yielded and the group stays open; a group the caller initialised itself is used and left open.
+    The outermost block waits for every rank before tearing the group down, so no rank leaves while
+    another still expects it in a collective.
     """
+    global _HELD, _GENERATION
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         yield Ranks()
+        return
+    if _HELD is not None:
+        yield _HELD
         return
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if "TORCHELASTIC_RUN_ID" in os.environ:
@@ -158,10 +173,19 @@ def process_group(device: str = "auto", timeout: timedelta = TRAIN_TIMEOUT) -> I
     # Our own rendezvous (what init_process_group does inside) keeps a handle on the store.
     store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
     store.set_timeout(timeout)
+    generation, _GENERATION = _GENERATION, _GENERATION + 1
+    suffix = f"/{generation}" if generation else ""  # the first group keeps the names it always had
     dist.init_process_group(
-        backend, store=dist.PrefixStore("default_pg", store), rank=rank, world_size=world, timeout=timeout
+        backend,
+        store=dist.PrefixStore(f"default_pg{suffix}", store),
+        rank=rank,
+        world_size=world,
+        timeout=timeout,
     )
+    _HELD = Ranks(rank, world, local_rank, dist.PrefixStore(f"gesture{suffix}", store))
     try:
-        yield Ranks(rank, world, local_rank, dist.PrefixStore("gesture", store))
+        yield _HELD
+        dist.barrier()  # only on success: a rank that raised leaves, and torchrun ends the others
     finally:
+        _HELD = None
         dist.destroy_process_group()

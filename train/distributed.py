@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from core.ranks import Ranks
 from train.loop import EvalOutputs
+
+if TYPE_CHECKING:
+    from train.arrays import DecodedCache
+    from train.jobs import Job
 
 
 class StridedSampler(Sampler[int]):
@@ -139,3 +144,20 @@ def gather_eval(out: EvalOutputs, ranks: Ranks) -> EvalOutputs:
     }
     aux = {k: _unstride([p.aux.get(k, v[:0]) for p in parts]) for k, v in parts[0].aux.items()}
     return EvalOutputs(loss=loss, aux=aux, **merged)
+
+
+def run_jobs_on_ranks(jobs: list[Job], decoded: DecodedCache, ranks: Ranks, parallel: int = 1) -> None:
+    """``run_jobs`` for a sweep or folds whose command holds one process group across its runs.
+
+    Under torchrun every rank trains every pending job together, in the same order. Rank 0 alone
+    decides which jobs are pending and removes their half-written folders, and the other ranks wait for
+    that: a rank removing folders on its own could delete the one rank 0 just made for the first run.
+    """
+    from train.jobs import pending_jobs, run_job, run_jobs
+
+    if not ranks.distributed:
+        run_jobs(jobs, decoded, parallel)
+        return
+    for i in ranks.from_main(lambda: pending_jobs(jobs)):
+        run_job(decoded, jobs[i])
+    ranks.all_gather(None)  # every rank's writes into the run folders are done before rank 0 reads them

@@ -23,9 +23,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from cache.schema import decode_id
 from core.errors import BadInputError
+from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
-from train.jobs import Job, is_finished, run_jobs
+from train.distributed import run_jobs_on_ranks
+from train.jobs import Job, is_finished
 from train.runtime import open_manifest, split_count, split_path
 from train.subjects import subjects_of, video_id
 
@@ -34,11 +36,17 @@ METRICS = (("accuracy", "val accuracy"), ("f1_macro", "val macro F1"), ("loss", 
 
 
 def make_folds(
-    labels: np.ndarray, groups: list[str], folds: str, seed: int, subjects_known: bool
+    labels: np.ndarray,
+    groups: list[str],
+    folds: str,
+    seed: int,
+    subjects_known: bool,
+    class_names: list[str] | None = None,
 ) -> list[np.ndarray]:
     """Validation indices of each fold; every sequence is in exactly one, groups never split.
 
-    ``folds``: "loso" (one fold per subject) or a count K >= 2.
+    ``folds``: "loso" (one fold per subject) or a count K >= 2, at most the number of groups the
+    scarcest class spans, so every fold validates (and trains) on every class.
     """
     names = sorted(set(groups))
     unit = "subjects" if subjects_known else "videos"
@@ -55,18 +63,47 @@ def make_folds(
         raise BadInputError(f"--folds {folds!r}: expected a number of folds (>= 2) or 'loso'") from None
     if k < 2:
         raise BadInputError(f"--folds {k}: need at least 2 folds")
-    if k > len(names):
+    allowed, scarce = _most_folds(labels, groups)
+    if k > allowed:
+        label = repr(class_names[scarce]) if class_names and 0 <= scarce < len(class_names) else str(scarce)
+        scarcity = f"class {label} spans only {allowed} of them"
+        advice = (
+            f"use --folds {allowed} or fewer" if allowed >= 2 else "K folds need 2 or more for every class"
+        )
+        advice += " (or --folds loso)" if subjects_known else ""
+        if k > len(names):
+            why = f"; {scarcity}" if allowed < len(names) else ""
+            raise BadInputError(
+                f"--folds {k} is more than the {len(names)} {unit} in the cache's train+val splits"
+                f"{why}; {advice}"
+            )
         raise BadInputError(
-            f"--folds {k} is more than the {len(names)} {unit} in the cache's train+val splits; "
-            f"use --folds {len(names)} or fewer" + (" (or --folds loso)" if subjects_known else "")
+            f"--folds {k}: the cache's train+val splits hold {len(names)} {unit} and {scarcity}, "
+            f"but each fold must validate on every class; {advice}"
         )
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": expected
+    # sklearn's "fewer members than n_splits" warning: ruled out above, yet it may still say it
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         out = [val for _, val in splitter.split(np.zeros(len(labels)), labels, groups)]
     if any(len(v) == 0 for v in out):
         raise BadInputError(f"--folds {k}: a fold came out empty; use fewer folds")
     return out
+
+
+def _most_folds(labels: np.ndarray, groups: list[str]) -> tuple[int, int]:
+    """The most folds every class allows (the fewest groups any class spans), and that scarcest class.
+
+    A class spread over g groups can sit on the validation side of at most g folds: asked for more,
+    scikit-learn either fails with a traceback or leaves some fold validating without that class.
+    """
+    spans: dict[int, set[str]] = {}
+    for label, group in zip(labels.tolist(), groups, strict=True):
+        spans.setdefault(int(label), set()).add(group)
+    if not spans:
+        return 0, -1
+    scarce = min(spans, key=lambda c: (len(spans[c]), c))
+    return len(spans[scarce]), scarce
 
 
 def run_folds(cfg: TrainConfig) -> Path:
@@ -75,30 +112,36 @@ def run_folds(cfg: TrainConfig) -> Path:
 
     _validate(cfg)
     cfg = replace(cfg, folds=str(cfg.folds).strip().lower())  # " 3" and "LOSO" are 3 and loso, grouped so
-    manifest = open_manifest(Path(cfg.cache))
-    name = cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{time.strftime('%Y%m%d-%H%M%S')}"
-    cv_dir = Path(cfg.out) / name
-    pool, pool_ids, labels = _pool(Path(cfg.cache), manifest)
-    subjects = subjects_of(Path(cfg.cache), manifest, pool_ids)
-    groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]
-    val_sets = make_folds(labels, groups, str(cfg.folds), cfg.seed, subjects is not None)
-    jobs = [
-        _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, pool_ids, groups, subjects is not None)
-        for i, val in enumerate(val_sets)
-    ]
-    cv_dir.mkdir(parents=True, exist_ok=True)
-    if any(not is_finished(job) for job in jobs):
-        decoded = decode_cache(
-            Path(cfg.cache), cache_fields(Path(cfg.cache), cfg.streams), cv_dir, splits=POOL
+    # One process group for every fold under torchrun: a group set up and torn down per run left ranks
+    # meeting in different runs' collectives. Rank 0 names the folder and alone summarises, once every
+    # fold is written.
+    with process_group(cfg.device) as ranks:
+        manifest = open_manifest(Path(cfg.cache))
+        name = cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cv_dir = Path(cfg.out) / ranks.broadcast(name)  # the clock may tick between ranks
+        pool, pool_ids, labels = _pool(Path(cfg.cache), manifest)
+        subjects = subjects_of(Path(cfg.cache), manifest, pool_ids)
+        groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]
+        val_sets = make_folds(
+            labels, groups, str(cfg.folds), cfg.seed, subjects is not None, list(manifest["class_names"])
         )
-        try:
-            run_jobs(jobs, decoded)
-        finally:
-            decoded.remove()
-    run_dirs = [job.run_dir for job in jobs]
-    summary = summarize(run_dirs, cfg)
-    (cv_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    print(format_folds(summary))
+        jobs = [
+            _fold_job(cfg, cv_dir, i, len(val_sets), val, pool, pool_ids, groups, subjects is not None)
+            for i, val in enumerate(val_sets)
+        ]
+        cv_dir.mkdir(parents=True, exist_ok=True)
+        if any(not is_finished(job) for job in jobs):
+            decoded = decode_cache(
+                Path(cfg.cache), cache_fields(Path(cfg.cache), cfg.streams), cv_dir, splits=POOL
+            )
+            try:
+                run_jobs_on_ranks(jobs, decoded, ranks)
+            finally:
+                decoded.remove()
+        if ranks.is_main:
+            summary = summarize([job.run_dir for job in jobs], cfg)
+            (cv_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            print(format_folds(summary))
     return cv_dir
 
 

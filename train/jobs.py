@@ -100,15 +100,21 @@ def _splits_of(cache: str, mtime_ns: int, size: int) -> str:
     return splits_digest(open_manifest(Path(cache)))
 
 
+def pending_jobs(jobs: list[Job]) -> list[int]:
+    """The indices of the jobs still to run, their half-written folders (a run killed mid-training) removed
+    so they start over; says how many finished runs are kept."""
+    pending = [i for i, job in enumerate(jobs) if not is_finished(job)]
+    for i in pending:
+        if jobs[i].run_dir.exists():
+            shutil.rmtree(jobs[i].run_dir)
+    if len(pending) < len(jobs):
+        print(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} runs already finished", flush=True)
+    return pending
+
+
 def run_jobs(jobs: list[Job], decoded: DecodedCache, parallel: int = 1) -> list[Path]:
     """Run the unfinished jobs (``parallel`` at once); return every job's run folder."""
-    pending = [job for job in jobs if not is_finished(job)]
-    for job in pending:  # killed mid-run: start that run over
-        if job.run_dir.exists():
-            shutil.rmtree(job.run_dir)
-    skipped = len(jobs) - len(pending)
-    if skipped:
-        print(f"resuming: {skipped} of {len(jobs)} runs already finished", flush=True)
+    pending = [jobs[i] for i in pending_jobs(jobs)]
     if parallel <= 1 or len(pending) <= 1:
         for job in pending:
             run_job(decoded, job)

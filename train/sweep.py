@@ -21,10 +21,12 @@ import yaml
 
 from core.config import coerce_option, config_to_dict, read_yaml_mapping
 from core.errors import BadInputError, UserError
+from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
+from train.distributed import run_jobs_on_ranks
 from train.experiment_config import SweepConfig
-from train.jobs import Job, is_finished, run_jobs
+from train.jobs import Job, is_finished
 
 # A grid varies what a run learns; where runs go and which cache they read are the sweep's own.
 FIXED = ("cache", "out", "name", "folds")
@@ -152,25 +154,38 @@ def plan(cfg: SweepConfig) -> tuple[Path, list[str], list[Job]]:
 
 
 def run_sweep(cfg: SweepConfig) -> Path:
-    """Decode the cache once, run every unfinished combination, print the grouped comparison."""
+    """Decode the cache once, run every unfinished combination, print the grouped comparison.
+
+    Under torchrun the command holds one process group across all its runs (a group set up and torn
+    down per run left ranks meeting in different runs' collectives); rank 0 alone writes sweep.json,
+    and prints the comparison once every run is written.
+    """
     from train.config import RunsConfig
     from train.runs import compare_runs
 
     sweep_dir, keys, jobs = plan(cfg)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "sweep.json").write_text(
-        json.dumps({"grid": cfg.grid, "keys": keys, "runs": [j.cfg.name for j in jobs]}, indent=2),
-        encoding="utf-8",
-    )
-    pending = [j for j in jobs if not is_finished(j)]
-    if not pending:
-        print(f"resuming: all {len(jobs)} runs already finished", flush=True)
-    else:
-        fields = cache_fields(Path(cfg.train.cache), *{j.cfg.streams for j in pending})
-        decoded = decode_cache(Path(cfg.train.cache), fields, sweep_dir)
-        try:
-            run_jobs(jobs, decoded, cfg.parallel)
-        finally:
-            decoded.remove()
-    print(compare_runs(RunsConfig(runs_dir=sweep_dir)))
+    with process_group(cfg.train.device) as ranks:
+        if ranks.distributed and cfg.parallel > 1:
+            raise BadInputError("--parallel does not combine with torchrun: the ranks already share each run")
+        if ranks.is_main:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            (sweep_dir / "sweep.json").write_text(
+                json.dumps({"grid": cfg.grid, "keys": keys, "runs": [j.cfg.name for j in jobs]}, indent=2),
+                encoding="utf-8",
+            )
+        pending = ranks.from_main(lambda: [j.cfg.name for j in jobs if not is_finished(j)])
+        if not pending:
+            if ranks.is_main:
+                print(f"resuming: all {len(jobs)} runs already finished", flush=True)
+        else:
+            fields = cache_fields(
+                Path(cfg.train.cache), *{j.cfg.streams for j in jobs if j.cfg.name in pending}
+            )
+            decoded = decode_cache(Path(cfg.train.cache), fields, sweep_dir)
+            try:
+                run_jobs_on_ranks(jobs, decoded, ranks, cfg.parallel)
+            finally:
+                decoded.remove()
+        if ranks.is_main:
+            print(compare_runs(RunsConfig(runs_dir=sweep_dir)))
     return sweep_dir
