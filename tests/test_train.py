@@ -419,7 +419,9 @@ def test_evaluate_refuses_a_split_holding_videos_the_model_trained_on(runs, tmp_
         test_video = f["sequence_ids"][0].decode()
     assert ckpt["trained_videos"] == train_ids and test_video not in train_ids
     resplit = tmp_path / "resplit.pt"  # as if test_video had been in train when this model was fitted
-    save_checkpoint(resplit, {**ckpt, "trained_videos": sorted([*train_ids, test_video])})
+    # ... on the split the cache held then: another digest of which sequences each split held
+    older = {"trained_videos": sorted([*train_ids, test_video]), "splits_sha256": "0" * 64}
+    save_checkpoint(resplit, {**ckpt, **older})
     with pytest.raises(CacheError) as exc:
         run_evaluate(EvaluateConfig(checkpoint=resplit, split="test", device="cpu", out=tmp_path))
     message = str(exc.value)
