@@ -331,8 +331,9 @@ def run(cfg: ExtractConfig) -> ExtractResult:
             key_dir.mkdir(parents=True, exist_ok=True)
             held.enter_context(CacheLock(key_dir, wait=cfg.wait_lock))  # released after assembly
             _warn_other_dataset(key_dir, cfg)
-            earlier.update(ShardStore(key_dir).shard_paths())
-            done = set(ShardStore(key_dir).index())
+            shards = ShardStore(key_dir)
+            earlier.update(shards.shard_paths())
+            done = set(shards.index())
             return plan, [it for it in plan.items if it.content_id not in done]
 
         job = plan_job(ranks, Path(cfg.cache_dir), prepare)
