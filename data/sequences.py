@@ -18,7 +18,7 @@ from data.framelist import ListingMemo
 from data.leakage import LeakageReport, check_leakage
 from data.sampling import sample_indices
 from data.sequence import Sequence, Video
-from data.splits import resolve_splits, reused_split_note
+from data.splits import empty_split_note, resolve_splits, reused_split_note
 from data.windows import make_windows
 
 
@@ -112,7 +112,7 @@ def prepare_sequences(
     and ``dataset.notes`` on stderr: near-duplicate frames are reported, not raised."""
     dataset = read_samples(cfg, memo_path)
     assignment = resolve_splits(dataset, cfg)
-    if (note := reused_split_note(dataset, cfg)) is not None:
+    if (note := reused_split_note(dataset, cfg) or empty_split_note(dataset, cfg, assignment)) is not None:
         dataset = replace(dataset, notes=[*dataset.notes, note])
     videos = _for_leakage_check(dataset.videos, assignment)
     if check_duplicates:

@@ -225,6 +225,27 @@ def reused_split_note(dataset: Dataset, cfg: DataConfig) -> str | None:
     return f"split: {cfg.split_file} fixes the split, so {flags} not applied; delete it to re-split"
 
 
+def empty_split_note(dataset: Dataset, cfg: DataConfig, assignment: dict[str, str]) -> str | None:
+    """One line when a new random split left --val or --test empty although asked for: a class gives
+    val a video only from 2 videos (or groups) on, and test only from 3, so small classes give none."""
+    if dataset.presplit and getattr(cfg, "split", "auto") != "random":
+        return None  # the corpus' own split: its parts are what it ships
+    given = set(assignment.values())
+    empty = [
+        (name, least)
+        for name, least in (("val", 2), ("test", 3))
+        if getattr(cfg, name) > 0 and name not in given
+    ]
+    if not empty:
+        return None
+    said = " and ".join(f"--{name} {getattr(cfg, name)} gave no {name} video" for name, _ in empty)
+    least = " / ".join(f"{n} for {name}" for name, n in empty)
+    return (
+        f"split: {said}: a class needs at least {least} videos (or --group-regex groups) to give one; "
+        "add videos, or set the flag to 0 to say so"
+    )
+
+
 def dataset_subjects(dataset: Dataset, group_regex: str | None) -> dict[str, str]:
     """Video key -> subject, for the videos whose subject is known."""
     pattern = compile_group_regex(group_regex)

@@ -18,6 +18,7 @@ from data.sampling import sample_indices
 from data.sequence import Video
 from data.splits import (
     assign_splits,
+    empty_split_note,
     load_splits,
     resolve_splits,
     reused_split_note,
@@ -218,6 +219,22 @@ def test_split_file_is_written_once_then_reused(tmp_path):
     frames_dataset(root, {"a": ["new"]})
     with pytest.raises(BadInputError, match="splits.json"):
         resolve_splits(discover(root), DataConfig(data=root, split_file=split_file))
+
+
+def test_a_test_fraction_too_small_classes_cannot_give_is_said_not_silently_empty(tmp_path):
+    root = frames_dataset(tmp_path / "data", {"a": ["v0", "v1"], "b": ["w0", "w1"]})
+    dataset = discover(root)
+    cfg = DataConfig(data=root, val=0.3, test=0.3)
+    assignment = resolve_splits(dataset, cfg)
+    assert "test" not in assignment.values() and "val" in assignment.values()
+    note = empty_split_note(dataset, cfg, assignment)
+    assert note is not None and "--test 0.3 gave no test video" in note and "3 for test" in note
+    assert "--val" not in note
+    # Asked for none, or a class large enough to give one: nothing to say.
+    assert empty_split_note(dataset, DataConfig(data=root, val=0.3, test=0.0), assignment) is None
+    bigger = discover(frames_dataset(tmp_path / "big", {"a": [f"v{i}" for i in range(4)]}))
+    big_cfg = DataConfig(data=bigger.root, val=0.3, test=0.3)
+    assert empty_split_note(bigger, big_cfg, resolve_splits(bigger, big_cfg)) is None
 
 
 # ---------------------------------------------------------------- leakage
