@@ -340,6 +340,22 @@ def test_runs_groups_seeds_and_folds_filters_sorts_and_exports(tmp_path):
     )
 
 
+def test_runs_says_which_runs_it_left_out_and_why(tmp_path):
+    """A run stopped before its end, or with a damaged record, is named under the table, not dropped."""
+    _fake_run(tmp_path, "all-s0", {}, 0.5)
+    _fake_run(tmp_path / "sweep", "lr=0.01", {"lr": 0.01}, 0.6)
+    (tmp_path / "sweep" / "lr=0.01" / "run.json").unlink()  # Ctrl-C'd: config.yaml, checkpoint, no run.json
+    _fake_run(tmp_path, "broken", {"seed": 1}, 0.7)
+    (tmp_path / "broken" / "report.json").write_text("{truncated")
+    lines = compare_runs(RunsConfig(runs_dir=tmp_path)).splitlines()
+    assert len(lines) == 5 and "1  0.5000" in lines[2], lines
+    assert lines[3].startswith("left out: 1 run(s) not finished") and "sweep/lr=0.01" in lines[3]
+    assert lines[4].startswith("left out: 1 run(s) with unreadable") and "broken" in lines[4]
+    (tmp_path / "all-s0" / "run.json").unlink()
+    none = compare_runs(RunsConfig(runs_dir=tmp_path)).splitlines()
+    assert none[0] == f"no finished runs in {tmp_path}" and "2 run(s) not finished" in none[1], none
+
+
 def test_runs_csv_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     """A runs table that fails half-written leaves the previous table intact and no partial file."""
     for s, acc in enumerate((0.5, 0.7)):

@@ -97,7 +97,7 @@ def compare_runs(cfg: RunsConfig) -> str:
         refuse_unwritable(Path(cfg.csv), "--csv")
     rows = _grouped(cfg)
     if isinstance(rows, str):
-        return rows
+        return rows + _left_out(Path(cfg.runs_dir))
     shown, table = rows
     if cfg.csv is not None:
         _write_csv(Path(cfg.csv), shown, table)
@@ -109,7 +109,26 @@ def compare_runs(cfg: RunsConfig) -> str:
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*c) for c in cells)]
-    return "\n".join(lines)
+    return "\n".join(lines) + _left_out(Path(cfg.runs_dir))
+
+
+def _left_out(runs_dir: Path, shown: int = 3) -> str:
+    """Run folders the table leaves out, said under it: a run stopped before its end (config.yaml, no
+    run.json) or one whose records cannot be read would otherwise vanish from a comparison unnoticed."""
+    unfinished = sorted(
+        p.parent for p in runs_dir.rglob("config.yaml") if not (p.parent / "run.json").is_file()
+    )
+    unreadable = sorted(p.parent for p in runs_dir.rglob("run.json") if _run_metrics(p.parent) is None)
+    lines = []
+    for folders, what, todo in (
+        (unfinished, "not finished (stopped, or still running)", "re-run its command to resume it"),
+        (unreadable, "with unreadable config.yaml, run.json or report.json", "retrain it to show it"),
+    ):
+        if folders:
+            names = ", ".join(str(f.relative_to(runs_dir)) for f in folders[:shown])
+            more = f" and {len(folders) - shown} more" if len(folders) > shown else ""
+            lines.append(f"left out: {len(folders)} run(s) {what}: {names}{more}; {todo}")
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _grouped(cfg: RunsConfig) -> tuple[list[str], list[dict[str, Any]]] | str:
