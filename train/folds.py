@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from cache.schema import decode_id
+from core.atomic import write_json_atomic
 from core.errors import BadInputError
 from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
@@ -140,7 +141,7 @@ def run_folds(cfg: TrainConfig) -> Path:
                 decoded.remove()
         if ranks.is_main:
             summary = summarize([job.run_dir for job in jobs], cfg)
-            (cv_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            write_json_atomic(cv_dir / "summary.json", summary)
             print(format_folds(summary))
     return cv_dir
 

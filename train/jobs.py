@@ -25,8 +25,10 @@ from typing import Any, TextIO
 import yaml
 
 from cache.manifest import splits_digest
+from core.atomic import write_json_atomic
 from core.config import config_to_dict
 from core.errors import BadInputError
+from core.ranks import is_main_process
 from train.arrays import DecodedCache, SplitSource
 from train.config import TrainConfig
 from train.runtime import open_manifest
@@ -202,6 +204,7 @@ def run_job(
         else SplitSource(decoded, {s: list(parts) for s, parts in job.members.items()})
     )
     run_dir = run_train(job.cfg, source, on_epoch)
-    for name, data in job.extra.items():
-        (run_dir / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    if is_main_process():  # every torchrun rank trains the job; two writers of one file could tear it
+        for name, data in job.extra.items():
+            write_json_atomic(run_dir / name, data)
     return run_dir
