@@ -81,6 +81,11 @@ def build_dataset(
     videos: list[Video] = []
     seen: dict[tuple[str, int, int], tuple[str, str]] = {}  # segment -> where, label
     for raw in raws:
+        if "/" in raw.label:  # a sequence id is <label>/<video id>: its first '/' must end the label
+            problems.report(
+                f"{raw.where}: label {raw.label!r} holds '/', which ends a label in cached ids; rename it"
+            )
+            continue
         if raw.label not in label_of:
             problems.report(
                 f"{raw.where}: label {raw.label!r} is not in {label_file}; fix the line or add it"

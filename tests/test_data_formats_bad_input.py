@@ -71,6 +71,15 @@ def slash_in_label(root: Path) -> tuple[str, str]:
     return "samples.csv:5", "label 'wave/left' holds '/'"
 
 
+def slash_in_gloss(root: Path) -> tuple[str, str]:
+    """Any format's label, not only a manifest's: a WLASL gloss spelled with '/' would split its ids."""
+    wlasl(root)
+    index = json.loads((root / "WLASL_v0.3.json").read_text())
+    index[0]["gloss"] = "yes/no"
+    (root / "WLASL_v0.3.json").write_text(json.dumps(index))
+    return "entry 0 ('yes/no') instance 0", "label 'yes/no' holds '/'"
+
+
 def not_a_video(root: Path) -> tuple[str, str]:
     path, _ = manifest(root)
     _append(path, "clips/notes.txt,wave,,,s1,")
@@ -135,6 +144,7 @@ CASES = [
     same_clip_two_labels,
     not_a_video,
     slash_in_label,
+    slash_in_gloss,
     past_the_end,
     past_the_end_as_written,
     id_without_folder,

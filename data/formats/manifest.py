@@ -108,11 +108,6 @@ class Manifest(Format):
             if not relative or not label:
                 problems.report(f"{where}: line lacks a path or a label; fill both in")
                 continue
-            if "/" in label:  # a sequence id is <label>/<path>: its first '/' must end the label
-                problems.report(
-                    f"{where}: label {label!r} holds '/', which ends a label in cached ids; rename it"
-                )
-                continue
             try:
                 start, end = _bound(row, "start") or 0, _bound(row, "end")
             except ValueError as error:
