@@ -37,6 +37,11 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def torchrun_world() -> int:
+    """How many ranks torchrun started for this job (1 for a plain process)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def cores_per_rank() -> int:
     """The cores this process may use, shared evenly with the other ranks torchrun started on this node."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -149,8 +154,7 @@ def process_group(device: str = "auto", timeout: timedelta = TRAIN_TIMEOUT) -> I
     another still expects it in a collective.
     """
     global _HELD, _GENERATION
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if torchrun_world() <= 1:
         yield Ranks()
         return
     if _HELD is not None:

@@ -229,6 +229,15 @@ def test_bad_experiment_input_is_one_line_and_exit_2(subject_cache, tmp_path, ca
     assert db.read_bytes() == damaged  # the study file is not overwritten
 
 
+def test_tune_under_torchrun_is_refused_before_any_trial(subject_cache, tmp_path, capsys, monkeypatch):
+    """Each rank would ask the study for a trial of its own and then meet the others in DDP's all-reduce."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("train.tune._run_trials", lambda *a: pytest.fail("a trial ran under torchrun"))
+    code, err = _run_cli(["tune", "--cache", str(subject_cache), "--out", str(tmp_path)], capsys)
+    assert code == 2 and "tune does not run under torchrun" in err and len(err.splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())  # no study folder left behind
+
+
 def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, monkeypatch, capsys):
     import optuna
     from optuna.trial import TrialState

@@ -24,6 +24,7 @@ import numpy as np
 
 from core.config import config_to_dict, given_options
 from core.errors import BadInputError
+from core.ranks import torchrun_world
 from train.arrays import cache_fields, decode_cache
 from train.experiment_config import TuneConfig
 from train.jobs import NOT_COMPARED, Job, run_job
@@ -46,6 +47,11 @@ def run_tune(cfg: TuneConfig) -> Path:
         raise BadInputError("--trials must be at least 1")
     if base.folds:
         raise BadInputError("--folds does not combine with tune; cross-validate the best config afterwards")
+    if torchrun_world() > 1:  # each rank would ask the study for its own trial, then meet in DDP's all-reduce
+        raise BadInputError(
+            "tune does not run under torchrun: run it as one process (trials are small), then train the "
+            "best config under torchrun"
+        )
     space = read_space(cfg.space, base, given_options(cfg))
     if cfg.space is None:
         kept = ", ".join(name for name in DEFAULT_SPACE if name not in space)
