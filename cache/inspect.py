@@ -42,6 +42,22 @@ def _counts(manifest: dict[str, Any]) -> str:
     return " ".join(f"{s}={splits.get(s, {}).get('count', '-')}" for s in SPLITS)
 
 
+def missing_splits(d: Path, manifest: dict[str, Any]) -> list[str]:
+    """Split files the manifest lists that are not in the key directory (deleted, or a name outside it, as
+    verify reads it). A complete manifest without them is no usable cache: train refuses it."""
+    splits = manifest.get("splits") or {}
+    names = [str(splits.get(s, {}).get("file", f"{s}.h5")) for s in SPLITS]
+    return [name for name in names if Path(name).name != name or not (d / name).is_file()]
+
+
+def _state(d: Path, manifest: dict[str, Any]) -> str:
+    """complete, or why not: a split file gone from a complete cache is no cache training can read."""
+    if manifest.get("complete") is not True:
+        return "INCOMPLETE"
+    missing = missing_splits(d, manifest)
+    return f"INCOMPLETE: split files missing ({', '.join(missing)})" if missing else "complete"
+
+
 def _identity(enc: Any) -> str:
     """One encoder's identity: model, and the pinned revision and weight digests of real weights."""
     if not isinstance(enc, dict):
@@ -83,10 +99,10 @@ def cache_ls(cache_dir: Path) -> str:
                     [d.name, "INCOMPLETE", f"{shards} shards, no splits", "", _human(_disk_size(d)), "", ""]
                 )
             continue
-        state = "complete" if manifest.get("complete") is True else "INCOMPLETE"
         created = str(manifest.get("created", "-"))
         size = _human(_disk_size(d))
         try:  # one hand-edited manifest must not hide every other cache of the root
+            state = _state(d, manifest)
             described = [_counts(manifest), _dataset(manifest), size, created, _encoder_names(manifest)]
         except _DAMAGED:
             described = ["", "", size, "", ""]
@@ -129,13 +145,21 @@ def cache_info(key_dir: Path) -> str:
         ) from None
 
 
+def _complete(d: Path, manifest: dict[str, Any]) -> str:
+    if manifest.get("complete") is not True:
+        return "NO (re-run extract)"
+    if missing := missing_splits(d, manifest):
+        return f"NO (split files missing: {', '.join(missing)}; re-run the same extract to re-assemble them)"
+    return "yes"
+
+
 def _info(d: Path, manifest: dict[str, Any]) -> str:
     classes = [str(c) for c in manifest.get("class_names", [])]
     dims = Dims.from_json(manifest["dims"])
     out = [
         f"key:        {manifest.get('key')}",
         f"directory:  {d}",
-        f"complete:   {'yes' if manifest.get('complete') is True else 'NO (re-run extract)'}",
+        f"complete:   {_complete(d, manifest)}",
         f"schema:     v{manifest.get('schema_version')}",
         f"created:    {manifest.get('created', '-')}",
         f"dataset:    {_dataset(manifest)}",
@@ -164,7 +188,10 @@ def _info(d: Path, manifest: dict[str, Any]) -> str:
     raw = stored = 0
     split_bytes = 0
     for split in SPLITS:
-        path = d / str((manifest.get("splits") or {}).get(split, {}).get("file", f"{split}.h5"))
+        name = str((manifest.get("splits") or {}).get(split, {}).get("file", f"{split}.h5"))
+        if manifest.get("complete") is True and name in missing_splits(d, manifest):
+            continue  # said on the complete: line
+        path = d / name
         try:
             table[split], r, s = _split_stats(path, dims, len(classes))
         except (OSError, KeyError, ValueError, CacheError) as exc:

@@ -8,6 +8,7 @@ must never crash the check: every HDF5 access is guarded and turned into a fault
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from cache.chunks import chunk_layout_fault
@@ -39,6 +41,28 @@ _SHOW = 5  # how many offending sequence indices a message lists
 _H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)  # TypeError: a damaged dtype
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _AUG = re.compile(r"#a(\d+)$")
+KEY_JSON = "key.json"
+_REWRITE = "re-run the same `pipeline.py extract` to rewrite it (stored sequences are not recomputed)"
+_REBUILD_KEY = (
+    f"delete {KEY_JSON} and re-run the same `pipeline.py extract`, which rebuilds it from the shards"
+)
+# The record files extract writes beside the split files (docs/architecture.md §4): what each holds, whether
+# manifest.json repeats all of it (then losing the file loses nothing: a note), and how extract restores it.
+RECORDS = {
+    KEY_JSON: (
+        "the key, its spec and the dims",
+        True,
+        "re-run the same `pipeline.py extract`, which rebuilds it from the shards",
+    ),
+    "splits.json": (
+        "the split assignment and subjects, which cache info and cross-validation read",
+        False,
+        _REWRITE,
+    ),
+    "config.yaml": ("the extract config", True, _REWRITE),
+}
+# What reading a JSON/YAML document of the wrong shape raises (as extract's own key.json reader catches).
+_DOC_ERRORS = (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, yaml.YAMLError)
 
 
 def _rows(bad: list[int]) -> str:
@@ -279,7 +303,83 @@ def verify_cache(cache_dir: Path) -> list[str]:
         if len(where) > 1:
             files = "/".join(f"{s}.h5" for s in SPLITS if s in where)
             faults.append(f"{files}: sequence_ids: video {video} is in more than one split ({sorted(where)})")
-    return faults + _verify_shards(d, dims)
+    return (
+        faults + _key_json_faults(d, manifest, dims) + _record_faults(d, manifest) + _verify_shards(d, dims)
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def _dims_diff(recorded: Dims, actual: Dims) -> str:
+    """Which parts of two layouts differ: frames, float_dtype, field names; empty when they agree."""
+    a, b = recorded.to_json(), actual.to_json()
+    fields = a["fields"].keys() | b["fields"].keys()
+    changed = sorted(f for f in fields if a["fields"].get(f) != b["fields"].get(f))
+    names = [k for k in ("frames", "float_dtype") if a[k] != b[k]] + changed
+    more = f" and {len(names) - _SHOW} more" if len(names) > _SHOW else ""
+    return ", ".join(names[:_SHOW]) + more
+
+
+def _key_json_faults(d: Path, manifest: dict[str, Any], dims: Dims) -> list[str]:
+    """key.json against the layout the manifest and split files record (``_check_attrs`` ties those).
+
+    A reused extract (every sequence stored) takes the dims from key.json alone, so an edited one made
+    assembly blame a good shard and advise deleting it. extract rebuilds a missing or unreadable key.json
+    from the shards' attributes, hence the remedy. A missing one is a note (``_missing_records``).
+    """
+    path = d / KEY_JSON
+    if not path.exists():
+        return []
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        key_dims = Dims.from_json(recorded["dims"])
+    except _DOC_ERRORS as exc:
+        return [f"{KEY_JSON}: unreadable ({_reason(exc)}); {_REBUILD_KEY}"]
+    faults = []
+    if diff := _dims_diff(key_dims, dims):
+        faults.append(f"{KEY_JSON}: dims ({diff}) differ from the split files' and {MANIFEST_NAME}'s")
+    key, expected = recorded.get("key"), manifest.get("key")
+    if key != expected:
+        faults.append(f"{KEY_JSON}: key {key!r} differs from {MANIFEST_NAME}'s {expected!r}")
+    elif "key_spec" in manifest and recorded.get("spec") != manifest["key_spec"]:
+        faults.append(f"{KEY_JSON}: spec differs from {MANIFEST_NAME}'s key_spec")
+    return [f"{fault}; {_REBUILD_KEY}" for fault in faults]
+
+
+def _missing_records(d: Path, manifest: dict[str, Any], repeated: bool) -> list[str]:
+    """The record files extract wrote that are gone, those whose content the manifest repeats or not.
+
+    Training reads only the split files, so none stops it; but splits.json alone knows the subjects, so
+    without it `cache info` and cross-validation silently lose them: that one is a fault, the rest notes.
+    """
+    if "key_spec" not in manifest:  # not written by extract (a tool or test assembled it): none expected
+        return []
+    return [
+        f"{name}: file missing ({what}{f'; {MANIFEST_NAME} repeats it' if repeats else ''}); {remedy}"
+        for name, (what, repeats, remedy) in RECORDS.items()
+        if repeats == repeated and not (d / name).exists()
+    ]
+
+
+def _record_faults(d: Path, manifest: dict[str, Any]) -> list[str]:
+    """splits.json and config.yaml, where present, must read as the mappings extract writes."""
+    faults = _missing_records(d, manifest, repeated=False)
+    for name in ("splits.json", "config.yaml"):
+        path = d / name
+        if not path.exists():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            doc = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+            if not isinstance(doc, dict):
+                raise ValueError(f"a {type(doc).__name__}, not a mapping")
+            if name == "splits.json" and not isinstance(doc.get("assignment"), dict):
+                raise ValueError("no 'assignment' mapping")
+        except _DOC_ERRORS as exc:
+            faults.append(f"{name}: unreadable ({_reason(exc)}); delete it and {_REWRITE}")
+    return faults
 
 
 def _verify_shards(d: Path, dims: Dims) -> list[str]:
@@ -323,7 +423,8 @@ def _shard_ids(d: Path) -> tuple[set[str], list[str]]:
 
 
 def verify_notes(cache_dir: Path) -> list[str]:
-    """Things worth knowing that do not make the cache unusable: shards that are gone or unreadable.
+    """Things worth knowing that do not make the cache unusable: shards that are gone or unreadable, and
+    record files whose content the manifest repeats (key.json, config.yaml) that are gone.
 
     Split files hold copies of their sequences, so training and evaluation never read shards/;
     shards matter only when the splits are re-assembled (new ratios, added videos). Then `extract`
@@ -338,7 +439,12 @@ def verify_notes(cache_dir: Path) -> list[str]:
                 in_splits.update(raw.rstrip(b"\0").decode("latin-1") for raw in h5["content_ids"][...])
         except (*_H5_ERRORS, MetadataHangError):
             continue  # verify_cache reports damaged split files
+    try:
+        manifest = read_manifest(d) or {}
+    except CacheError:
+        manifest = {}  # verify_cache reports it
     stored, notes = _shard_ids(d)
+    notes = _missing_records(d, manifest, repeated=True) + notes
     missing = in_splits - stored
     if missing:
         notes.append(

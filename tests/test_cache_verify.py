@@ -320,3 +320,117 @@ def test_info_of_a_cache_stopped_while_assembling_its_splits_says_re_run(key_dir
     (key_dir / "manifest.json").write_text(json.dumps({"complete": False, "key": key_dir.name, "splits": {}}))
     with pytest.raises(CacheError, match="incomplete cache.*re-run the same"):
         cache_info(key_dir)
+
+
+# ---- the record files extract writes beside the split files, and split files gone from a complete cache ----
+
+
+@pytest.fixture
+def extracted(key_dir: Path) -> Path:
+    """The fixture cache as extract leaves it: the key spec in the manifest (only extract records one) and
+    key.json, splits.json and config.yaml beside the split files."""
+    spec = {"verify": 1}  # what the key directory's name hashes
+    path = key_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "key_spec": spec}))
+    (key_dir / "key.json").write_text(json.dumps({"key": key_dir.name, "spec": spec, "dims": DIMS.to_json()}))
+    assignment = {sid.split("#")[0]: split for split, ids in LAYOUT.items() for sid in ids}
+    (key_dir / "splits.json").write_text(json.dumps({"format": "gesture-splits/1", "assignment": assignment}))
+    (key_dir / "config.yaml").write_text("frames: 4\n")
+    return key_dir
+
+
+def _verify_cli(key_dir: Path, capsys) -> tuple[int, list[str], str]:
+    """`cache verify`'s exit status, its FAULT/NOTE/OK lines, and its stderr."""
+    import pipeline
+
+    status = pipeline.main(["cache", "verify", str(key_dir)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return status, out.splitlines(), err
+
+
+def test_a_cache_with_its_record_files_verifies(extracted: Path, capsys):
+    status, lines, _ = _verify_cli(extracted, capsys)
+    assert status == 0 and lines == [f"OK {extracted}"]
+
+
+def _edit_key_json_dims(path: Path) -> None:
+    recorded = json.loads(path.read_text())
+    recorded["dims"]["fields"]["embeddings"]["shape"][1] += 1
+    path.write_text(json.dumps(recorded))
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (_edit_key_json_dims, "key.json: dims (embeddings) differ from the split files' and manifest.json's"),
+        (lambda p: p.write_text('{"dims": '), "key.json: unreadable (JSONDecodeError"),
+        (lambda p: p.write_text('{"key": "x"}'), "key.json: unreadable (KeyError"),
+        (
+            lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "key": "0" * 16})),
+            "key.json: key '0000000000000000' differs from manifest.json's",
+        ),
+    ],
+    ids=["dims edited", "truncated", "no dims", "key edited"],
+)
+def test_a_key_json_that_disagrees_or_is_unreadable_is_one_fault_line_saying_what_to_do(
+    extracted: Path, damage, needle: str, capsys
+):
+    """A reused extract takes the layout from key.json alone: an edited one made it blame a good shard (and
+    advise deleting it). verify names key.json and the repair (extract rebuilds it from the shards)."""
+    damage(extracted / "key.json")
+    status, lines, err = _verify_cli(extracted, capsys)
+    faults = [line for line in lines if line.startswith("FAULT ")]
+    assert status == 2 and len(faults) == 1, lines
+    assert faults[0].startswith(f"FAULT {needle}")
+    assert faults[0].endswith(
+        "delete key.json and re-run the same `pipeline.py extract`, which rebuilds it from the shards"
+    )
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "kind"),
+    [("splits.json", 2, "FAULT"), ("key.json", 0, "NOTE"), ("config.yaml", 0, "NOTE")],
+)
+def test_a_deleted_record_file_is_named_with_what_to_do(
+    extracted: Path, name: str, status: int, kind: str, capsys
+):
+    """verify said a bare OK with extract's record files deleted. splits.json alone knows the subjects (cache
+    info and cross-validation read them): a fault. The manifest repeats key.json and config.yaml: a note."""
+    (extracted / name).unlink()
+    got, lines, _ = _verify_cli(extracted, capsys)
+    said = [line for line in lines if line.startswith(f"{kind} {name}: file missing")]
+    assert got == status and len(said) == 1, lines
+    assert "re-run the same `pipeline.py extract`" in said[0]
+    assert [line for line in lines if line.startswith(("FAULT", "NOTE"))] == said
+
+
+def test_an_unreadable_config_yaml_is_a_fault_naming_it(extracted: Path, capsys):
+    (extracted / "config.yaml").write_text("frames: [4\n")
+    status, lines, _ = _verify_cli(extracted, capsys)
+    assert status == 2 and lines[0].startswith("FAULT config.yaml: unreadable (")
+    assert lines[0].endswith(
+        "delete it and re-run the same `pipeline.py extract` to rewrite it "
+        "(stored sequences are not recomputed)"
+    )
+
+
+def test_ls_info_and_verify_agree_a_complete_cache_without_its_split_files_is_unusable(key_dir: Path, capsys):
+    """`cache ls` listed a cache whose split files were deleted as complete, beside info and verify."""
+    import pipeline
+
+    (key_dir / "train.h5").unlink()
+    (key_dir / "test.h5").unlink()
+    assert pipeline.main(["cache", "ls", str(key_dir.parent)]) == 0
+    [row] = capsys.readouterr().out.splitlines()
+    assert row.split(maxsplit=1)[1].startswith("INCOMPLETE: split files missing (train.h5, test.h5)")
+    info = cache_info(key_dir).splitlines()
+    assert (
+        "complete:   NO (split files missing: train.h5, test.h5; re-run the same extract to re-assemble them)"
+        in info
+    )
+    assert not [line for line in info if "unreadable" in line]  # said once, not as an errno per file
+    status, lines, _ = _verify_cli(key_dir, capsys)
+    assert status == 2 and lines == ["FAULT train.h5: file missing", "FAULT test.h5: file missing"]
