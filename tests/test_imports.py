@@ -158,3 +158,38 @@ def test_the_command_line_parser_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_an_installed_toolkit_holds_every_module(tmp_path):
+    """`pip install .` (not -e) must ship every subpackage: formats, streams and heads live in their own,
+    and a wheel without them fails at the first lookup of a format or stream."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    skip = shutil.ignore_patterns(
+        ".*", "artifacts", "tests", "bench", "docs", "build", "__pycache__", "*.egg-info"
+    )
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=skip)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    wanted = {path.relative_to(ROOT).as_posix() for path in _modules().values()}
+    assert wanted - shipped == set()
