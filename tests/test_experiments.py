@@ -6,8 +6,10 @@ sequences, and what survives an interruption.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import time
 from pathlib import Path
 
 import h5py
@@ -475,15 +477,22 @@ def test_resuming_a_sweep_after_the_cache_was_re_split_is_refused_not_averaged(t
     assert "seed=0" in err and "another split" in err, err
 
 
-def test_resuming_folds_on_the_same_split_keeps_the_finished_folds(tmp_path, capsys):
-    """Each fold trains on its own part of the pool; what a fold records is the cache's split, so a
-    resume over the same split keeps the finished folds (and refuses none as 'another split')."""
+def test_the_same_folds_command_again_keeps_the_finished_folds(tmp_path, capsys, monkeypatch):
+    """Without --name the folds folder is named by the options, so the same command finds it again. Each
+    fold records the cache's split, so a resume over the same split keeps the finished folds (and refuses
+    none as 'another split'); another option names another folder."""
     import shutil
 
     cache = write_synthetic_cache(tmp_path / "cache", counts={"train": 12, "val": 6, "test": 6}, frames=4)
-    argv = ["train", "--cache", str(cache), "--out", str(tmp_path / "runs"), "--name", "cv", "--folds", "2"]
+    argv = ["train", "--cache", str(cache), "--out", str(tmp_path / "runs"), "--folds", "2"]
     argv += ["--epochs", "1", "--hidden", "8"]
     assert _run_cli(argv, capsys)[0] == 0
-    shutil.rmtree(tmp_path / "runs" / "cv" / "fold-1")
-    code = pipeline.main(argv)
+    (cv_dir,) = (tmp_path / "runs").iterdir()
+    shutil.rmtree(cv_dir / "fold-1")
+    later = itertools.count(1)  # the clock has moved on since: what the folder is named by must not
+    monkeypatch.setattr(time, "strftime", lambda *args: f"later-{next(later)}")
+    code = pipeline.main([*argv, "--workers", "1"])  # how it loads data is not what it trains
     assert code == 0 and "resuming: 1 of 2 runs already finished" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [cv_dir.name]
+    assert pipeline.main([*argv[:-1], "9"]) == 0  # --hidden 9
+    assert len(list((tmp_path / "runs").iterdir())) == 2

@@ -11,7 +11,6 @@ mean ± std.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
 from train.distributed import run_jobs_on_ranks
-from train.jobs import Job, is_finished
+from train.jobs import NOT_COMPARED, Job, is_finished, options_digest
 from train.runtime import open_manifest, split_count, split_path
 from train.subjects import subjects_of, video_id
 
@@ -114,12 +113,12 @@ def run_folds(cfg: TrainConfig) -> Path:
     _validate(cfg)
     cfg = replace(cfg, folds=str(cfg.folds).strip().lower())  # " 3" and "LOSO" are 3 and loso, grouped so
     # One process group for every fold under torchrun: a group set up and torn down per run left ranks
-    # meeting in different runs' collectives. Rank 0 names the folder and alone summarises, once every
-    # fold is written.
+    # meeting in different runs' collectives. Rank 0 alone summarises, once every fold is written.
     with process_group(cfg.device) as ranks:
         manifest = open_manifest(Path(cfg.cache))
-        name = cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{time.strftime('%Y%m%d-%H%M%S')}"
-        cv_dir = Path(cfg.out) / ranks.broadcast(name)  # the clock may tick between ranks
+        # Named by its options, as a sweep is: the same command again finds the folder and resumes it.
+        digest = options_digest(cfg, ignore=NOT_COMPARED)
+        cv_dir = Path(cfg.out) / (cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{digest}")
         pool, pool_ids, labels = _pool(Path(cfg.cache), manifest)
         subjects = subjects_of(Path(cfg.cache), manifest, pool_ids)
         groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]

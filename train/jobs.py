@@ -9,6 +9,7 @@ mid-training) is removed and run again. Worker processes map the same decoded ar
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import multiprocessing
@@ -35,6 +36,13 @@ from train.runtime import open_manifest
 
 # Options that do not change what a run learns: a finished run made with other values still counts.
 NOT_COMPARED = ("name", "out", "device", "workers", "preload")
+
+
+def options_digest(cfg: TrainConfig, *extra: Any, ignore: tuple[str, ...] = ("out", "name")) -> str:
+    """8 hex digits naming a command's folder by what it trains (options less ``ignore``, and ``extra`` such
+    as a sweep's grid), so the same command again finds its folder and resumes it."""
+    shared = {k: v for k, v in config_to_dict(cfg).items() if k not in ignore}
+    return hashlib.sha1(json.dumps([*extra, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 @dataclass
