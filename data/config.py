@@ -51,7 +51,8 @@ class DataConfig:
         default="auto",
         metadata={
             "help": "dataset format: auto (detect and say which), folders, manifest, jester, ipn, "
-            "egogesture, nvgesture, hagrid, wlasl (see README, Bringing your corpus)"
+            "egogesture, nvgesture, hagrid, wlasl, demo (the synthetic set, by name only; see README, "
+            "Bringing your corpus)"
         },
     )
     classes: str | None = field(

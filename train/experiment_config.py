@@ -24,7 +24,8 @@ class SweepConfig:
 
     # --help of a nested train flag that means something else here
     FLAG_HELP: ClassVar[dict[str, str]] = {
-        "name": "sweep folder name under --out (default: sweep-<hash of the grid and the shared options>)"
+        "name": "sweep folder name under --out (default: sweep-<hash of the grid and the shared options>)",
+        "folds": "refused here: cross-validate the best config with train --folds",
     }
 
     train: TrainConfig
@@ -37,7 +38,8 @@ class TuneConfig:
     """`pipeline.py tune`: Optuna search (TPE, median pruning) over train options on one cache."""
 
     FLAG_HELP: ClassVar[dict[str, str]] = {
-        "name": "study folder name under --out (default: tune-<streams>-<metric>)"
+        "name": "study folder name under --out (default: tune-<streams>-<metric>)",
+        "folds": "refused here: cross-validate the best config with train --folds",
     }
 
     train: TrainConfig
