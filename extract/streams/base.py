@@ -274,7 +274,7 @@ def active_streams(models: Mapping[str, str], options: StreamOptions) -> list[St
             if need not in active:
                 off = [r for r in get_stream(need).roles if models.get(r, NONE) == NONE]
                 raise UserError(
-                    f"stream {s.name!r} needs stream {need!r}, which --encoders turned off "
+                    f"stream {s.name!r} needs stream {need!r}, which is off "
                     f"({', '.join(f'{r}=none' for r in off)}); turn it on with "
                     f"{', '.join(f'--encoders {r}=MODEL' for r in off)}"
                 )
