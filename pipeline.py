@@ -10,6 +10,7 @@ import argparse
 import errno
 import os
 import select
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 
 from cli.config_args import add_config_args, build_config  # noqa: E402
 from core.errors import UserError  # noqa: E402
+from core.signals import Terminated, stop_signals  # noqa: E402
 
 
 @dataclass
@@ -327,11 +329,19 @@ def _show_warning(
 EXIT_CLOSED_STDOUT = 128 + 13
 
 
-def main(argv: list[str] | None = None) -> int:
+# The exit status of a command stopped by Ctrl-C or SIGTERM: what a death by that signal reports (128 + N).
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run one command; return its exit status. ``exiting``: the interpreter exits once this returns (the
+    script): after Ctrl-C or SIGTERM, further ones stay ignored through its exit handlers too."""
     shown, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         try:
-            status = _run(argv)
+            with stop_signals(keep_ignoring=exiting):
+                status = _run(argv)
         except SystemExit:  # argparse's --help and usage: their text may still sit in stdout's buffer
             sys.stdout.flush()
             raise
@@ -389,11 +399,13 @@ def _run(argv: list[str] | None) -> int:
             raise
         print(f"error: {full}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        hint = after_interrupt(args.command, args if cfg is None else cfg)
-        print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (core/signals.py): the same cleanup ran
+        said = "terminated" if isinstance(e, Terminated) else "interrupted"
+        if int(os.environ.get("RANK", "0")) == 0:  # torchrun stops every rank: rank 0 alone says so
+            hint = after_interrupt(args.command, args if cfg is None else cfg)
+            print(f"{said}; {hint}" if hint else said, file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(exiting=True))

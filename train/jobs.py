@@ -15,12 +15,15 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 import yaml
@@ -30,6 +33,7 @@ from core.atomic import write_json_atomic
 from core.config import config_to_dict
 from core.errors import BadInputError
 from core.ranks import is_main_process
+from core.signals import held_from_children
 from train.arrays import DecodedCache, SplitSource
 from train.config import TrainConfig
 from train.runtime import open_manifest
@@ -134,16 +138,70 @@ def run_jobs(jobs: list[Job], decoded: DecodedCache, parallel: int = 1) -> list[
 
 
 def _run_parallel(pending: list[Job], decoded: DecodedCache, parallel: int) -> None:
+    """The jobs in ``parallel`` worker processes, stopped by this process alone on Ctrl-C or SIGTERM.
+
+    A terminal's Ctrl-C reaches every process of its group: workers caught importing torch or waiting for
+    their next job printed a traceback each, and the pool's shutdown then waited for the trainings still
+    running and started the queued ones. Here the workers never receive SIGINT. On Ctrl-C or SIGTERM this
+    process drops the queued jobs and sends the workers SIGTERM, which ends their trainings (the same
+    cleanup) and then the workers themselves; one stuck in a C call is killed after ``STOP_GRACE_S``. The
+    half-written run folders are removed when the same sweep resumes.
+    """
     threads = max(1, (os.cpu_count() or 1) // parallel)
     ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch/HDF5 state
-    with ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(_run_in_worker, str(decoded.dir), job) for job in pending]
+    others = set(multiprocessing.active_children())
+    pool = None
+    try:
+        with held_from_children(signal.SIGINT):  # the workers start (at submit) with SIGINT blocked
+            pool = ProcessPoolExecutor(
+                parallel, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+            )
+            futures = [pool.submit(_run_in_worker, str(decoded.dir), job) for job in pending]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
-        if failed:
-            for f in futures:
-                f.cancel()
+        if failed:  # the other running trainings finish (shutdown waits); the queued ones never start
             raise failed[0].exception()
+    except KeyboardInterrupt:
+        _stop_workers(pool, set(multiprocessing.active_children()) - others)
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# How long a stopped worker may take to end its training before it is killed.
+STOP_GRACE_S = 10.0
+
+
+def _stop_workers(
+    pool: ProcessPoolExecutor | None, workers: set[multiprocessing.process.BaseProcess]
+) -> None:
+    """SIGTERM to each worker, the queued jobs cancelled; a worker still alive after the grace is killed
+    (its exit handlers do not run: the resource tracker may then warn about its semaphores)."""
+    for worker in workers:
+        worker.terminate()
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)  # the workers exit once their trainings unwound
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+
+
+_running = False  # a parallel worker: whether it is inside a training now
+_stopping = False  # a parallel worker: whether the sweep told it to stop (SIGTERM)
+
+
+def _on_stop(signum: int, frame: FrameType | None) -> None:
+    """A parallel worker's SIGTERM: end the running training as Ctrl-C would, through Python's own exit (a
+    kill would leave its semaphores, tqdm's lock, to the resource tracker, which warns about each); an
+    idle worker waits for the pool's call to exit."""
+    global _stopping
+    _stopping = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _running:
+        raise KeyboardInterrupt
 
 
 class _NamedLines(io.TextIOBase):
@@ -173,21 +231,30 @@ class _NamedLines(io.TextIOBase):
 
 
 def _run_in_worker(decoded_dir: str, job: Job) -> Path:
-    """``run_job`` in a parallel worker, its printed lines named after its run."""
-    with (
-        _NamedLines(sys.stdout, str(job.cfg.name)) as out,
-        _NamedLines(sys.stderr, str(job.cfg.name)) as err,
-        redirect_stdout(out),
-        redirect_stderr(err),
-    ):
-        return run_job(decoded_dir, job)
+    """``run_job`` in a parallel worker, its printed lines named after its run; never started once the
+    sweep stopped (a job queued to this worker before the stop would otherwise train to its end)."""
+    global _running
+    _running = True
+    try:
+        if _stopping:
+            raise KeyboardInterrupt
+        with (
+            _NamedLines(sys.stdout, str(job.cfg.name)) as out,
+            _NamedLines(sys.stderr, str(job.cfg.name)) as err,
+            redirect_stdout(out),
+            redirect_stderr(err),
+        ):
+            return run_job(decoded_dir, job)
+    finally:
+        _running = False
 
 
 _DECODED: dict[str, DecodedCache] = {}  # decoded folder -> its maps, opened once per process
 
 
 def _init_worker(threads: int) -> None:
-    """A parallel training process: its threads' share of the cores, and the allocator left as it is.
+    """A parallel training process: its threads' share of the cores, the allocator left as it is, and
+    SIGTERM (the sweep stopping it) ending its training as Ctrl-C would (``_on_stop``).
 
     ``retain_freed_memory`` (what a lone ``train`` does) keeps the heap at its high-water mark plus
     fragmentation, ~0.4 GB a process at full dims; with N trainings side by side that is N times the
@@ -196,6 +263,7 @@ def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGTERM, _on_stop)
 
 
 def run_job(
