@@ -250,7 +250,8 @@ AFTER_INTERRUPT = {
     "train": "a train run does not resume: run the command again for a new run (with --name, remove that "
     "run folder first)",
 }
-# `train --folds` is the exception: its finished folds are kept and the same --name resumes them.
+# `train --folds` is the exception: its finished folds are kept, and the same command finds its folder
+# again (named by --name or by the options).
 AFTER_FOLDS_INTERRUPT = (
     "re-run the same command to resume (finished folds are kept; an interrupted fold starts over)"
 )
@@ -258,17 +259,10 @@ AFTER_FOLDS_INTERRUPT = (
 
 def after_interrupt(command: str, cfg: Any) -> str | None:
     """What Ctrl-C leaves for this command and config: `train --folds` resumes like a sweep, a plain train
-    run does not. Without --name the folds folder is named by the time, so the same command would start new
-    folds beside it: the hint says to pass that folder's name back."""
-    folds = getattr(cfg, "folds", None)
-    if command != "train" or not folds:
-        return AFTER_INTERRUPT.get(command)
-    if getattr(cfg, "name", None):
+    run does not."""
+    if command == "train" and getattr(cfg, "folds", None):
         return AFTER_FOLDS_INTERRUPT
-    return (
-        f"finished folds are kept in the folds folder this run made under {cfg.out}: re-run the command "
-        "with --name <that folder's name> to resume (an interrupted fold starts over)"
-    )
+    return AFTER_INTERRUPT.get(command)
 
 
 # A path the user gave that cannot be used (a file where a folder belongs, no permission): one line.
@@ -293,10 +287,11 @@ def path_error(error: OSError) -> str | None:
     )
 
 
-def memory_error(error: RuntimeError) -> str | None:
-    """The error line for an allocation that failed (torch's CPU allocator or CUDA), or None."""
-    text = one_line(error)
-    if type(error).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text:
+def memory_error(error: RuntimeError | MemoryError) -> str | None:
+    """The error line for an allocation that failed (torch's CPU or CUDA allocator, NumPy), or None."""
+    text = one_line(error) or type(error).__name__
+    oom = isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+    if not oom and "can't allocate memory" not in text:
         return None
     return f"out of memory ({text[:200]}); ask for less: a smaller --batch-size (train: or --hidden)"
 
@@ -387,7 +382,7 @@ def _run(argv: list[str] | None) -> int:
     except UserError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, MemoryError) as e:
         from cache.diskfull import disk_full_error, failed_path
 
         # A full disk that no layer below mapped (config, report or plot writes): still one line, exit 2.

@@ -65,28 +65,32 @@ def test_ctrl_c_in_a_plain_train_run_says_it_does_not_resume(cache, tmp_path, mo
     assert err[-1] == f"interrupted; {pipeline.AFTER_INTERRUPT['train']}", err
 
 
-def test_ctrl_c_in_named_folds_says_the_same_command_resumes(cache, tmp_path, monkeypatch, capfd):
-    """Finished folds are kept and the same --name resumes them: removing the folder, as a plain train run's
-    hint says, would throw them away."""
+def test_an_allocation_numpy_cannot_make_is_one_line_saying_to_ask_for_less(
+    cache, tmp_path, monkeypatch, capfd
+):
+    """NumPy's MemoryError (a preload, a decoded array) is the user's to size down, as torch's is."""
+    import train.fit
+
+    monkeypatch.setattr(train.fit, "run_train", lambda *a, **k: np.empty(1 << 62, dtype=np.uint8))
+    capfd.readouterr()
+    assert _train(cache, tmp_path) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out of memory (Unable to allocate"), err
+    assert "--batch-size" in err[0]
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_ctrl_c_in_folds_says_the_same_command_resumes(cache, tmp_path, monkeypatch, capfd, named):
+    """Finished folds are kept and the same command (with or without --name) resumes them: removing the
+    folder, as a plain train run's hint says, would throw them away."""
     import train.folds
 
     monkeypatch.setattr(train.folds, "run_folds", _interrupt)
     capfd.readouterr()
-    assert _train(cache, tmp_path, "--folds", "2", "--name", "cv") == 130
+    assert _train(cache, tmp_path, "--folds", "2", *(["--name", "cv"] if named else [])) == 130
     err = capfd.readouterr().err.strip().splitlines()
     assert err[-1] == f"interrupted; {pipeline.AFTER_FOLDS_INTERRUPT}", err
     assert "does not resume" not in err[-1] and "remove" not in err[-1]
-
-
-def test_ctrl_c_in_unnamed_folds_says_to_pass_the_folders_name(cache, tmp_path, monkeypatch, capfd):
-    """Without --name the folds folder is named by the time: the same command would start another, so the
-    hint says to pass that folder's name back as --name, not to remove anything."""
-    import train.folds
-
-    monkeypatch.setattr(train.folds, "run_folds", _interrupt)
-    assert _train(cache, tmp_path, "--folds", "2", "--streams", "twelve") == 130
-    err = capfd.readouterr().err.strip().splitlines()
-    assert "--name <that folder's name> to resume" in err[-1] and "remove" not in err[-1], err
 
 
 NAMES = ["a", "b", "circle"]
