@@ -2,9 +2,10 @@
 
 What matches one process and what does not (README "Scaling out with torchrun"):
 
-- ``--batch-size`` stays the *global* batch: each rank takes ``batch_size / world`` sequences
-  (rounded up), DDP averages the gradients, and the optimiser steps as often per epoch as one
-  process would, so ``--lr`` and the OneCycle schedule mean the same thing at any world size.
+- ``--batch-size`` stays the *global* batch: each rank takes ``ceil(batch_size / world)`` sequences
+  and DDP averages the gradients. Where ``world`` divides the batch, the optimiser steps as often per
+  epoch as one process would, so ``--lr`` and the OneCycle schedule mean the same thing; otherwise the
+  effective batch grows to ``share * world`` (rank 0 warns) and an epoch has fewer steps.
 - Training order comes from ``DistributedSampler(seed)`` with ``set_epoch`` each epoch, not from
   the single-process generator, and it pads the split to a multiple of the world size by
   repeating a few sequences. So runs match one process statistically, not bit for bit.
