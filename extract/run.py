@@ -261,11 +261,14 @@ def extract_missing(
 
 
 def _load_dims(key_dir: Path, plan: Plan) -> Dims:
-    """The recorded layout of a cache whose sequences are all stored. An unreadable key.json is rebuilt
-    from the shards, which record the same layout: deleting the cache would throw every sequence away."""
+    """The recorded layout of a cache whose sequences are all stored: key.json's, checked against what a
+    shard records. A key.json that is unreadable, or whose dims an edit changed, is rebuilt from the
+    shards: trusted, an edited one made assembly blame a good shard, and deleting the cache would throw
+    every sequence away."""
     path = key_dir / "key.json"
+    recorded: Dims | None = None
     try:
-        return Dims.from_json(json.loads(path.read_text(encoding="utf-8"))["dims"])
+        recorded = Dims.from_json(json.loads(path.read_text(encoding="utf-8"))["dims"])
     except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
         # ValueError covers bytes that are not UTF-8 and text that is not JSON; the rest, JSON of the
         # wrong shape.
@@ -277,11 +280,17 @@ def _load_dims(key_dir: Path, plan: Plan) -> Dims:
                 dims = Dims.from_json(read_attrs(h5)["dims"])
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError):
             continue
+        if dims == recorded:
+            return dims
+        if recorded is not None:
+            problem = f"{path}: its dims differ from those {shard.name} was written with"
         write_json_atomic(
             path, {"key": plan.key, "spec": plan.key_spec, "dims": dims.to_json()}, sort_keys=True
         )
         print(f"note: {problem}; rebuilt it from {shard.name}", file=sys.stderr)
         return dims
+    if recorded is not None:  # no shard to check it by
+        return recorded
     raise UserError(f"{problem}, and no shard records the layout; delete {key_dir} and re-run extract")
 
 

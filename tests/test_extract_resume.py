@@ -113,21 +113,35 @@ def test_rerun_over_an_earlier_runs_damaged_shard_chunk_names_it_and_does_not_ma
     assert json.loads((key_dir / "manifest.json").read_text())["complete"] is False
 
 
-def test_a_lost_key_json_is_rebuilt_from_the_shards_not_a_reason_to_delete_the_cache(
-    small_demo, tmp_path, capsys
+def _edit_frames(key_json: Path) -> None:
+    recorded = json.loads(key_json.read_text())
+    recorded["dims"]["frames"] += 1
+    key_json.write_text(json.dumps(recorded))
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [(Path.unlink, "unreadable"), (_edit_frames, "its dims differ from those shard-")],
+    ids=["lost", "edited"],
+)
+def test_a_lost_or_edited_key_json_is_rebuilt_from_the_shards_not_blamed_on_them(
+    small_demo, tmp_path, capsys, damage, said
 ):
     """key.json records the cache's layout; losing it made a complete cache's re-run say "delete the
-    cache and re-run extract", throwing every encoded sequence away. The shards record the same layout."""
+    cache and re-run extract", throwing every encoded sequence away, and an edited one made assembly call
+    a good shard damaged (and advise deleting it). The shards record the layout they were written with."""
     import pipeline
 
     argv = tiny_extract_argv(small_demo, tmp_path / "cache")
     assert pipeline.main(argv) == 0
     key_json = next((tmp_path / "cache").glob("*/key.json"))
     recorded = json.loads(key_json.read_text())
-    key_json.unlink()
+    damage(key_json)
+    for split in ("train", "val", "test"):  # assembly runs again, over the stored sequences
+        (key_json.parent / f"{split}.h5").unlink()
     capsys.readouterr()
     assert pipeline.main(argv) == 0
     err = capsys.readouterr().err
-    assert "0 computed" in err and f"note: {key_json}: unreadable" in err and "rebuilt it from shard-" in err
+    assert "0 computed" in err and f"note: {key_json}: {said}" in err and "rebuilt it from shard-" in err
     assert json.loads(key_json.read_text()) == recorded
     assert verify_cache(key_json.parent) == []
