@@ -3,9 +3,11 @@
 SLURM, Kubernetes and ``timeout`` stop a job with SIGTERM, whose default action kills Python on the spot:
 no lock released, no temp folder removed, no word on stderr. Within ``stop_signals`` it raises
 ``Terminated``, a KeyboardInterrupt, so every cleanup that Ctrl-C runs (``finally`` blocks, ``except
-KeyboardInterrupt``) runs for it too. Once one stop signal is taken, further ones are ignored: a second
+KeyboardInterrupt``) runs for it too. Once one stop signal is taken, a second is ignored: a second
 Ctrl-C during that cleanup would otherwise break it off with a traceback from whatever exit handler
-(torch's, multiprocessing's) it landed in.
+(torch's, multiprocessing's) it landed in. A third ends the process at once (``FORCE_AFTER``): a cleanup
+that hangs, or a first signal Python lost (raised inside fork's hooks, where the exception is printed and
+dropped), must not leave a command no key stops. Every writer is crash-safe, as after a kill.
 
 Imports nothing heavy: the CLI installs it before the stage imports torch.
 """
@@ -21,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FORCE_AFTER = 3  # the stop signal that ends the process without cleanup
 
 
 class Terminated(KeyboardInterrupt):
@@ -45,15 +48,25 @@ def stop_signals(*, keep_ignoring: bool = False) -> Iterator[None]:
     owner = os.getpid()
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     displaced: dict[int, Any] = {}
+    taken = 0
+
+    def later(signum: int, frame: FrameType | None) -> None:
+        """A handler, not SIG_IGN: a signal already caught but not yet handled would then print 'Signal N
+        ignored due to race condition' with a traceback."""
+        nonlocal taken
+        taken += 1
+        if taken >= FORCE_AFTER:
+            os.write(2, b"stopped without cleanup\n")
+            os._exit(128 + signum)
 
     def take(signum: int, frame: FrameType | None) -> None:
+        nonlocal taken
         if os.getpid() != owner:
             _as_before(signum, frame, previous)
             return
-        # A handler that does nothing, not SIG_IGN: a signal already caught but not yet handled would
-        # then print 'Signal N ignored due to race condition' with a traceback.
+        taken = 1
         for s in STOP_SIGNALS:
-            signal.signal(s, _ignore)
+            signal.signal(s, later)
         # Workers dying of the same signal (``timeout`` and SLURM signal every process) are no error:
         # torch's SIGCHLD handler would raise "DataLoader worker ... killed by signal" into the cleanup.
         displaced[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)

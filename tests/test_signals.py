@@ -230,6 +230,33 @@ def test_stop_signals_raise_once_then_ignore_and_restore_the_handlers():
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+def test_a_third_ctrl_c_ends_a_command_whose_first_was_lost():
+    """Python drops a KeyboardInterrupt raised inside fork's hooks (a DataLoader starting its workers): the
+    command carries on with stop signals taken. The second Ctrl-C is still ignored (it protects a
+    cleanup), the third ends the process at once, with Ctrl-C's status."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from core.signals import stop_signals\n"
+        "with stop_signals():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(1)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('lost', flush=True)  # as fork's hooks would drop it\n"
+        "    while True:\n"
+        "        time.sleep(0.05)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "lost"
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None  # the second: ignored
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(10) == 130
+    assert proc.stderr is not None and proc.stderr.read().strip() == "stopped without cleanup"
+
+
 def test_a_child_forked_within_dies_of_sigterm_quietly():
     """A forked helper inherits the handler: SIGTERM there is the quiet death it always was, not a second
     'terminated' from a process that never ran the command."""
