@@ -103,6 +103,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
                 raise _RepeatedKey(key, key_node.start_mark.line + 1)
@@ -169,7 +171,11 @@ def coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
                 raise ValueError(f"must be one of {', '.join(map(str, typing.get_args(tp)))}")
             return value
         if typing.get_origin(tp) is tuple:
+            if isinstance(value, dict):  # its keys alone would be taken
+                raise ValueError("must be a list, not a mapping")
             return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+        if tp in (str, Path) and isinstance(value, bool):  # YAML 1.1 reads no, yes, on, off as booleans
+            raise ValueError("YAML read it as true/false; quote it, e.g. 'no'")
         if tp is bool and not isinstance(value, bool):
             raise ValueError("must be true or false")
         # int(2.5), int(True) and str(["a", "b"]) would pass silently: a value must be of the option's kind

@@ -101,6 +101,9 @@ class DataConfig:
             )
         if self.augment_copies < 0:
             raise UserError(f"--augment-copies must be 0 or more, got {self.augment_copies}")
+        for flag, seed in (("--seed", self.seed), ("--augment-seed", self.augment_seed)):
+            if not 0 <= seed < 2**32:  # what NumPy's generators take, as train's --seed
+                raise UserError(f"{flag} must be in 0 .. 2**32 - 1, got {seed}")
         if self.classes is not None:
             from data.class_subset import parse_classes
 

@@ -107,7 +107,11 @@ def test_a_sealed_memo_opens_only_for_the_user_who_wrote_it(tmp_path, monkeypatc
 
 @pytest.mark.parametrize(
     ("line", "words"),
-    [("epochs: true", "'epochs': True (must be int)"), ("streams: [twelve, hands]", "must be one value")],
+    [
+        ("epochs: true", "'epochs': True (must be int)"),
+        ("streams: [twelve, hands]", "must be one value"),
+        ("name: no", "'name': False (YAML read it as true/false; quote it"),  # a run folder named False
+    ],
 )
 def test_a_config_file_value_of_the_wrong_kind_is_refused_naming_the_file(tmp_path, capsys, line, words):
     """YAML has booleans and lists where a flag has neither: `epochs: true` trained one epoch, and a list
@@ -119,3 +123,13 @@ def test_a_config_file_value_of_the_wrong_kind_is_refused_naming_the_file(tmp_pa
     assert pipeline.main(["train", "--cache", str(tmp_path), "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {config}: bad value for ") and words in err, err
+
+
+def test_a_config_file_may_share_options_through_a_yaml_merge_key(tmp_path):
+    """`<<: *base` is how YAML shares a block between configs; the check for keys given twice must not
+    mistake it (or a key it overrides) for a repeat."""
+    from core.config import read_yaml_mapping
+
+    config = tmp_path / "train.yaml"
+    config.write_text("base: &base {lr: 0.01, epochs: 3}\nrun:\n  <<: *base\n  epochs: 5\n")
+    assert read_yaml_mapping(config, "options")["run"] == {"lr": 0.01, "epochs": 5}

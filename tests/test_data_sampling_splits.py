@@ -111,6 +111,14 @@ def test_bad_ratios_are_a_user_error():
         DataConfig(val=1.2)
 
 
+@pytest.mark.parametrize("field, flag", [("seed", "--seed"), ("augment_seed", "--augment-seed")])
+@pytest.mark.parametrize("value", [-1, 2**32])
+def test_a_seed_numpy_cannot_take_is_a_user_error_naming_the_flag(field, flag, value):
+    """extract --seed -1 ended in NumPy's traceback at the split, after the corpus was read."""
+    with pytest.raises(UserError, match=f"^{flag} must be in 0 .. 2\\*\\*32 - 1, got {value}$"):
+        DataConfig(**{field: value})
+
+
 def test_grouped_split_keeps_each_subject_in_one_split():
     # 6 subjects x 3 classes x 2 takes; ids are reused per class ("s01_t0" exists in every class).
     videos = [
