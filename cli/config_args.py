@@ -27,6 +27,38 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+def _refuse_repeat(
+    parser: argparse.ArgumentParser, namespace: argparse.Namespace, action: argparse.Action
+) -> None:
+    """argparse keeps the last of a flag given twice: the first value was dropped without a word (two
+    --encoders, a second --grid), as YAML's repeated keys are refused for the same reason."""
+    if getattr(namespace, action.dest, _UNSET) is not _UNSET:
+        flag = "/".join(action.option_strings)
+        parser.exit(
+            2, f"error: {flag} is given twice; give it once (a flag overrides a --config file's value)\n"
+        )
+
+
+class _Once(argparse._StoreAction):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        _refuse_repeat(parser, namespace, self)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _OnceBool(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        _refuse_repeat(parser, namespace, self)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Extend(argparse.Action):
+    """A list flag given twice takes both lists (``--flip-swap a:b --flip-swap c:d``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        before = getattr(namespace, self.dest, _UNSET)
+        setattr(namespace, self.dest, [*([] if before is _UNSET else before), *values])
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one flag per leaf field of ``cls`` plus ``--config``; defaults stay unset to detect overrides."""
     parser.add_argument("--config", type=Path, default=None, help="YAML file whose keys mirror these flags")
@@ -37,7 +69,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = getattr(cls, "FLAG_HELP", {}).get(f.name) or f.metadata.get("help", "")
         if "(default:" not in help_text:  # a help that explains its default already says it better
             help_text = f"{help_text} ({shown})"
-        kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name}
+        kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name, "action": _Once}
         if f.metadata.get("positional"):
             parser.add_argument(
                 f.name,
@@ -48,10 +80,11 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
             )
             continue
         if tp is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["action"] = _OnceBool
         elif typing.get_origin(tp) is Literal:
             kwargs["choices"] = list(typing.get_args(tp))
         elif typing.get_origin(tp) is tuple:
+            kwargs["action"] = _Extend
             kwargs["nargs"] = "*"
             kwargs["metavar"] = f.metadata.get("metavar", "ITEM")
         else:

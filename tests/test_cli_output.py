@@ -131,3 +131,35 @@ def test_the_printed_report_names_an_absent_class_instead_of_a_row_of_zeros():
     text = format_summary(report)
     assert "absent from this split (left out of the macro averages): circle" in text
     assert not [line for line in text.splitlines() if line.strip().startswith("circle")], text
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (
+            ["extract", "--data", "d", "--encoders", "hands=none", "--encoders", "dino=dino_vit_s8"],
+            "--encoders",
+        ),
+        (["sweep", "--cache", "c", "--grid", "lr=1e-3,3e-3", "--grid", "seed=0,1"], "--grid"),
+        (["train", "--cache", "c", "--preload", "--no-preload"], "--preload/--no-preload"),
+    ],
+)
+def test_a_flag_given_twice_is_refused_not_its_first_value_dropped(argv, flag, capsys):
+    """argparse keeps the last value: a second --encoders dropped hands=none (YOLO ran, another key), a
+    second --grid swept only over its own keys."""
+    with pytest.raises(SystemExit) as stop:
+        pipeline.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err == f"error: {flag} is given twice; give it once " + (
+        "(a flag overrides a --config file's value)"
+    )
+
+
+def test_a_list_flag_given_twice_takes_both_lists():
+    """`--flip-swap a:b --flip-swap c:d` swapped only c:d: flipped copies of a and b kept wrong labels."""
+    from cli.config_args import build_config
+    from extract.config import ExtractConfig
+
+    argv = ["extract", "--data", "d", "--flip-swap", "a:b", "--flip-swap", "c:d", "e:f"]
+    cfg = build_config(ExtractConfig, pipeline.build_parser().parse_args(argv))
+    assert cfg.dataset.flip_swap == ("a:b", "c:d", "e:f")
