@@ -132,6 +132,19 @@ def test_evaluate_reproduces_training_val_metrics(runs, tmp_path, single_thread,
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_evaluating_last_pt_leaves_the_runs_report_to_best_pt(runs, tmp_path, single_thread):
+    """A run's report.json is what `runs` compares, and it is best.pt's: last.pt's test results used to be
+    merged into it (val from best.pt, test from last.pt), and `runs` showed them as the run's."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs.a, run)
+    before = (run / "report.json").read_bytes()
+    report = run_evaluate(EvaluateConfig(checkpoint=run / "last.pt", split="test", device="cpu"))
+    assert (run / "report.json").read_bytes() == before
+    assert json.loads((run / "eval-last" / "report.json").read_text())["test"] == report
+
+
 def test_report_has_attention_statistics(runs):
     att = json.loads((runs.a / "report.json").read_text())["val"]["attention"]
     assert list(att["channel_weights"]) == list(CHANNEL_NAMES)

@@ -76,7 +76,11 @@ class EvaluateConfig:
     split: Literal["val", "test"] = _f("val", "cache split to evaluate")
     cache: Path | None = _f(None, "cache key directory (default: the one the checkpoint was trained on)")
     device: str = _f("auto", "compute device: auto (cuda when available), cpu, cuda, cuda:N")
-    out: Path | None = _f(None, "directory for report.json and plots (default: the checkpoint's folder)")
+    out: Path | None = _f(
+        None,
+        "directory for report.json and plots (default: the checkpoint's folder for best.pt, whose report "
+        "the run's is; eval-<name> beside any other checkpoint, so last.pt's results never mix into it)",
+    )
 
 
 @dataclass

@@ -225,6 +225,14 @@ def _valid_mean(weights: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return (weights * v).sum(axis=0) / np.maximum(v.sum(axis=0), 1.0)
 
 
+def default_out(checkpoint: Path) -> Path:
+    """Where evaluate writes without --out: a run's report.json (what `runs` compares) is its best.pt's,
+    so another checkpoint (last.pt, a copy) reports into ``eval-<name>/`` beside it."""
+    return (
+        checkpoint.parent if checkpoint.name == "best.pt" else checkpoint.parent / f"eval-{checkpoint.stem}"
+    )
+
+
 def _merge_report(path: Path, split: str, report: dict[str, Any]) -> None:
     """report.json holds one entry per split, so evaluating test keeps the val results."""
     existing: dict[str, Any] = {}
@@ -324,7 +332,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     check_compatible(ckpt, manifest, cache_dir, cfg.checkpoint)
     check_unseen(ckpt, manifest, cfg.split, cache_dir, cfg.checkpoint)
     device = resolve_device(cfg.device)
-    out_dir = Path(cfg.out) if cfg.out is not None else Path(cfg.checkpoint).parent
+    out_dir = Path(cfg.out) if cfg.out is not None else default_out(Path(cfg.checkpoint))
     refuse_unwritable(out_dir / "report.json", "--out")
     model = model_from_checkpoint(ckpt, device, cfg.checkpoint)
     with corpus_held():  # its figures draw over one read of the corpus
