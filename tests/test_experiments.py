@@ -231,6 +231,25 @@ def test_bad_experiment_input_is_one_line_and_exit_2(subject_cache, tmp_path, ca
     assert db.read_bytes() == damaged  # the study file is not overwritten
 
 
+@pytest.mark.parametrize(
+    "command", [["sweep", "--grid", "seed=0,1"], ["train", "--folds", "2"], ["tune", "--trials", "1"]]
+)
+def test_a_run_folder_is_never_made_a_sweep_folds_or_study_folder(subject_cache, tmp_path, capsys, command):
+    """A sweep run's config.yaml given back as --config names that run (out: the sweep, name: the run): the
+    new runs nested inside the finished one, and `runs` counted them twice."""
+    run = tmp_path / "sweep-1" / "seed=0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    argv = [command[0], "--cache", str(subject_cache), "--out", str(run.parent), "--name", run.name]
+    code, err = _run_cli([*argv, *command[1:]], capsys)
+    assert code == 2 and err == (
+        f"error: {run}: is one training run's folder, not a "
+        f"{ {'sweep': 'sweep', 'train': 'cross-validation', 'tune': 'study'}[command[0]] } folder (a run's "
+        "config.yaml given as --config names it); pass another --name"
+    ), err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
+
+
 def test_tune_under_torchrun_is_refused_before_any_trial(subject_cache, tmp_path, capsys, monkeypatch):
     """Each rank would ask the study for a trial of its own and then meet the others in DDP's all-reduce."""
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -27,7 +27,7 @@ from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
 from train.distributed import run_jobs_on_ranks
-from train.jobs import NOT_COMPARED, Job, is_finished, options_digest
+from train.jobs import NOT_COMPARED, Job, is_finished, options_digest, refuse_run_folder
 from train.runtime import open_manifest, split_count, split_path
 from train.subjects import subjects_of, video_id
 
@@ -119,6 +119,7 @@ def run_folds(cfg: TrainConfig) -> Path:
         # Named by its options, as a sweep is: the same command again finds the folder and resumes it.
         digest = options_digest(cfg, ignore=NOT_COMPARED)
         cv_dir = Path(cfg.out) / (cfg.name or f"{cfg.streams}-s{cfg.seed}-folds{cfg.folds}-{digest}")
+        refuse_run_folder(cv_dir, "cross-validation")
         pool, pool_ids, labels = _pool(Path(cfg.cache), manifest)
         subjects = subjects_of(Path(cfg.cache), manifest, pool_ids)
         groups = subjects if subjects is not None else [video_id(s) for s in pool_ids]

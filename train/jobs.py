@@ -49,6 +49,16 @@ def options_digest(cfg: TrainConfig, *extra: Any, ignore: tuple[str, ...] = ("ou
     return hashlib.sha1(json.dumps([*extra, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def refuse_run_folder(folder: Path, what: str) -> None:
+    """A sweep's, folds' or study's folder must not be one run's: a run's config.yaml given as --config
+    names that run by its out and name, and the runs would nest inside it (``runs`` counting them twice)."""
+    if (folder / "config.yaml").is_file():
+        raise BadInputError(
+            f"{folder}: is one training run's folder, not a {what} folder (a run's config.yaml given as "
+            "--config names it); pass another --name"
+        )
+
+
 @dataclass
 class Job:
     """One training: its config (out/name fix the run folder) and the sequences it trains on."""

@@ -26,7 +26,7 @@ from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
 from train.distributed import run_jobs_on_ranks
 from train.experiment_config import SweepConfig
-from train.jobs import Job, is_finished
+from train.jobs import Job, is_finished, refuse_run_folder
 
 # A grid varies what a run learns; where runs go and which cache they read are the sweep's own.
 FIXED = ("cache", "out", "name", "folds")
@@ -140,6 +140,7 @@ def plan(cfg: SweepConfig) -> tuple[Path, list[str], list[Job]]:
     shared = {k: v for k, v in config_to_dict(base).items() if k not in ("out", "name")}
     digest = hashlib.sha1(json.dumps([grid, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
     sweep_dir = Path(base.out) / (base.name or f"sweep-{digest}")
+    refuse_run_folder(sweep_dir, "sweep")
     keys = key_order(sweep_dir, grid)
     grid = {k: grid[k] for k in keys}
     jobs = []

@@ -27,7 +27,7 @@ from core.errors import BadInputError
 from core.ranks import torchrun_world
 from train.arrays import cache_fields, decode_cache
 from train.experiment_config import TuneConfig
-from train.jobs import NOT_COMPARED, Job, run_job
+from train.jobs import NOT_COMPARED, Job, refuse_run_folder, run_job
 from train.runtime import open_manifest
 from train.tune_space import DEFAULT_SPACE, Param, overrides, possible_streams, read_space
 
@@ -62,6 +62,7 @@ def run_tune(cfg: TuneConfig) -> Path:
             flush=True,
         )
     study_dir = Path(base.out) / (base.name or f"tune-{base.streams}-{base.metric}")
+    refuse_run_folder(study_dir, "study")
     study_dir.mkdir(parents=True, exist_ok=True)
     db = study_dir / "study.db"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
