@@ -338,13 +338,16 @@ def test_tune_without_a_space_searches_the_default_options_and_says_so(subject_c
         run_tune(TuneConfig(fixed, trials=1))
 
 
-def _fake_run(root: Path, name: str, cfg: dict, val_acc: float, fold: int | None = None) -> None:
+def _fake_run(
+    root: Path, name: str, cfg: dict, val_acc: float, fold: int | None = None, splits: str = "ab" * 32
+) -> None:
     d = root / name
     d.mkdir(parents=True)
     base = {"cache": "c", "streams": "all", "lr": 0.003, "epochs": 5, "seed": 0, "name": name, "folds": None}
     (d / "config.yaml").write_text(yaml.safe_dump({**base, **cfg, "name": name}))
     best = {"metric": "acc", "split": "val", "value": val_acc, "epoch": 3}
-    (d / "run.json").write_text(json.dumps({"cache_key": "k1", "best": best, "test": None}))
+    info = {"cache_key": "k1", "best": best, "test": None, "splits_sha256": splits}
+    (d / "run.json").write_text(json.dumps(info))
     (d / "report.json").write_text(
         json.dumps({"val": {"accuracy": val_acc, "f1_macro": val_acc, "loss": 1.0}})
     )
@@ -384,6 +387,18 @@ def test_runs_says_which_runs_it_left_out_and_why(tmp_path):
     (tmp_path / "all-s0" / "run.json").unlink()
     none = compare_runs(RunsConfig(runs_dir=tmp_path)).splitlines()
     assert none[0] == f"no finished runs in {tmp_path}" and "2 run(s) not finished" in none[1], none
+
+
+def test_runs_scored_on_two_splits_of_a_cache_are_two_groups(tmp_path):
+    """Seeds trained before and after a re-split (`extract --seed 1`, same cache key) validate and test on
+    other videos: averaged as repeats, their mean ± std mixed two test sets."""
+    _fake_run(tmp_path, "s0", {"seed": 0}, 0.5)
+    _fake_run(tmp_path, "s1", {"seed": 1}, 0.7)
+    _fake_run(tmp_path, "s2", {"seed": 2}, 0.9, splits="cd" * 32)
+    lines = compare_runs(RunsConfig(runs_dir=tmp_path)).splitlines()
+    assert lines[0].split()[:2] == ["split", "n"], lines
+    rows = {line.split()[0]: line.split()[1] for line in lines[2:]}
+    assert rows == {"abababab": "2", "cdcdcdcd": "1"}
 
 
 def test_runs_csv_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):

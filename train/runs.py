@@ -179,6 +179,8 @@ def _run_metrics(run_dir: Path) -> dict[str, Any] | None:
     if not isinstance(cfg, dict) or not isinstance(info, dict) or not isinstance(report, dict):
         return None
     cfg["cache_key"] = info.get("cache_key")
+    # Seeds scored on two splits of one cache (re-split in between) are no repeats of one experiment.
+    cfg["split"] = str(info["splits_sha256"])[:8] if info.get("splits_sha256") else None
     if isinstance(cfg.get("streams"), str):  # 'twelve,hands' and 'twelve+hands' are one experiment
         cfg["streams"] = _streams_spelling(cfg["streams"])
     val, test = report.get("val") or {}, report.get("test") or info.get("test") or {}
