@@ -5,7 +5,7 @@ It is the one workflow that spans both stages, so it lives beside the CLI rather
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from data.config import DataConfig
@@ -37,9 +37,22 @@ def run_demo(cfg: DemoConfig) -> Path:
     from extract.config import ExtractConfig
     from extract.run import run as run_extract
     from train.config import TrainConfig
-    from train.fit import run_train
+    from train.fit import _validate, run_train
     from train.runs import list_runs
 
+    trainings = [  # by default each stream alone, then the three fused
+        TrainConfig(
+            cache=cfg.out / "cache",
+            out=cfg.out / "runs",
+            streams=s,
+            epochs=cfg.epochs,
+            batch_size=8,
+            seed=cfg.seed,
+        )
+        for s in cfg.streams
+    ]
+    for training in trainings:  # --epochs 0 is refused before any data is written or extracted
+        _validate(training)
     data_dir = cfg.out / "demo-data"
     if not data_dir.is_dir() or not any(data_dir.iterdir()):
         # Written once: rewriting would change mtimes, hence fingerprints, hence force re-extraction.
@@ -60,16 +73,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     dataset = discover(data_dir)
     print(summarize(dataset, load_splits(result.key_dir / "splits.json")), flush=True)
     run_dir = Path()
-    for streams in cfg.streams:  # by default each stream alone, then the three fused
-        run_dir = run_train(
-            TrainConfig(
-                cache=result.key_dir,
-                out=cfg.out / "runs",
-                streams=streams,
-                epochs=cfg.epochs,
-                batch_size=8,
-                seed=cfg.seed,
-            )
-        )
+    for training in trainings:
+        run_dir = run_train(replace(training, cache=result.key_dir))
     print(list_runs(cfg.out / "runs"), flush=True)
     return run_dir  # the last run; training ends by evaluating best.pt on val and test, with plots

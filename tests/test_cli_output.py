@@ -163,3 +163,22 @@ def test_a_list_flag_given_twice_takes_both_lists():
     argv = ["extract", "--data", "d", "--flip-swap", "a:b", "--flip-swap", "c:d", "e:f"]
     cfg = build_config(ExtractConfig, pipeline.build_parser().parse_args(argv))
     assert cfg.dataset.flip_swap == ("a:b", "c:d", "e:f")
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (
+            ["train", "--cache", "CACHE", "--folds", ""],
+            "error: --folds is empty: give K or loso, or leave it out",
+        ),
+        (["demo", "--epochs", "0"], "error: --epochs must be at least 1"),
+    ],
+)
+def test_options_a_run_would_misread_are_refused_before_any_work(cache, tmp_path, capsys, argv, said):
+    """--folds "$K" with K unset trained one plain run instead of cross-validating; demo --epochs 0 wrote
+    the demo set and extracted it before saying its epochs were wrong."""
+    argv = [str(cache) if a == "CACHE" else a for a in argv]
+    assert pipeline.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == said
+    assert not (tmp_path / "out").exists()

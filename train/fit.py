@@ -359,6 +359,11 @@ def _validate(cfg: TrainConfig) -> None:
         (cfg.hidden >= 1, "--hidden must be at least 1"),
         (cfg.workers >= 0, "--workers must be 0 or more"),
         (bool(cfg.streams.strip(", ")), "--streams must name at least one stream, or all"),
+        # an unset shell variable (--folds "$K") would otherwise train one plain run, not cross-validate
+        (
+            cfg.folds is None or bool(str(cfg.folds).strip()),
+            "--folds is empty: give K or loso, or leave it out",
+        ),
         (cfg.signer_adversarial >= 0 and cfg.supcon >= 0, "--signer-adversarial and --supcon must be >= 0"),
         (cfg.supcon_temperature > 0, "--supcon-temperature must be positive"),
         (cfg.pseudo_signers >= 0, "--pseudo-signers must be 0 or more"),
