@@ -291,6 +291,10 @@ def test_tune_runs_trials_and_resumes_a_killed_study(subject_cache, tmp_path, mo
     out = capsys.readouterr().out
     assert re.search(r"best trial \d+ \(trial-\d{4}\): acc \d\.\d{4}", out) and "parameter importances" in out
     assert (tmp_path / "study" / "optimization_history.png").stat().st_size > 0
+    # how to train the best trial again: its own config.yaml, which holds its parameters
+    retrain = re.findall(r"retrain it: pipeline.py train --config (\S+) --name NEW_NAME", out)[-1]
+    best = yaml.safe_load(Path(retrain).read_text())
+    assert {k: best[k] for k in study.best_trial.params} == study.best_trial.params
 
 
 def test_tune_keeps_an_option_fixed_when_the_command_line_or_its_config_file_gives_it_even_at_its_default(

@@ -257,6 +257,9 @@ def _outcome(study: Any, db: Path, metric: str) -> str:
         f"study {db}: {len(complete)} complete, {pruned} pruned",
         f"best trial {best.number} ({_trial_name(best.number)}): {metric} {best.value:.4f}",
         *(f"  {k} = {v}" for k, v in best.params.items()),
+        # the trial's own config.yaml repeats it; a new name keeps it from the trial's folder
+        f"retrain it: pipeline.py train --config {db.parent / _trial_name(best.number) / 'config.yaml'} "
+        "--name NEW_NAME",
     ]
     try:
         with warnings.catch_warnings():
