@@ -51,6 +51,27 @@ def test_the_same_grid_with_keys_reordered_and_values_respelled_resumes_its_runs
     assert json.loads((sweep_dir / "sweep.json").read_text())["runs"] == first
     rows = [line.split() for line in out.splitlines() if line.startswith("twelve")]
     assert [row[1] for row in rows] == ["2"], out  # one group of the two seeds, not four runs
+    # values in another order, on another number of loader workers: the same runs
+    code, out, _ = _sweep(cache, tmp_path, "seed=1,0 lr=0.01", capsys, "--workers", "1")
+    assert code == 0 and len(calls) == 2 and "all 2 runs already finished" in out
+    assert list(tmp_path.glob("sweep-*")) == [sweep_dir]
+
+
+def test_a_sweep_folder_named_by_the_earlier_digest_still_resumes(cache, tmp_path):
+    """Before, the digest took values as typed and every option (device, workers): such a folder is found
+    rather than a new sweep started beside it."""
+    from cli.config_args import build_config
+    from train.experiment_config import SweepConfig
+    from train.jobs import options_digest
+    from train.sweep import parse_grid, plan
+
+    argv = ["sweep", "--cache", str(cache), "--out", str(tmp_path), "--grid", "seed=1,0", *FLAGS]
+    cfg = build_config(SweepConfig, pipeline.build_parser().parse_args(argv))
+    fresh = plan(cfg)[0]
+    earlier = tmp_path / f"sweep-{options_digest(cfg.train, parse_grid(cfg.grid))}"  # values as typed
+    assert earlier != fresh
+    earlier.mkdir()
+    assert plan(cfg)[0] == earlier
 
 
 def test_a_sweep_named_in_the_typed_key_order_before_the_fix_still_resumes(

@@ -5,12 +5,12 @@ list); each value is checked as the flag itself would be (core/config.py). Runs 
 ``<out>/<name>/<flag=value_...>``, each with its own config.yaml; the default name is a hash of the grid and
 the shared options, so the same command again resumes the sweep and skips finished runs. Run names list the
 flags in one fixed order (sorted, or the order a sweep folder recorded), so the same grid written with its
-keys in another order, or a value spelled another way (``1e-3``, ``0.001``), resumes the same runs.
+keys or values in another order, or a value spelled another way (``1e-3``, ``0.001``), resumes the same
+runs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from dataclasses import replace
@@ -19,14 +19,14 @@ from typing import Any
 
 import yaml
 
-from core.config import coerce_option, config_to_dict, read_yaml_mapping
+from core.config import coerce_option, read_yaml_mapping
 from core.errors import BadInputError, UserError
 from core.ranks import process_group
 from train.arrays import cache_fields, decode_cache
 from train.config import TrainConfig
 from train.distributed import run_jobs_on_ranks
 from train.experiment_config import SweepConfig
-from train.jobs import Job, is_finished, refuse_run_folder
+from train.jobs import NOT_COMPARED, Job, is_finished, options_digest, refuse_run_folder
 
 # A grid varies what a run learns; where runs go and which cache they read are the sweep's own.
 FIXED = ("cache", "out", "name", "folds")
@@ -88,6 +88,19 @@ def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
+def _sweep_dir(base: TrainConfig, grid: dict[str, list[Any]]) -> Path:
+    """``<out>/<name>``, or ``sweep-<digest>`` of what the sweep trains: each key's values in one order,
+    and the options less those that change no result (``--device``, ``--workers``, ``--preload``), so the
+    same sweep written another way or run on another device finds its folder. A folder named by the
+    earlier digest (values as typed, every option) is still found."""
+    if base.name:
+        return Path(base.out) / base.name
+    values = {k: sorted(v, key=lambda value: json.dumps(value, default=str)) for k, v in grid.items()}
+    now = Path(base.out) / f"sweep-{options_digest(base, values, ignore=NOT_COMPARED)}"
+    earlier = Path(base.out) / f"sweep-{options_digest(base, grid)}"
+    return earlier if earlier.is_dir() and not now.is_dir() else now
+
+
 def key_order(sweep_dir: Path, grid: dict[str, list[Any]]) -> list[str]:
     """The order run names list the grid's flags: fixed per sweep folder, whatever order the user typed.
 
@@ -137,9 +150,7 @@ def plan(cfg: SweepConfig) -> tuple[Path, list[str], list[Job]]:
         raise BadInputError(
             "--folds does not combine with sweep; cross-validate one config with train --folds"
         )
-    shared = {k: v for k, v in config_to_dict(base).items() if k not in ("out", "name")}
-    digest = hashlib.sha1(json.dumps([grid, shared], sort_keys=True, default=str).encode()).hexdigest()[:8]
-    sweep_dir = Path(base.out) / (base.name or f"sweep-{digest}")
+    sweep_dir = _sweep_dir(base, grid)
     refuse_run_folder(sweep_dir, "sweep")
     keys = key_order(sweep_dir, grid)
     grid = {k: grid[k] for k in keys}
