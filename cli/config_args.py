@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -27,27 +28,24 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _refuse_repeat(
-    parser: argparse.ArgumentParser, namespace: argparse.Namespace, action: argparse.Action
-) -> None:
-    """argparse keeps the last of a flag given twice: the first value was dropped without a word (two
-    --encoders, a second --grid), as YAML's repeated keys are refused for the same reason."""
+def _say_repeat(namespace: argparse.Namespace, action: argparse.Action, values: Any) -> None:
+    """argparse keeps the last of a flag given twice. Scripts rely on that (common flags, then an override),
+    but the first value must not vanish unheard (a second --encoders dropping hands=none): one note."""
     if getattr(namespace, action.dest, _UNSET) is not _UNSET:
         flag = "/".join(action.option_strings)
-        parser.exit(
-            2, f"error: {flag} is given twice; give it once (a flag overrides a --config file's value)\n"
-        )
+        shown = "" if isinstance(action, argparse.BooleanOptionalAction) else f" ({values})"
+        print(f"note: {flag} is given twice; the last{shown} is used", file=sys.stderr)
 
 
-class _Once(argparse._StoreAction):
+class _Last(argparse._StoreAction):
     def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
-        _refuse_repeat(parser, namespace, self)
+        _say_repeat(namespace, self, values)
         super().__call__(parser, namespace, values, option_string)
 
 
-class _OnceBool(argparse.BooleanOptionalAction):
+class _LastBool(argparse.BooleanOptionalAction):
     def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
-        _refuse_repeat(parser, namespace, self)
+        _say_repeat(namespace, self, values)
         super().__call__(parser, namespace, values, option_string)
 
 
@@ -69,7 +67,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
         help_text = getattr(cls, "FLAG_HELP", {}).get(f.name) or f.metadata.get("help", "")
         if "(default:" not in help_text:  # a help that explains its default already says it better
             help_text = f"{help_text} ({shown})"
-        kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name, "action": _Once}
+        kwargs: dict[str, Any] = {"default": _UNSET, "help": help_text, "dest": f.name, "action": _Last}
         if f.metadata.get("positional"):
             parser.add_argument(
                 f.name,
@@ -80,7 +78,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
             )
             continue
         if tp is bool:
-            kwargs["action"] = _OnceBool
+            kwargs["action"] = _LastBool
         elif typing.get_origin(tp) is Literal:
             kwargs["choices"] = list(typing.get_args(tp))
         elif typing.get_origin(tp) is tuple:

@@ -77,7 +77,12 @@ def stop_signals(*, keep_ignoring: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        if not (displaced and keep_ignoring):
+        if displaced and keep_ignoring:
+            # Through the exit handlers: the kernel's ignore, since at exit Python resets a handler of its
+            # own (``later``) to the default action, and a late second Ctrl-C would kill the process.
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+        else:
             for s, handler in {**previous, **displaced}.items():
                 signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
