@@ -17,6 +17,9 @@ import numpy as np
 SCHEMA_VERSION = 2  # v2: streams declare their fields (Dims.fields); v1 had a fixed field list
 ID_BYTES = 256  # fixed-length sequence ids; longer ids are a user error
 GZIP_LEVEL = 4
+# What decoding a damaged JSON record (key.json, an attribute's layout) raises: missing, not UTF-8 or not
+# JSON (OSError, ValueError), or JSON of the wrong shape (the rest).
+RECORD_ERRORS = (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError)
 
 # Per-sequence bookkeeping every cache holds, whatever its streams: name -> (shape after N, dtype).
 BOOKKEEPING: dict[str, tuple[tuple[int, ...], str]] = {

@@ -23,6 +23,7 @@ from cache.chunks import chunk_layout_fault
 from cache.manifest import MANIFEST_NAME, SPLITS, read_manifest, unfinished, without_manifest
 from cache.reader import attr_text
 from cache.schema import (
+    RECORD_ERRORS,
     SCALAR_FIELDS,
     SCHEMA_VERSION,
     SHARD_DIR,
@@ -43,17 +44,12 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _AUG = re.compile(r"#a(\d+)$")
 KEY_JSON = "key.json"
 _REWRITE = "re-run the same `pipeline.py extract` to rewrite it (stored sequences are not recomputed)"
-_REBUILD_KEY = (
-    f"delete {KEY_JSON} and re-run the same `pipeline.py extract`, which rebuilds it from the shards"
-)
+_REBUILD = "re-run the same `pipeline.py extract`, which rebuilds it from the shards"
+_REBUILD_KEY = f"delete {KEY_JSON} and {_REBUILD}"
 # The record files extract writes beside the split files (docs/architecture.md §4): what each holds, whether
 # manifest.json repeats all of it (then losing the file loses nothing: a note), and how extract restores it.
 RECORDS = {
-    KEY_JSON: (
-        "the key, its spec and the dims",
-        True,
-        "re-run the same `pipeline.py extract`, which rebuilds it from the shards",
-    ),
+    KEY_JSON: ("the key, its spec and the dims", True, _REBUILD),
     "splits.json": (
         "the split assignment and subjects, which cache info and cross-validation read",
         False,
@@ -61,8 +57,7 @@ RECORDS = {
     ),
     "config.yaml": ("the extract config", True, _REWRITE),
 }
-# What reading a JSON/YAML document of the wrong shape raises (as extract's own key.json reader catches).
-_DOC_ERRORS = (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError, yaml.YAMLError)
+_DOC_ERRORS = (*RECORD_ERRORS, yaml.YAMLError)  # config.yaml is YAML
 
 
 def _rows(bad: list[int]) -> str:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from cache.assemble import assemble_splits
 from cache.lock import CacheLock
 from cache.manifest import read_manifest
-from cache.schema import SCHEMA_VERSION, Dims, read_attrs
+from cache.schema import RECORD_ERRORS, SCHEMA_VERSION, Dims, read_attrs
 from cache.shards import ShardStore
 from core.atomic import write_json_atomic
 from core.config import config_to_dict, save_config
@@ -269,16 +269,14 @@ def _load_dims(key_dir: Path, plan: Plan) -> Dims:
     recorded: Dims | None = None
     try:
         recorded = Dims.from_json(json.loads(path.read_text(encoding="utf-8"))["dims"])
-    except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
-        # ValueError covers bytes that are not UTF-8 and text that is not JSON; the rest, JSON of the
-        # wrong shape.
+    except RECORD_ERRORS as e:
         reason = " ".join(str(e).split())[:200] or type(e).__name__
         problem = f"{path}: unreadable ({type(e).__name__}: {reason})"
     for shard in ShardStore(key_dir).shard_paths():
         try:
             with h5py.File(shard, "r", locking=False) as h5:
                 dims = Dims.from_json(read_attrs(h5)["dims"])
-        except (OSError, KeyError, ValueError, TypeError, AttributeError, RecursionError):
+        except RECORD_ERRORS:
             continue
         if dims == recorded:
             return dims

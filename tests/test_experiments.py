@@ -438,7 +438,7 @@ def test_runs_csv_that_cannot_be_written_is_one_line_before_the_runs_are_read(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker / "groups.csv" if where == "under-a-file" else tmp_path / "runs"
-    monkeypatch.setattr("train.runs._grouped", too_late)
+    monkeypatch.setattr("train.runs._run_metrics", too_late)
     code, err = _run_cli(["runs", "--runs-dir", str(tmp_path / "runs"), "--csv", str(out)], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "--csv" in err and str(out) in err, err
     assert blocker.read_text() == "not a folder"

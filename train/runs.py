@@ -95,9 +95,14 @@ def compare_runs(cfg: RunsConfig) -> str:
     """Runs under ``cfg.runs_dir`` (sweep and fold folders included) grouped by config, mean ± std each."""
     if cfg.csv is not None:  # before walking what may be a large sweep tree, not once the table is made
         refuse_unwritable(Path(cfg.csv), "--csv")
-    rows = _grouped(cfg)
+    runs_dir = Path(cfg.runs_dir)
+    if not runs_dir.is_dir():
+        raise BadInputError(f"{runs_dir}: runs folder not found; pass the --out folder used by train")
+    read = {p.parent: _run_metrics(p.parent) for p in sorted(runs_dir.rglob("run.json"))}  # None: unreadable
+    rows = _grouped(cfg, [r for r in read.values() if r is not None])
+    left_out = _left_out(runs_dir, [d for d, r in read.items() if r is None])
     if isinstance(rows, str):
-        return rows + _left_out(Path(cfg.runs_dir))
+        return rows + left_out
     shown, table = rows
     if cfg.csv is not None:
         _write_csv(Path(cfg.csv), shown, table)
@@ -109,16 +114,15 @@ def compare_runs(cfg: RunsConfig) -> str:
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*c) for c in cells)]
-    return "\n".join(lines) + _left_out(Path(cfg.runs_dir))
+    return "\n".join(lines) + left_out
 
 
-def _left_out(runs_dir: Path, shown: int = 3) -> str:
+def _left_out(runs_dir: Path, unreadable: list[Path], shown: int = 3) -> str:
     """Run folders the table leaves out, said under it: a run stopped before its end (config.yaml, no
     run.json) or one whose records cannot be read would otherwise vanish from a comparison unnoticed."""
     unfinished = sorted(
         p.parent for p in runs_dir.rglob("config.yaml") if not (p.parent / "run.json").is_file()
     )
-    unreadable = sorted(p.parent for p in runs_dir.rglob("run.json") if _run_metrics(p.parent) is None)
     lines = []
     for folders, what, todo in (
         (unfinished, "not finished (stopped, or still running)", "re-run its command to resume it"),
@@ -131,11 +135,9 @@ def _left_out(runs_dir: Path, shown: int = 3) -> str:
     return "".join(f"\n{line}" for line in lines)
 
 
-def _grouped(cfg: RunsConfig) -> tuple[list[str], list[dict[str, Any]]] | str:
+def _grouped(cfg: RunsConfig, runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]] | str:
+    """``runs`` (``_run_metrics`` rows) filtered by --where and grouped; a line when none is left."""
     runs_dir = Path(cfg.runs_dir)
-    if not runs_dir.is_dir():
-        raise BadInputError(f"{runs_dir}: runs folder not found; pass the --out folder used by train")
-    runs = [r for p in sorted(runs_dir.rglob("run.json")) if (r := _run_metrics(p.parent)) is not None]
     where = [_parse_where(w) for w in cfg.where]
     for key, _ in where:
         if runs and all(key not in r["config"] for r in runs):
